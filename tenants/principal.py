@@ -1,0 +1,54 @@
+"""Who is making a request to a clinic's URL, and what they may do there."""
+
+from dataclasses import dataclass, field
+
+from tenants import roles
+from tenants.audit import Actor, AuditEvent
+
+
+def client_ip(request) -> str | None:
+    # Behind the production proxy, REMOTE_ADDR is the proxy; it sets X-Forwarded-For.
+    from django.conf import settings
+
+    if settings.PRODUCTION:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR")
+
+
+@dataclass
+class Principal:
+    """A member (user + role) or an API token, authenticated for one clinic."""
+
+    kind: str  # "user" or "token"
+    user: object = None
+    membership: object = None
+    token: object = None
+    perms: frozenset = field(default_factory=frozenset)
+
+    @classmethod
+    def for_membership(cls, membership) -> "Principal":
+        return cls(kind="user", user=membership.user, membership=membership,
+                   perms=roles.ROLE_PERMISSIONS.get(membership.role, frozenset()))
+
+    @classmethod
+    def for_token(cls, token) -> "Principal":
+        perms = frozenset().union(*(roles.TOKEN_SCOPES.get(s, frozenset()) for s in token.scopes))
+        return cls(kind="token", token=token, perms=perms)
+
+    def can(self, perm: str) -> bool:
+        if perm not in roles.PERMISSIONS:
+            raise KeyError(f"unknown permission {perm!r}")
+        return perm in self.perms
+
+    @property
+    def role(self) -> str | None:
+        return self.membership.role if self.membership else None
+
+    def actor(self, request=None) -> Actor:
+        ip = client_ip(request) if request is not None else None
+        agent = request.META.get("HTTP_USER_AGENT", "") if request is not None else ""
+        if self.kind == "token":
+            return Actor(AuditEvent.TOKEN, str(self.token.pk), f"token {self.token.name}", ip, agent)
+        return Actor(AuditEvent.USER, str(self.user.pk), self.user.email, ip, agent)

@@ -1,0 +1,71 @@
+"""Roles and what each may do: the one place permissions are written down.
+
+A view asks `has_perm(role, "archive.upload")`; it never compares role names itself.
+"""
+
+OWNER = "owner"
+ADMIN = "admin"
+RADIOLOGIST = "radiologist"
+TECHNOLOGIST = "technologist"
+VIEWER = "viewer"
+
+ROLE_CHOICES = [
+    (OWNER, "Owner"),
+    (ADMIN, "Admin"),
+    (RADIOLOGIST, "Radiologist"),
+    (TECHNOLOGIST, "Technologist"),
+    (VIEWER, "Viewer"),
+]
+
+# What each permission lets a member do.
+PERMISSIONS = {
+    "archive.view": "Find and view studies, their images and reports",
+    "archive.upload": "Upload studies (browser, DICOMweb)",
+    "archive.download": "Download studies and export copies",
+    "archive.share": "Create and revoke share links",
+    "archive.delete_request": "Request deletion of a study",
+    "archive.delete_approve": "Approve another admin's deletion request",
+    "tenant.manage_members": "Invite members, change roles, remove members",
+    "tenant.manage_tokens": "Create and revoke API tokens and gateway settings",
+    "tenant.manage_settings": "Change clinic settings and retention policy",
+    "tenant.view_audit": "Read and export the audit log",
+    "billing.manage": "Payment method, charges and invoices",
+}
+
+_ALL = set(PERMISSIONS)
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    OWNER: frozenset(_ALL),
+    ADMIN: frozenset(_ALL - {"billing.manage"}),
+    RADIOLOGIST: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share"}),
+    TECHNOLOGIST: frozenset({"archive.view", "archive.upload"}),
+    VIEWER: frozenset({"archive.view"}),
+}
+
+# Roles whose members must use two-factor authentication.
+ROLES_REQUIRING_2FA = frozenset({OWNER, ADMIN})
+
+# Roles a member with `tenant.manage_members` may grant; only an owner makes owners.
+GRANTABLE_ROLES = {
+    OWNER: [r for r, _ in ROLE_CHOICES],
+    ADMIN: [ADMIN, RADIOLOGIST, TECHNOLOGIST, VIEWER],
+}
+
+# API token scopes and the permissions each carries.
+SCOPE_UPLOAD = "upload"
+SCOPE_READ = "read"
+TOKEN_SCOPES = {
+    SCOPE_UPLOAD: frozenset({"archive.upload"}),
+    SCOPE_READ: frozenset({"archive.view", "archive.download"}),
+}
+
+
+def has_perm(role: str | None, perm: str) -> bool:
+    if perm not in PERMISSIONS:
+        raise KeyError(f"unknown permission {perm!r}")
+    return role is not None and perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def scopes_grant(scopes: list[str], perm: str) -> bool:
+    if perm not in PERMISSIONS:
+        raise KeyError(f"unknown permission {perm!r}")
+    return any(perm in TOKEN_SCOPES.get(scope, frozenset()) for scope in scopes)

@@ -1,0 +1,18 @@
+"""Two-factor rules: owners and admins must have verified a TOTP device this session."""
+
+from django.shortcuts import redirect
+from django_otp import user_has_device
+
+from tenants import roles
+
+
+def needs_second_factor(request, membership):
+    """A redirect to enrol or verify when this member's role demands 2FA; else None."""
+    user = request.user
+    if user.is_verified():
+        return None
+    if membership.role in roles.ROLES_REQUIRING_2FA or user_has_device(user):
+        if user_has_device(user):
+            return redirect(f"/account/2fa/verify/?next={request.get_full_path()}")
+        return redirect(f"/account/2fa/setup/?next={request.get_full_path()}")
+    return None

@@ -1,0 +1,22 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+
+from tenants.decorators import require_member
+
+
+@login_required
+def home(request):
+    """Send a member to their last clinic, or let them choose one."""
+    memberships = list(request.user.memberships.select_related("tenant").filter(tenant__status="active"))
+    last = request.session.get("last_tenant")
+    for membership in memberships:
+        if membership.tenant.slug == last:
+            return redirect("clinic:dashboard", tenant_slug=last)
+    if len(memberships) == 1:
+        return redirect("clinic:dashboard", tenant_slug=memberships[0].tenant.slug)
+    return render(request, "tenants/choose_clinic.html", {"memberships": memberships})
+
+
+@require_member
+def dashboard(request):
+    return render(request, "tenants/dashboard.html")

@@ -1,0 +1,99 @@
+"""Shared fixtures: a realistic clinic with members of each role, in two lines."""
+
+import os
+import uuid
+
+import pytest
+
+# Each test session gets its own Celery queue, so concurrent runs on one broker never
+# take each other's messages.
+os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+
+from tenants import roles  # noqa: E402
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture
+def make_tenant(db):
+    from tenants.services import tenant_create
+
+    def make(slug="acme", name=None, owner_email=None):
+        tenant, _ = tenant_create(slug=slug, name=name or slug.title() + " Clinic",
+                                  owner_email=owner_email or f"owner@{slug}.test",
+                                  owner_password=PASSWORD)
+        return tenant
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant):
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def other_tenant(make_tenant):
+    return make_tenant("other")
+
+
+@pytest.fixture
+def make_member(db):
+    from tenants.models import Membership, User
+
+    def make(tenant, role=roles.RADIOLOGIST, email=None):
+        email = email or f"{role}-{uuid.uuid4().hex[:6]}@{tenant.slug}.test"
+        user = User.objects.filter(email=email).first() or User.objects.create_user(email, PASSWORD)
+        Membership.objects.for_tenant(tenant).get_or_create(user=user, defaults={"role": role})
+        return user
+
+    return make
+
+
+def _verify_second_factor(client, user):
+    """Give the client's session a verified TOTP device, as after a real 2FA login."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test phone", confirmed=True)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return device
+
+
+@pytest.fixture
+def login(client):
+    """`login(user)` logs the test client in, with 2FA verified where the role needs it."""
+
+    def do_login(user, second_factor=True, the_client=None):
+        c = the_client or client
+        c.force_login(user)
+        if second_factor:
+            _verify_second_factor(c, user)
+        return c
+
+    return do_login
+
+
+@pytest.fixture
+def owner(tenant):
+    return tenant_owner(tenant)
+
+
+def tenant_owner(tenant):
+    from tenants.models import Membership
+
+    return Membership.objects.for_tenant(tenant).get(role=roles.OWNER).user
+
+
+@pytest.fixture
+def make_token(db):
+    from tenants.audit import Actor
+    from tenants.services import api_token_create
+
+    def make(tenant, scopes=("upload", "read"), name="test token"):
+        _, raw = api_token_create(tenant=tenant, name=name, scopes=list(scopes), actor=Actor.system("test"))
+        return raw
+
+    return make
