@@ -180,6 +180,11 @@ def _region_storage(region: str) -> dict:
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
 
 
+# Tier 1: local disk where instances land (fsynced) before their copies reach both regions.
+TIER1_PATH = envstr("TIER1_PATH", str(VAR_DIR / "tier1"))
+INGEST_TMP_DIR = envstr("INGEST_TMP_DIR", str(VAR_DIR / "tmp"))
+INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
+
 STORAGES["primary"] = _region_storage("primary")
 STORAGES["secondary"] = _region_storage("secondary")
 WHITENOISE_USE_FINDERS = True

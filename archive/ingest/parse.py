@@ -1,0 +1,148 @@
+"""Read and check an instance's header from disk, never loading pixel data."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+
+from archive.ingest import errors
+from archive.ingest.errors import InvalidInstance
+
+# Values larger than this are left on disk while parsing and become BulkDataURIs in the
+# stored metadata.
+DEFER_SIZE = 4096
+BULK_THRESHOLD = 1024
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+PIXEL_DATA_TAGS = {Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009)}
+
+
+@dataclass
+class ParsedInstance:
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    patient: dict
+    study: dict
+    series: dict
+    instance: dict
+    metadata: dict = field(repr=False)
+
+
+def _text(ds, keyword: str, limit: int = 324) -> str:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()[:limit]
+
+
+def _int(ds, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_not_truncated(ds, size: int) -> None:
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF:
+            if raw.value_tell + raw.length > size:
+                raise InvalidInstance(errors.CANNOT_UNDERSTAND,
+                                      f"file is truncated: element {Tag(tag)} runs past the end")
+
+
+def _metadata_json(ds) -> dict:
+    """DICOM JSON of the header; large and deferred values become BulkDataURI markers
+    (the tag in hex) that the WADO layer turns into URLs."""
+    deferred = {}
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if Tag(tag) in PIXEL_DATA_TAGS or (isinstance(raw, RawDataElement) and raw.value is None):
+            deferred[f"{Tag(tag):08X}"] = raw.VR or "OB"
+    shallow = ds.copy()
+    for key in deferred:
+        del shallow[Tag(int(key, 16))]
+    meta = shallow.to_json_dict(bulk_data_threshold=BULK_THRESHOLD,
+                                bulk_data_element_handler=lambda elem: f"{elem.tag:08X}")
+    for key, vr in deferred.items():
+        meta[key] = {"vr": vr if vr not in ("OB or OW", "US or SS") else "OB", "BulkDataURI": key}
+    return meta
+
+
+def parse_instance(path: Path) -> ParsedInstance:
+    """Parse a Part 10 file's header. Raises InvalidInstance with a reason on anything wrong."""
+    size = path.stat().st_size
+    try:
+        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
+    except InvalidDicomError as exc:
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"not a DICOM file: {exc}") from exc
+    except EOFError as exc:
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, "file is truncated") from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on broken input
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"unreadable DICOM: {type(exc).__name__}: {exc}") from exc
+
+    meta = ds.file_meta
+    transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if not transfer_syntax:
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, "no file meta information (TransferSyntaxUID)")
+    _check_not_truncated(ds, size)
+    try:
+        missing = [kw for kw in REQUIRED_UIDS if not _text(ds, kw, 64)]
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"unreadable header: {exc}") from exc
+    if missing:
+        raise InvalidInstance(errors.DATASET_DOES_NOT_MATCH_SOP_CLASS, f"missing {', '.join(missing)}")
+    try:
+        metadata = _metadata_json(ds)
+        patient_name = _text(ds, "PatientName")
+    except Exception as exc:  # noqa: BLE001 - bad character sets, malformed values
+        raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"unreadable header values: {exc}") from exc
+
+    return ParsedInstance(
+        study_uid=_text(ds, "StudyInstanceUID", 64),
+        series_uid=_text(ds, "SeriesInstanceUID", 64),
+        sop_uid=_text(ds, "SOPInstanceUID", 64),
+        sop_class_uid=_text(ds, "SOPClassUID", 64),
+        transfer_syntax_uid=transfer_syntax,
+        patient={
+            "patient_id": _text(ds, "PatientID", 64),
+            "issuer_of_patient_id": _text(ds, "IssuerOfPatientID", 64),
+            "patient_name": patient_name,
+            "birth_date": _text(ds, "PatientBirthDate", 8),
+            "sex": _text(ds, "PatientSex", 16),
+        },
+        study={
+            "study_date": _text(ds, "StudyDate", 8),
+            "study_time": _text(ds, "StudyTime", 16),
+            "accession_number": _text(ds, "AccessionNumber", 64),
+            "study_id": _text(ds, "StudyID", 16),
+            "study_description": _text(ds, "StudyDescription", 128),
+            "referring_physician_name": _text(ds, "ReferringPhysicianName"),
+            "specific_character_set": _text(ds, "SpecificCharacterSet", 128),
+        },
+        series={
+            "modality": _text(ds, "Modality", 16),
+            "series_number": _int(ds, "SeriesNumber"),
+            "series_description": _text(ds, "SeriesDescription", 128),
+            "body_part_examined": _text(ds, "BodyPartExamined", 16),
+            "series_date": _text(ds, "SeriesDate", 8),
+            "series_time": _text(ds, "SeriesTime", 16),
+            "performed_procedure_step_start_date": _text(ds, "PerformedProcedureStepStartDate", 8),
+            "performed_procedure_step_start_time": _text(ds, "PerformedProcedureStepStartTime", 16),
+        },
+        instance={
+            "instance_number": _int(ds, "InstanceNumber"),
+            "rows": _int(ds, "Rows"),
+            "columns": _int(ds, "Columns"),
+            "number_of_frames": _int(ds, "NumberOfFrames"),
+        },
+        metadata=metadata,
+    )

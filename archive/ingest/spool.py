@@ -1,0 +1,94 @@
+"""Spool an incoming instance to a temporary file while hashing it, never holding it in memory."""
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+
+
+class TooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+def spool_dir() -> Path:
+    path = Path(settings.INGEST_TMP_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class SpooledFile:
+    """A temporary file being filled chunk by chunk. Removed on close unless claimed.
+
+    `claim()` hands the path over to whoever moves it into storage."""
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_bytes if max_bytes is not None else settings.INGEST_MAX_INSTANCE_BYTES
+        fd, name = tempfile.mkstemp(prefix="spool-", suffix=".dcm", dir=spool_dir())
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._claimed = False
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise TooLarge(self.max_bytes)
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> None:
+        """Flush to disk: after this the bytes survive a crash (needed before acknowledging)."""
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def claim(self) -> Path:
+        self.finish()
+        self._claimed = True
+        return self.path
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        if not self._claimed:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "SpooledFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def spool_chunks(chunks: Iterable[bytes], max_bytes: int | None = None) -> SpooledFile:
+    """Spool an iterable of chunks; the caller closes the returned file."""
+    spooled = SpooledFile(max_bytes)
+    try:
+        for chunk in chunks:
+            spooled.write(chunk)
+        spooled.finish()
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled
+
+
+def spool_path(path: Path, max_bytes: int | None = None, chunk_size: int = 1 << 20) -> SpooledFile:
+    """Copy a file on disk (a zip member extracted, a gateway's received file) into the spool."""
+    def chunks():
+        with open(path, "rb") as source:
+            while chunk := source.read(chunk_size):
+                yield chunk
+
+    return spool_chunks(chunks(), max_bytes)

@@ -1,0 +1,101 @@
+"""Synthetic DICOM for tests and benchmarks: a CT phantom series that looks like real CT
+(air, soft tissue, bone, noise), so compression and rendering behave as on real data."""
+
+import io
+from datetime import date
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
+
+
+def _phantom_slice(rows: int, cols: int, z: float, rng: np.random.Generator) -> np.ndarray:
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    cy, cx = rows / 2, cols / 2
+    r = np.hypot((yy - cy) / (rows * 0.42), (xx - cx) / (cols * 0.36))
+    img = np.full((rows, cols), -1000.0)  # air
+    img[r < 1.0] = 40.0  # soft tissue
+    spine = np.hypot((yy - cy * 1.35) / (rows * 0.05), (xx - cx) / (cols * 0.05)) < 1.0
+    img[spine] = 700.0 + 200 * np.sin(z)  # bone
+    lungs = (np.hypot((yy - cy) / (rows * 0.2), (np.abs(xx - cx) - cols * 0.16) / (cols * 0.09)) < 1.0)
+    img[lungs] = -850.0
+    img += rng.normal(0, 12, size=img.shape)
+    return np.clip(img + 1024, 0, 4095).astype(np.uint16)  # stored values, intercept -1024
+
+
+def make_ct_series(
+    n_slices: int = 4,
+    rows: int = 64,
+    cols: int = 64,
+    *,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    patient_name: str = "Doe^Jane",
+    patient_id: str = "PID-0001",
+    birth_date: str = "19700101",
+    study_date: str | None = None,
+    accession: str = "ACC-0001",
+    modality: str = "CT",
+    referring: str = "Smith^John",
+    charset: str | None = None,
+    seed: int = 0,
+) -> list[Dataset]:
+    study_uid = study_uid or generate_uid()
+    series_uid = series_uid or generate_uid()
+    rng = np.random.default_rng(seed)
+    datasets = []
+    for i in range(n_slices):
+        sop_uid = generate_uid()
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds = Dataset()
+        ds.file_meta = meta
+        if charset:
+            ds.SpecificCharacterSet = charset
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = sop_uid
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[study_uid, "for"])
+        ds.PatientName = patient_name
+        ds.PatientID = patient_id
+        ds.PatientBirthDate = birth_date
+        ds.PatientSex = "F"
+        ds.StudyDate = study_date or date.today().strftime("%Y%m%d")
+        ds.StudyTime = "101500"
+        ds.AccessionNumber = accession
+        ds.ReferringPhysicianName = referring
+        ds.StudyID = "1"
+        ds.StudyDescription = "CT CHEST"
+        ds.Modality = modality
+        ds.SeriesNumber = 1
+        ds.SeriesDescription = "AXIAL 1mm"
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.SliceThickness = 1.0
+        ds.PixelSpacing = [0.7, 0.7]
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+        ds.PixelRepresentation = 0
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.PixelData = _phantom_slice(rows, cols, i / 10, rng).tobytes()
+        datasets.append(ds)
+    return datasets
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
