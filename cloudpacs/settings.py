@@ -125,6 +125,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login throttling: this many failures for one account locks it for LOCKOUT_MINUTES.
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15)
+# Per client IP: this many failed logins within the window block further tries from it.
+LOGIN_IP_MAX_FAILURES = envint("LOGIN_IP_MAX_FAILURES", 30)
+LOGIN_IP_WINDOW_MINUTES = envint("LOGIN_IP_WINDOW_MINUTES", 15)
 INVITATION_VALID_DAYS = envint("INVITATION_VALID_DAYS", 7)
 OTP_TOTP_ISSUER = "CloudPACS"
 

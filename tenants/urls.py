@@ -1,10 +1,13 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants.views import home
+from tenants.views import account, auth, home, invitations, twofactor
 
 urlpatterns = [
     path("", home.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("account/", account.account, name="account"),
+    path("account/2fa/setup/", twofactor.setup, name="2fa_setup"),
+    path("account/2fa/verify/", twofactor.verify, name="2fa_verify"),
+    path("invite/<str:token>/", invitations.accept, name="invitation_accept"),
 ]

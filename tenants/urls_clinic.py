@@ -1,9 +1,17 @@
 from django.urls import include, path
 
-from tenants.views import home
+from tenants.views import clinic_settings, home, members, tokens
 
 app_name = "clinic"
 urlpatterns = [
     path("", home.dashboard, name="dashboard"),
+    path("members/", members.members, name="members"),
+    path("members/<int:membership_id>/role/", members.member_role, name="member_role"),
+    path("members/<int:membership_id>/remove/", members.member_delete, name="member_remove"),
+    path("members/invitations/<int:invitation_id>/revoke/", members.invitation_delete,
+         name="invitation_revoke"),
+    path("settings/", clinic_settings.clinic_settings, name="settings"),
+    path("settings/tokens/", tokens.tokens, name="tokens"),
+    path("settings/tokens/<int:token_id>/revoke/", tokens.token_delete, name="token_revoke"),
     path("audit/", include("tenants.views.audit")),  # clinic:audit, clinic:audit_export
 ]

@@ -1,0 +1,103 @@
+"""A clinic's members page: list, invite, change role, remove, revoke invitations."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from tenants import roles
+from tenants.decorators import require_perm
+from tenants.forms import InviteForm, RoleForm
+from tenants.models import Invitation, Membership
+from tenants.services import (
+    MemberChangeRefused,
+    invitation_create,
+    invitation_revoke,
+    member_remove,
+    member_role_change,
+)
+
+PERM = "tenant.manage_members"
+
+
+def _grantable(request: HttpRequest) -> list[str]:
+    return roles.GRANTABLE_ROLES.get(request.principal.role or "", [])
+
+
+def _page(request: HttpRequest, invite_form: InviteForm | None = None, error: str = "",
+          status: int = 200) -> HttpResponse:
+    tenant = request.tenant
+    grantable = _grantable(request)
+    members = Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
+    pending = (Invitation.objects.for_tenant(tenant).filter(accepted_at=None, revoked_at=None)
+               .order_by("-created_at"))
+    labels = dict(roles.ROLE_CHOICES)
+    return render(request, "tenants/members.html", {
+        "members": [{"m": m, "editable": m.role in grantable} for m in members],
+        "pending": pending,
+        "now": timezone.now(),
+        "invite_form": invite_form or InviteForm(grantable=grantable),
+        "role_choices": [(r, labels[r]) for r in grantable],
+        "error": error,
+    }, status=status)
+
+
+@require_perm(PERM)
+def members(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _page(request)
+    form = InviteForm(request.POST, grantable=_grantable(request))
+    if not form.is_valid():
+        return _page(request, invite_form=form, status=400)
+    try:
+        invitation_create(tenant=request.tenant, email=form.cleaned_data["email"],
+                          role=form.cleaned_data["role"], by_role=request.principal.role,
+                          invited_by=request.principal.user, actor=request.principal.actor(request))
+    except MemberChangeRefused as exc:
+        form.add_error("email", str(exc))
+        return _page(request, invite_form=form, status=400)
+    messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+    return redirect("clinic:members", tenant_slug=request.tenant.slug)
+
+
+@require_POST
+@require_perm(PERM)
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.for_tenant(request.tenant), pk=membership_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _page(request, error="Choose one of the listed roles.", status=400)
+    try:
+        changed = member_role_change(membership=membership, role=form.cleaned_data["role"],
+                                     by_role=request.principal.role,
+                                     actor=request.principal.actor(request))
+    except MemberChangeRefused as exc:
+        return _page(request, error=str(exc), status=400)
+    if changed:
+        messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    return redirect("clinic:members", tenant_slug=request.tenant.slug)
+
+
+@require_POST
+@require_perm(PERM)
+def member_delete(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.for_tenant(request.tenant), pk=membership_id)
+    try:
+        member_remove(membership=membership, by_role=request.principal.role,
+                      actor=request.principal.actor(request))
+    except MemberChangeRefused as exc:
+        return _page(request, error=str(exc), status=400)
+    messages.success(request, f"{membership.user.email} was removed from the clinic.")
+    if membership.user_id == request.principal.user.pk:
+        return redirect("home")  # they removed themselves: this clinic is no longer theirs
+    return redirect("clinic:members", tenant_slug=request.tenant.slug)
+
+
+@require_POST
+@require_perm(PERM)
+def invitation_delete(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation.objects.for_tenant(request.tenant), pk=invitation_id)
+    if invitation_revoke(invitation=invitation, actor=request.principal.actor(request)):
+        messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+    return redirect("clinic:members", tenant_slug=request.tenant.slug)
