@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", required=True, help="owner's password (if the account is new)")
 
     def handle(self, *args, slug, name, owner, password, **options):
-        if slugify(slug) != slug:
+        if not slug or slugify(slug) != slug:
             raise CommandError(f"{slug!r} is not a valid slug (lowercase letters, digits, hyphens)")
         tenant, created = tenant_create(slug=slug, name=name, owner_email=owner, owner_password=password)
         if created:
