@@ -1,6 +1,7 @@
 """Two-factor rules: owners and admins must have verified a TOTP device this session."""
 
 from django.shortcuts import redirect
+from django.utils.http import urlencode
 from django_otp import user_has_device
 
 from tenants import roles
@@ -13,6 +14,6 @@ def needs_second_factor(request, membership):
         return None
     if membership.role in roles.ROLES_REQUIRING_2FA or user_has_device(user):
         if user_has_device(user):
-            return redirect(f"/account/2fa/verify/?next={request.get_full_path()}")
-        return redirect(f"/account/2fa/setup/?next={request.get_full_path()}")
+            return redirect("/account/2fa/verify/?" + urlencode({"next": request.get_full_path()}))
+        return redirect("/account/2fa/setup/?" + urlencode({"next": request.get_full_path()}))
     return None

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django_otp import user_has_device
 
 from tenants import roles
 from tenants.audit import Actor, AuditEvent
@@ -67,6 +68,9 @@ def accept(request: HttpRequest, token: str) -> HttpResponse:
 
 def _accept_as_user(request: HttpRequest, invitation: Invitation, context: dict) -> HttpResponse:
     user = request.user
+    if user_has_device(user) and not user.is_verified():
+        # Joining a clinic is a security change: with a device, the password alone is not enough.
+        return redirect(reverse("2fa_verify") + "?" + urlencode({"next": request.path}))
     if user.email.lower() != invitation.email.lower():
         return _unusable(request, "wrong_email", invitation)
     if Membership.objects.for_tenant(invitation.tenant).filter(user=user).exists():

@@ -91,3 +91,14 @@ def test_backup_code_works_once(client, tenant, owner, device, login):
     assert response.status_code == 200
     assert b"That code is not right" in response.content
     assert client.get("/t/acme/").url.startswith("/account/2fa/verify/")
+
+
+def test_next_with_query_string_survives_the_detour(client, tenant, owner, device, login):
+    from urllib.parse import parse_qs, urlsplit
+
+    login(owner, second_factor=False)
+    detour = client.get("/t/acme/?a=1&b=2").url
+    next_url = parse_qs(urlsplit(detour).query)["next"][0]
+    assert next_url == "/t/acme/?a=1&b=2"
+    response = client.post("/account/2fa/verify/", {"code": _now_code(device), "next": next_url})
+    assert response.url == "/t/acme/?a=1&b=2"

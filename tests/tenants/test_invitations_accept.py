@@ -146,3 +146,15 @@ def test_already_member_changes_nothing(client, tenant, make_member, login, invi
     assert Membership.objects.for_tenant(tenant).get(user=member).role == "viewer"
     invitation.refresh_from_db()
     assert invitation.accepted_at is None
+
+
+def test_user_with_device_must_verify_before_joining(client, tenant, other_tenant, login, invite):
+    person = Membership.objects.for_tenant(other_tenant).get().user
+    _, raw = invite(email=person.email)
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=person, name="phone", confirmed=True)
+    login(person, second_factor=False)
+    response = client.post(f"/invite/{raw}/")
+    assert response.status_code == 302 and response.url.startswith("/account/2fa/verify/")
+    assert not Membership.objects.for_tenant(tenant).filter(user=person).exists()
