@@ -18,11 +18,17 @@ def _check_database() -> None:
         cursor.execute("SELECT 1")
 
 
+# Probes must answer quickly even when a dependency hangs (a broker that accepts the TCP
+# connection but never replies would otherwise block the probe, and the worker, forever).
+BROKER_TIMEOUT = 2.0
+
+
 def _check_broker() -> None:
     from cloudpacs.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+    socket_limits = {"socket_timeout": BROKER_TIMEOUT, "socket_connect_timeout": BROKER_TIMEOUT}
+    with app.connection_for_write(connect_timeout=BROKER_TIMEOUT, transport_options=socket_limits) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT)
 
 
 def _check_storage() -> None:
