@@ -40,7 +40,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile -q --strip-extras --extra test --no-emit-index-url --no-emit-find-links -o requirements-test.lock pyproject.toml
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -1,0 +1,51 @@
+"""A minimal, identical DICOMweb client for both servers: streamed STOW bodies, streamed
+WADO reads, timed QIDO queries."""
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+
+import requests
+
+
+def multipart_body(parts: Iterable[bytes], boundary: str) -> Iterator[bytes]:
+    for part in parts:
+        yield (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").encode()
+        yield part
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def stow(session: requests.Session, base_url: str, parts: Iterable[bytes], headers: dict) -> requests.Response:
+    boundary = uuid.uuid4().hex
+    response = session.post(
+        f"{base_url}/studies", data=multipart_body(parts, boundary),
+        headers={**headers, "Accept": "application/dicom+json",
+                 "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+        timeout=3600)
+    if response.status_code != 200:
+        raise RuntimeError(f"STOW failed: {response.status_code} {response.text[:500]}")
+    return response
+
+
+def wado_series_bytes(session: requests.Session, base_url: str, study: str, series: str, headers: dict) -> int:
+    """Retrieve a whole series as stored; returns the number of body bytes read."""
+    total = 0
+    with session.get(f"{base_url}/studies/{study}/series/{series}",
+                     headers={**headers, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+                     stream=True, timeout=3600) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"WADO failed: {response.status_code} {response.text[:300]}")
+        for chunk in response.iter_content(1 << 20):
+            total += len(chunk)
+    return total
+
+
+def qido_ms(session: requests.Session, base_url: str, params: dict, headers: dict) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = session.get(f"{base_url}/studies", params=params,
+                           headers={**headers, "Accept": "application/dicom+json"}, timeout=60)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code not in (200, 204):
+        raise RuntimeError(f"QIDO failed: {response.status_code} {response.text[:300]}")
+    return elapsed, len(response.json()) if response.status_code == 200 and response.content else 0

@@ -1,0 +1,154 @@
+"""CloudPACS beside Orthanc on the same data, in one run: STOW-RS ingest, WADO-RS series
+retrieval, QIDO-RS latency with 10,000 studies, and peak memory while ingesting.
+
+    .venv/bin/python -m bench.run_all [--slices 300] [--studies 10000] [--big-gb 1]
+
+Prints a Markdown table (paste it into the README) and writes bench/results/latest.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloudpacs.settings")
+
+from bench import dicomweb, servers  # noqa: E402
+from tests.dicom_factory import make_ct_series, to_bytes  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def ct_series_bytes(slices: int) -> tuple[str, str, list[bytes]]:
+    datasets = make_ct_series(slices, 512, 512, patient_name="Bench^Patient", seed=1)
+    return datasets[0].StudyInstanceUID, datasets[0].SeriesInstanceUID, [to_bytes(ds) for ds in datasets]
+
+
+def bench_stow(server, parts: list[bytes], batch: int) -> dict:
+    session = requests.Session()
+    started = time.perf_counter()
+    for i in range(0, len(parts), batch):
+        dicomweb.stow(session, server.base_url, parts[i:i + batch], server.headers)
+    elapsed = time.perf_counter() - started
+    size = sum(map(len, parts))
+    return {"instances_per_s": len(parts) / elapsed, "mb_per_s": size / elapsed / 1e6, "seconds": elapsed}
+
+
+def bench_wado(server, study: str, series: str, repeats: int = 3) -> dict:
+    session = requests.Session()
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        size = dicomweb.wado_series_bytes(session, server.base_url, study, series, server.headers)
+        rates.append(size / (time.perf_counter() - started) / 1e6)
+    return {"mb_per_s": statistics.median(rates), "bytes": size}
+
+
+def small_studies(count: int) -> list[bytes]:
+    names = ["Smith^Anna", "Jones^Peter", "Müller^Jürgen", "Garcia^Maria", "Chen^Wei", "Brown^Tom"]
+    out = []
+    for i in range(count):
+        ds = make_ct_series(1, 8, 8, patient_name=f"{names[i % len(names)]}{i}", patient_id=f"P{i:06d}",
+                            accession=f"A{i:07d}", study_date=f"20{10 + i % 15:02d}{1 + i % 12:02d}{1 + i % 28:02d}",
+                            seed=i)[0]
+        out.append(to_bytes(ds))
+    return out
+
+
+def bench_qido(server, count: int, queries: int = 200) -> dict:
+    session = requests.Session()
+    cases = [
+        lambda i: {"PatientID": f"P{(i * 37) % count:06d}"},
+        lambda i: {"PatientName": f"{['smith', 'jones', 'chen'][i % 3]}*", "limit": "25"},
+        lambda i: {"StudyDate": f"20{10 + i % 15:02d}0101-20{10 + i % 15:02d}0131", "limit": "25"},
+        lambda i: {"AccessionNumber": f"A{(i * 91) % count:07d}"},
+    ]
+    timings = []
+    for i in range(queries):
+        ms, _ = dicomweb.qido_ms(session, server.base_url, cases[i % len(cases)](i), server.headers)
+        timings.append(ms)
+    timings.sort()
+    return {"p50_ms": statistics.median(timings), "p95_ms": timings[int(len(timings) * 0.95)]}
+
+
+def big_study_parts(total_bytes: int, instance_mb: int = 64):
+    """A large study generated on the fly (multi-frame instances), never all in memory."""
+    from tests.dicom_factory import make_ct_series
+
+    study_uid = None
+    n = max(1, total_bytes // (instance_mb << 20))
+    frames = (instance_mb << 20) // (512 * 512 * 2)
+    for i in range(n):
+        ds = make_ct_series(1, 512, 512, study_uid=study_uid, seed=i)[0]
+        study_uid = ds.StudyInstanceUID
+        ds.NumberOfFrames = frames
+        ds.PixelData = ds.PixelData * frames
+        yield to_bytes(ds)
+
+
+def run(args) -> dict:
+    study, series, parts = ct_series_bytes(args.slices)
+    print(f"Generated a {args.slices}-slice 512x512 CT: {sum(map(len, parts)) / 1e6:.0f} MB", flush=True)
+    small = small_studies(args.studies) if args.studies else []
+    results = {}
+    for name, factory in (("CloudPACS", servers.cloudpacs), ("Orthanc", servers.orthanc)):
+        with factory() as server:
+            print(f"[{name}] STOW-RS ...", flush=True)
+            r = {"stow": bench_stow(server, parts, args.batch)}
+            r["stow_peak_rss_mb"] = server.peak_rss_mb()
+            print(f"[{name}] WADO-RS ...", flush=True)
+            r["wado"] = bench_wado(server, study, series)
+            if small:
+                print(f"[{name}] indexing {len(small)} studies for QIDO ...", flush=True)
+                bench_stow(server, small, 100)
+                r["qido"] = bench_qido(server, len(small))
+            if args.big_gb and name == "CloudPACS":
+                print(f"[{name}] ingesting a {args.big_gb} GB study ...", flush=True)
+                r["big"] = bench_stow(server, list(big_study_parts(int(args.big_gb * 1e9))), 4)
+                r["big_peak_rss_mb"] = server.peak_rss_mb()
+            results[name] = r
+            print(json.dumps(r, indent=1), flush=True)
+    return results
+
+
+def table(results: dict, args) -> str:
+    c, o = results["CloudPACS"], results["Orthanc"]
+    rows = [
+        ("STOW-RS, 300x512² CT, instances/s", c["stow"]["instances_per_s"], o["stow"]["instances_per_s"]),
+        ("STOW-RS MB/s", c["stow"]["mb_per_s"], o["stow"]["mb_per_s"]),
+        ("WADO-RS series retrieve MB/s", c["wado"]["mb_per_s"], o["wado"]["mb_per_s"]),
+    ]
+    if "qido" in c:
+        rows += [(f"QIDO-RS study search p50 ms ({args.studies} studies)", c["qido"]["p50_ms"], o["qido"]["p50_ms"]),
+                 ("QIDO-RS p95 ms", c["qido"]["p95_ms"], o["qido"]["p95_ms"])]
+    rows.append(("Peak RSS of server during STOW, MB", c["stow_peak_rss_mb"], o["stow_peak_rss_mb"]))
+    lines = ["| measure | CloudPACS | Orthanc 1.10 | ratio |", "|---|---:|---:|---:|"]
+    for label, cv, ov in rows:
+        lines.append(f"| {label} | {cv:.1f} | {ov:.1f} | {cv / ov:.2f} |")
+    if "big" in c:
+        lines.append(f"| {args.big_gb} GB study: STOW MB/s / peak RSS MB (CloudPACS) | "
+                     f"{c['big']['mb_per_s']:.0f} | | {c['big_peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=30, help="instances per STOW request")
+    parser.add_argument("--studies", type=int, default=10000, help="studies indexed for QIDO (0 skips)")
+    parser.add_argument("--big-gb", type=float, default=0, help="also ingest a study this large (GB)")
+    args = parser.parse_args()
+    results = run(args)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    print(table(results, args))
+
+
+if __name__ == "__main__":
+    main()
