@@ -3,6 +3,7 @@ import secrets
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from archive.gateway.models import DicomPeer
 from tenants.audit import Actor
 from tenants.models import Tenant
 from tenants.services import api_token_create, tenant_create
@@ -23,6 +24,9 @@ class Command(BaseCommand):
                                   owner_password=password)
         _, raw = api_token_create(tenant=tenant, name="demo uploader", scopes=["upload", "read"],
                                   actor=Actor.system("bootstrap_demo"))
+        # dcmtk's and pynetdicom's default calling AE title, so `storescu` works out of the box.
+        DicomPeer.objects.for_tenant(tenant).get_or_create(ae_title="STORESCU",
+                                                           defaults={"description": "demo sender"})
         self.stdout.write("\n".join([
             "",
             "=" * 72,
@@ -33,7 +37,7 @@ class Command(BaseCommand):
             "  (owners set up two-factor authentication on first login)",
             f"  API token:   {raw}",
             f"  DICOMweb:    {settings.SITE_URL}/t/{DEMO_SLUG}/dicomweb  (Authorization: Bearer <token>)",
-            f"  DICOM AE:    {tenant.ae_title} on port 11112",
+            f"  DICOM:       storescu -aec {tenant.ae_title} 127.0.0.1 {settings.DICOM_PORT} FILE.dcm",
             "=" * 72,
             "",
         ]))
