@@ -146,3 +146,7 @@ class Outbox(TenantOwned):
 
     def __str__(self) -> str:
         return f"Outbox {self.kind} {self.pk}"
+
+
+# Durable-storage models (data keys, per-region copies, fixity audits) live with their code.
+from archive.storage.models import DataKey, FixityFinding, FixityRun, InstanceCopy  # noqa: E402, F401

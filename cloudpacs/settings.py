@@ -34,6 +34,8 @@ if PRODUCTION:
         problems.append("SECRET_KEY is the default or shorter than 32 characters")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS is empty")
+    if not envstr("CLOUDPACS_MASTER_KEY"):
+        problems.append("CLOUDPACS_MASTER_KEY (base64 of 32 bytes) is not set")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 
@@ -164,7 +166,8 @@ def _region_storage(region: str) -> dict:
     bucket = envstr(prefix + "BUCKET")
     if not bucket:
         return {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": envstr(prefix + "PATH", str(VAR_DIR / "storage" / region))}}
+                "OPTIONS": {"location": envstr(prefix + "PATH", str(VAR_DIR / "storage" / region)),
+                            "allow_overwrite": True}}
     options = {
         "bucket_name": bucket,
         "endpoint_url": envstr(prefix + "ENDPOINT") or None,
@@ -217,6 +220,25 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "archive-sweep-outbox": {"task": "archive.sweep_outbox", "schedule": 60.0},
+    "archive-fixity-audit": {"task": "archive.fixity_audit",
+                             "schedule": float(envint("FIXITY_AUDIT_INTERVAL_SECONDS", 24 * 3600))},
+    "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
+}
+
+# Durable storage. The master key wraps every clinic's data keys; it never enters the
+# database. Embedded mode generates MASTER_KEY_FILE once (production requires the variable).
+CLOUDPACS_MASTER_KEY = envstr("CLOUDPACS_MASTER_KEY")
+MASTER_KEY_FILE = envstr("MASTER_KEY_FILE", str(VAR_DIR / "master.key"))
+# An outbox row not done and untouched this long is re-driven by the sweeper.
+STORAGE_SWEEP_IDLE_SECONDS = envint("STORAGE_SWEEP_IDLE_SECONDS", 300)
+STORAGE_TASK_MAX_RETRIES = envint("STORAGE_TASK_MAX_RETRIES", 6)
+STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
+# Tier 1 keeps studies this many days after ingest (and always until both regions verified).
+TIER1_KEEP_DAYS = envint("TIER1_KEEP_DAYS", 30)
+# Instances re-read per fixity run (oldest-checked first); 0 = all.
+FIXITY_AUDIT_BATCH = envint("FIXITY_AUDIT_BATCH", 0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api_auth.TenantRequestAuthentication"],

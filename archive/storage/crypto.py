@@ -1,0 +1,169 @@
+"""Streaming authenticated encryption of archived objects.
+
+The layout follows Tink's AES-GCM-HKDF streaming AEAD and the STREAM construction
+(Hoang, Reyhanitabar, Rogaway, Vizár 2015), built on `cryptography`'s AESGCM:
+
+    header  = MAGIC(4) | VERSION(1) | segment size(4) | key id(8) | salt(16) | nonce prefix(7)
+    segment = AES-GCM(k, nonce prefix | counter(4) | last flag(1), plaintext segment) + tag(16)
+
+`k` = HKDF-SHA256(data key, salt, info=header): a fresh key per object, so the random
+7-byte nonce prefix never has to be unique across objects, and any change to the header
+(key id, segment size) changes the key and fails authentication. The counter stops
+reordering, the last-segment flag stops truncation at a segment boundary. The key id in
+the header lets old objects keep their key after a rotation. Memory use is one segment.
+"""
+
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MAGIC = b"CPE\x00"
+VERSION = 1
+SEGMENT_SIZE = 1024 * 1024
+TAG_SIZE = 16
+_HEADER = struct.Struct(">4sBIQ16s7s")
+HEADER_SIZE = _HEADER.size
+
+
+class DecryptionError(Exception):
+    """The ciphertext is not ours, was altered, truncated or reordered, or the key is wrong."""
+
+
+def _object_key(data_key: bytes, header: bytes, salt: bytes) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=header)
+    return AESGCM(hkdf.derive(data_key))
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    if counter >= 2**32:
+        raise ValueError("object too large for this format")
+    return prefix + struct.pack(">IB", counter, 1 if last else 0)
+
+
+def parse_header(header: bytes) -> tuple[int, int, bytes, bytes]:
+    """(segment size, key id, salt, nonce prefix) of a header; raises DecryptionError."""
+    if len(header) < HEADER_SIZE:
+        raise DecryptionError("object shorter than the encryption header")
+    magic, version, segment_size, key_id, salt, prefix = _HEADER.unpack(header[:HEADER_SIZE])
+    if magic != MAGIC:
+        raise DecryptionError("not a CloudPACS encrypted object")
+    if version != VERSION:
+        raise DecryptionError(f"unknown encryption format version {version}")
+    if not 0 < segment_size <= 64 * 1024 * 1024:
+        raise DecryptionError("bad segment size in header")
+    return segment_size, key_id, salt, prefix
+
+
+def read_key_id(src: BinaryIO) -> int:
+    """The data key id from an object's header (reads the header only)."""
+    return parse_header(src.read(HEADER_SIZE))[1]
+
+
+def _read_full(src: BinaryIO, n: int) -> bytes:
+    parts, remaining = [], n
+    while remaining:
+        chunk = src.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def encrypt_chunks(src: BinaryIO, *, data_key: bytes, key_id: int,
+                   segment_size: int = SEGMENT_SIZE) -> Iterator[bytes]:
+    """Yield the ciphertext of `src` (header first, then one chunk per segment)."""
+    salt, prefix = os.urandom(16), os.urandom(7)
+    header = _HEADER.pack(MAGIC, VERSION, segment_size, key_id, salt, prefix)
+    aead = _object_key(data_key, header, salt)
+    yield header
+    counter = 0
+    current = _read_full(src, segment_size)
+    while True:
+        following = _read_full(src, segment_size) if len(current) == segment_size else b""
+        last = not following
+        yield aead.encrypt(_nonce(prefix, counter, last), current, None)
+        if last:
+            return
+        counter += 1
+        current = following
+
+
+def decrypt_chunks(src: BinaryIO, *, key_lookup: Callable[[int], bytes]) -> Iterator[bytes]:
+    """Yield the plaintext of an encrypted object, one verified segment at a time.
+
+    `key_lookup(key_id)` returns the data key named in the header. Raises DecryptionError
+    on any tampering, truncation, trailing data or wrong key; a consumer must treat
+    already-yielded plaintext as unverified until the iterator finishes."""
+    header = _read_full(src, HEADER_SIZE)
+    segment_size, key_id, salt, prefix = parse_header(header)
+    aead = _object_key(key_lookup(key_id), header, salt)
+    sealed = segment_size + TAG_SIZE
+    counter = 0
+    current = _read_full(src, sealed)
+    while True:
+        if len(current) < TAG_SIZE:
+            raise DecryptionError("object truncated")
+        following = _read_full(src, sealed) if len(current) == sealed else b""
+        last = not following
+        try:
+            yield aead.decrypt(_nonce(prefix, counter, last), current, None)
+        except InvalidTag:
+            raise DecryptionError(f"segment {counter} failed authentication "
+                                  "(altered, truncated, reordered, or wrong key)") from None
+        if last:
+            return
+        counter += 1
+        current = following
+
+
+class EncryptingReader:
+    """A read()-able view of the ciphertext of `src`, for streaming uploads.
+
+    Also hashes plaintext and ciphertext on the way through, so the caller can check
+    the plaintext against the index and record the ciphertext's checksum."""
+
+    def __init__(self, src: BinaryIO, *, data_key: bytes, key_id: int,
+                 segment_size: int = SEGMENT_SIZE) -> None:
+        self._src = _HashingReader(src)
+        self._chunks = encrypt_chunks(self._src, data_key=data_key, key_id=key_id,
+                                      segment_size=segment_size)
+        self._buffer = b""
+        self.cipher_sha256 = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def plain_sha256(self) -> str:
+        return self._src.sha256.hexdigest()
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if n < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        self.cipher_sha256.update(out)
+        self.size += len(out)
+        return out
+
+
+class _HashingReader:
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.sha256 = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self.sha256.update(data)
+        return data

@@ -1,0 +1,74 @@
+"""Checking an encrypted copy: read it back, decrypt it, compare with the index.
+
+A copy is good when every segment authenticates and the plaintext has the size and
+SHA-256 recorded at ingest. The ciphertext checksum is recorded too, for comparisons
+between regions without keys."""
+
+import hashlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from archive.storage import crypto
+from archive.storage.keys import KeyUnavailable, data_key_for
+from archive.storage.objects import ObjectMissing, object_open
+
+
+@dataclass
+class CopyCheck:
+    ok: bool
+    problem: str = ""  # "missing" | "corrupt" | "" ; other failures raise
+    detail: str = ""
+    cipher_sha256: str = ""
+    cipher_size: int = 0
+    key_id: int | None = None
+
+
+class _Tee:
+    """Hashes and counts what passes through."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+def copy_check(instance, region: str) -> CopyCheck:
+    """Read one region's copy of `instance` end to end. Storage errors propagate."""
+    try:
+        stream = object_open(region, instance.storage_key)
+    except ObjectMissing as exc:
+        return CopyCheck(False, "missing", str(exc))
+    tee = _Tee(stream)
+    plain_sha, plain_size, key_id = hashlib.sha256(), 0, None
+
+    def lookup(kid: int) -> bytes:
+        nonlocal key_id
+        key_id = kid
+        return data_key_for(tenant_id=instance.tenant_id, key_id=kid)
+
+    try:
+        for chunk in crypto.decrypt_chunks(tee, key_lookup=lookup):
+            plain_sha.update(chunk)
+            plain_size += len(chunk)
+    except crypto.DecryptionError as exc:
+        return CopyCheck(False, "corrupt", str(exc), key_id=key_id)
+    except KeyUnavailable as exc:
+        # A header naming another clinic's or an unknown key is a bad copy, but a master
+        # key that does not match is a configuration error: raise, do not "repair".
+        if "unknown" in str(exc):
+            return CopyCheck(False, "corrupt", str(exc), key_id=key_id)
+        raise
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+    if plain_size != instance.size_bytes or plain_sha.hexdigest() != instance.sha256:
+        return CopyCheck(False, "corrupt", "decrypted content does not match the checksum "
+                         "recorded at ingest", key_id=key_id)
+    return CopyCheck(True, cipher_sha256=tee.sha256.hexdigest(), cipher_size=tee.size, key_id=key_id)

@@ -1,0 +1,94 @@
+"""Reading through the tiers, and evicting tier 1.
+
+A read is served from tier 1 when the file is there; otherwise the first region with a
+good copy (primary, then secondary) is decrypted back into tier 1 (checked against the
+ingest checksum before it is used), so the next read is local again."""
+
+import hashlib
+import logging
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from archive.models import Instance
+from archive.storage import crypto
+from archive.storage.keys import data_key_for
+from archive.storage.models import InstanceCopy
+from archive.storage.objects import ObjectMissing, object_open
+from archive.storage.regions import REGIONS
+from archive.storage.tier1 import tier1_path, tier1_put
+
+log = logging.getLogger(__name__)
+
+
+class InstanceUnavailable(Exception):
+    """No tier holds a good copy of the instance (it is not lost: see the fixity audit)."""
+
+
+def _fetch_into_tier1(instance: Instance, region: str) -> Path:
+    tmp_dir = Path(settings.INGEST_TMP_DIR)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    stream = object_open(region, instance.storage_key)
+    fd, tmp_name = tempfile.mkstemp(prefix="fetch-", dir=tmp_dir)
+    try:
+        sha, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in crypto.decrypt_chunks(
+                    stream, key_lookup=lambda kid: data_key_for(tenant_id=instance.tenant_id, key_id=kid)):
+                sha.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if sha.hexdigest() != instance.sha256 or size != instance.size_bytes:
+            raise crypto.DecryptionError("decrypted content does not match the ingest checksum")
+        return tier1_put(Path(tmp_name), instance.storage_key)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        stream.close()
+
+
+def instance_local_path(instance: Instance) -> Path:
+    """A local, verified plaintext file of the instance: tier 1, else fetched from a region."""
+    path = tier1_path(instance.storage_key)
+    if path.exists():
+        return path
+    errors = []
+    for region in REGIONS:
+        try:
+            return _fetch_into_tier1(instance, region)
+        except ObjectMissing as exc:
+            errors.append(f"{region}: missing ({exc})")
+        except Exception as exc:  # noqa: BLE001 - try the next region; the audit repairs
+            log.warning("reading instance %s from %s failed: %s", instance.pk, region, exc)
+            errors.append(f"{region}: {exc}")
+    raise InstanceUnavailable(f"instance {instance.pk}: " + "; ".join(errors))
+
+
+def instance_open(instance: Instance) -> BinaryIO:
+    return open(instance_local_path(instance), "rb")
+
+
+def tier1_evict(*, now=None) -> int:
+    """Remove tier-1 files of instances older than TIER1_KEEP_DAYS whose copies are verified
+    in both regions. Returns the number of files removed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.TIER1_KEEP_DAYS)
+    safe = (InstanceCopy.unscoped.filter(state=InstanceCopy.VERIFIED, instance__created_at__lt=cutoff)
+            .values("instance_id").annotate(n=Count("region")).filter(n=len(REGIONS))
+            .values_list("instance_id", flat=True))
+    removed = 0
+    for key in Instance.unscoped.filter(pk__in=safe).values_list("storage_key", flat=True).iterator():
+        path = tier1_path(key)
+        if path.exists():
+            path.unlink()
+            removed += 1
+    return removed

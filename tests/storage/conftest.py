@@ -1,0 +1,121 @@
+"""Durable-storage fixtures: two SeaweedFS servers as the two regions (one per session),
+a test master key, and real Celery workers on Redis."""
+
+import base64
+import os
+import uuid
+
+import pytest
+
+from tests.servers import CeleryWorker, SeaweedServer, database_url
+
+TEST_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture(autouse=True)
+def master_key(settings):
+    from archive.storage.keys import master_key as cached
+
+    settings.CLOUDPACS_MASTER_KEY = TEST_MASTER_KEY
+    cached.cache_clear()
+    yield TEST_MASTER_KEY
+    cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def tier1(settings, tmp_path):
+    settings.TIER1_PATH = str(tmp_path / "tier1")
+    settings.INGEST_TMP_DIR = str(tmp_path / "tmp")
+    return tmp_path / "tier1"
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """Two SeaweedFS servers on 127.0.0.1: primary and secondary region."""
+    servers = {region: SeaweedServer(tmp_path_factory.mktemp(f"weed-{region}"), bucket="")
+               for region in ("primary", "secondary")}
+    try:
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            # One bucket per region for the session (each bucket is a SeaweedFS collection
+            # with its own volumes); object keys are unique, so tests do not collide.
+            server.bucket = f"{server.data_dir.name[5:8]}-{uuid.uuid4().hex[:12]}"
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def s3_regions(seaweed, settings, monkeypatch):
+    """Point both regions at SeaweedFS; returns the env a worker needs."""
+    from cloudpacs.settings import _region_storage
+
+    env = {}
+    for region, server in seaweed.items():
+        if server.process is None or server.process.poll() is not None:
+            server.start()
+            server.wait_ready()
+        env.update(server.env(region))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # Assigning STORAGES makes Django drop its cached storage instances.
+    settings.STORAGES = {**settings.STORAGES, "primary": _region_storage("primary"),
+                         "secondary": _region_storage("secondary")}
+    return env
+
+
+@pytest.fixture
+def redis_broker():
+    """Send tasks through Redis (the filesystem broker of the embedded mode cannot be shared
+    with a worker started here reliably); returns the app and the test queue."""
+    from cloudpacs.celery import app
+
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url or url.startswith("filesystem"):
+        url = "redis://127.0.0.1:6379/9"
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url, app.conf.broker_transport_options = url, {}
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield app, url
+    app.conf.broker_url, app.conf.broker_transport_options = old
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def start_worker(transactional_db, s3_regions, redis_broker, settings, tmp_path):
+    """`start_worker()` starts a real Celery worker on this test's database, regions and
+    queue; every worker started is stopped at the end of the test."""
+    from django.db import connection
+
+    app, broker_url = redis_broker
+    workers = []
+    env = {
+        **s3_regions,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_TASK_DEFAULT_QUEUE": app.conf.task_default_queue,
+        "CLOUDPACS_MASTER_KEY": TEST_MASTER_KEY,
+        "CLOUDPACS_VAR_DIR": str(settings.VAR_DIR),
+        "TIER1_PATH": settings.TIER1_PATH,
+        "INGEST_TMP_DIR": settings.INGEST_TMP_DIR,
+        "STORAGE_TASK_RETRY_BACKOFF_MAX": "2",
+        "STORAGE_TASK_MAX_RETRIES": "3",
+        "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
+    }
+
+    def start(concurrency: int = 2) -> CeleryWorker:
+        worker = CeleryWorker(env, app.conf.task_default_queue, tmp_path, concurrency)
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    with app.connection_for_write() as conn:  # leave nothing for the next test's worker
+        conn.default_channel.queue_purge(app.conf.task_default_queue)

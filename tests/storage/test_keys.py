@@ -1,0 +1,69 @@
+import base64
+import io
+import os
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from archive.storage import crypto, keys
+from archive.storage.models import DataKey
+
+
+def test_data_key_created_on_first_use_and_stored_wrapped(tenant):
+    key_id, key = keys.active_data_key(tenant=tenant)
+    row = DataKey.objects.for_tenant(tenant).get()
+    assert (row.pk, row.version, row.active) == (key_id, 1, True)
+    assert len(key) == 32 and key not in bytes(row.wrapped)
+    assert keys.active_data_key(tenant=tenant) == (key_id, key)
+
+
+def test_rotation_keeps_old_objects_readable(tenant):
+    old_id, old_key = keys.active_data_key(tenant=tenant)
+    blob = b"".join(crypto.encrypt_chunks(io.BytesIO(b"old study"), data_key=old_key, key_id=old_id))
+    rotated = keys.data_key_rotate(tenant=tenant)
+    new_id, new_key = keys.active_data_key(tenant=tenant)
+    assert (new_id, rotated.version) == (rotated.pk, 2) and new_key != old_key
+    lookup = lambda kid: keys.data_key_for(tenant_id=tenant.pk, key_id=kid)  # noqa: E731
+    assert crypto.read_key_id(io.BytesIO(blob)) == old_id
+    assert b"".join(crypto.decrypt_chunks(io.BytesIO(blob), key_lookup=lookup)) == b"old study"
+
+
+def test_keys_are_per_clinic(tenant, other_tenant):
+    key_id, key = keys.active_data_key(tenant=tenant)
+    other_id, other_key = keys.active_data_key(tenant=other_tenant)
+    assert key != other_key
+    with pytest.raises(keys.KeyUnavailable, match="unknown"):
+        keys.data_key_for(tenant_id=other_tenant.pk, key_id=key_id)
+
+
+def test_wrong_master_key_is_a_clear_error(tenant, settings):
+    key_id, _ = keys.active_data_key(tenant=tenant)
+    settings.CLOUDPACS_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+    keys.master_key.cache_clear()
+    with pytest.raises(keys.KeyUnavailable, match="CLOUDPACS_MASTER_KEY"):
+        keys.data_key_for(tenant_id=tenant.pk, key_id=key_id)
+
+
+def test_malformed_master_key_refused(settings):
+    settings.CLOUDPACS_MASTER_KEY = "dG9vIHNob3J0"
+    keys.master_key.cache_clear()
+    with pytest.raises(ImproperlyConfigured, match="32 bytes"):
+        keys.master_key()
+
+
+def test_embedded_mode_generates_a_private_key_file(settings, tmp_path):
+    settings.CLOUDPACS_MASTER_KEY = ""
+    settings.MASTER_KEY_FILE = str(tmp_path / "master.key")
+    keys.master_key.cache_clear()
+    first = keys.master_key()
+    keys.master_key.cache_clear()
+    assert keys.master_key() == first and len(first) == 32
+    assert (os.stat(settings.MASTER_KEY_FILE).st_mode & 0o777) == 0o600
+
+
+def test_production_refuses_to_run_without_master_key(settings):
+    settings.CLOUDPACS_MASTER_KEY = ""
+    settings.PRODUCTION = True
+    keys.master_key.cache_clear()
+    with pytest.raises(ImproperlyConfigured, match="not set"):
+        keys.master_key()
