@@ -1,0 +1,236 @@
+"""STOW-RS (PS3.18 10.5): store instances sent as multipart/related application/dicom.
+
+The body is streamed part by part into spool files (never held in memory). Instances are
+ingested only after the closing boundary has been read: a truncated or malformed body is
+answered 400 and nothing of it is stored, since the client will send it again anyway.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_POST
+from pydicom.dataset import Dataset
+
+from archive.dicomweb.multipart import (
+    MultipartError,
+    MultipartReader,
+    UnsupportedMediaType,
+    parse_content_type,
+    related_boundary,
+)
+from archive.ingest import errors
+from archive.ingest.service import IngestResult, Outcome, instance_ingest
+from archive.ingest.spool import SpooledFile, TooLarge
+from tenants.audit import audit_record
+from tenants.decorators import require_perm
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+# PS3.7 C.4 general status 0111H "Duplicate SOP Instance". Used for an instance whose SOP
+# Instance UID is stored already with different content. Why a failure and not a success
+# with a WarningReason: PS3.18 Table I.1-1 puts in ReferencedSOPSequence only instances
+# "successfully stored", and the warning reasons of I.2.1 (B000 coerced, B006 elements
+# discarded, B007 does not match SOP class) all describe the *sent* instance being kept
+# with changes. Here none of the sent bytes are kept (the first copy stays). Acknowledging
+# it would let a sender delete the only copy of the different content. Microsoft's and
+# Google's DICOMweb servers also answer this case as a failure.
+DUPLICATE_SOP_INSTANCE = 0x0111
+PRIVATE_CREATOR = "CLOUDPACS"  # private block carrying a readable failure detail
+
+
+@dataclass
+class PartFailure:
+    code: int
+    reason: str
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+
+
+@dataclass
+class StowOutcome:
+    status: int
+    body: dict
+    counts: dict = field(default_factory=dict)
+    study_uids: list[str] = field(default_factory=list)
+
+
+def request_stream(request):
+    """The request body as a stream. Django wraps wsgi.input in a LimitedStream of
+    CONTENT_LENGTH bytes (0 if absent); reading it directly never applies
+    DATA_UPLOAD_MAX_MEMORY_SIZE, which only guards request.body/POST. A chunked body has
+    no length: servers that de-chunk (gunicorn) say so with wsgi.input_terminated, and then
+    wsgi.input is read to its end. Returns None if the body cannot be read safely."""
+    if request.META.get("CONTENT_LENGTH"):
+        return request
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.META["wsgi.input"] if request.META.get("wsgi.input_terminated") else None
+    return request
+
+
+def _spool_parts(reader: MultipartReader, root_type: str) -> list[SpooledFile | PartFailure]:
+    """Write every part to its own spool file; a part that cannot be one of our instances
+    becomes a PartFailure and its bytes are read and dropped."""
+    spooled: list[SpooledFile | PartFailure] = []
+    try:
+        for part in reader:
+            part_type = parse_content_type(part.content_type or root_type or DICOM)[0]
+            if part_type != DICOM:
+                part.drain()
+                spooled.append(PartFailure(errors.CANNOT_UNDERSTAND,
+                                           f"part {part.index + 1} has Content-Type {part_type}, "
+                                           f"not {DICOM}"))
+                continue
+            spool = SpooledFile()
+            spooled.append(spool)
+            try:
+                for chunk in _with_part10_preamble(part.chunks()):
+                    spool.write(chunk)
+                spool.finish()
+            except TooLarge as exc:
+                spool.close()
+                part.drain()
+                spooled[-1] = PartFailure(errors.OUT_OF_RESOURCES,
+                                          f"part {part.index + 1} is {exc}")
+    except BaseException:
+        for item in spooled:
+            if isinstance(item, SpooledFile):
+                item.close()
+        raise
+    return spooled
+
+
+def _with_part10_preamble(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Pass a part through, adding the 128-byte preamble and "DICM" prefix when a sender
+    wrote the File Meta group without them (pydicom's dcmwrite does so for datasets built
+    in memory, hence dicomweb-client too). PS3.18 parts are PS3.10 files; the addition is
+    lossless and always the same, so re-sends still deduplicate by checksum."""
+    head = b""
+    for chunk in chunks:
+        if head is None:
+            yield chunk
+            continue
+        head += chunk
+        if len(head) < 132:
+            continue
+        if head[128:132] != b"DICM" and head[:2] == b"\x02\x00":
+            yield bytes(128) + b"DICM"
+        yield head
+        head = None
+    if head:
+        if head[:2] == b"\x02\x00":
+            yield bytes(128) + b"DICM"
+        yield head
+
+
+def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | None,
+               base_url: str) -> StowOutcome:
+    """Store the instances of one STOW-RS request; the PS3.18 status and response body."""
+    try:
+        boundary = related_boundary(content_type)
+        root_type = parse_content_type(content_type)[1].get("type", "")
+        items = _spool_parts(MultipartReader(stream, boundary), root_type)
+    except UnsupportedMediaType as exc:
+        return StowOutcome(415, _error_body(str(exc)))
+    except MultipartError as exc:
+        return StowOutcome(400, _error_body(f"malformed multipart body: {exc}; nothing was stored"))
+    if not items:
+        return StowOutcome(400, _error_body("the multipart body contains no parts"))
+
+    results: list[IngestResult | PartFailure] = []
+    try:
+        for n, item in enumerate(items):
+            if isinstance(item, PartFailure):
+                results.append(item)
+                continue
+            items[n] = None  # consumed by instance_ingest, whatever happens
+            results.append(instance_ingest(tenant=tenant, spooled=item, actor=actor,
+                                           expected_study_uid=study_uid))
+    finally:
+        for item in items:
+            if isinstance(item, SpooledFile):
+                item.close()
+    return _outcome(results, study_uid, base_url)
+
+
+def _outcome(results, study_uid: str | None, base_url: str) -> StowOutcome:
+    response = Dataset()
+    referenced, failed = [], []
+    counts = {"stored": 0, "already_present": 0, "failed": 0}
+    studies: list[str] = []
+    for result in results:
+        if isinstance(result, IngestResult) and result.study_instance_uid not in studies and result.ok:
+            studies.append(result.study_instance_uid)
+        if isinstance(result, IngestResult) and result.ok:
+            counts[result.outcome.value] += 1
+            referenced.append(_referenced_item(result, base_url))
+            continue
+        counts["failed"] += 1
+        failed.append(_failed_item(_as_failure(result)))
+    target = study_uid or (studies[0] if len(studies) == 1 else None)
+    response.RetrieveURL = f"{base_url}/studies/{target}" if target else ""
+    if referenced:
+        response.ReferencedSOPSequence = referenced
+    if failed:
+        response.FailedSOPSequence = failed
+    # PS3.18 Table 10.5.3-1: 200 all stored; 202 some stored; 409 none stored although the
+    # request was well formed (400 is for bad syntax, which is answered before this point).
+    status = 200 if not failed else (202 if referenced else 409)
+    return StowOutcome(status, response.to_json_dict(), counts, studies)
+
+
+def _as_failure(result: IngestResult | PartFailure) -> PartFailure:
+    if isinstance(result, PartFailure):
+        return result
+    if result.outcome == Outcome.CONFLICT:
+        return PartFailure(DUPLICATE_SOP_INSTANCE, result.reason, result.sop_class_uid,
+                           result.sop_instance_uid)
+    return PartFailure(result.failure_code or errors.PROCESSING_FAILURE, result.reason,
+                       result.sop_class_uid, result.sop_instance_uid)
+
+
+def _referenced_item(result: IngestResult, base_url: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = result.sop_class_uid
+    item.ReferencedSOPInstanceUID = result.sop_instance_uid
+    series_uid = result.instance.series.series_instance_uid if result.instance else ""
+    item.RetrieveURL = (f"{base_url}/studies/{result.study_instance_uid}/series/{series_uid}"
+                        f"/instances/{result.sop_instance_uid}")
+    return item
+
+
+def _failed_item(failure: PartFailure) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = failure.sop_class_uid
+    item.ReferencedSOPInstanceUID = failure.sop_instance_uid
+    item.FailureReason = failure.code
+    block = item.private_block(0x0009, PRIVATE_CREATOR, create=True)
+    block.add_new(0x01, "LT", failure.reason[:1000])
+    return item
+
+
+def _error_body(message: str) -> dict:
+    return {"error": message}
+
+
+@require_POST
+@require_perm("archive.upload")
+def store(request, study_uid: str | None = None):
+    stream = request_stream(request)
+    if stream is None:
+        return JsonResponse({"error": "a chunked request body is not supported by this server; "
+                                      "send Content-Length"}, status=411)
+    base_url = request.build_absolute_uri(f"/t/{request.tenant.slug}/dicomweb")
+    actor = request.principal.actor(request)
+    outcome = stow_store(tenant=request.tenant, stream=stream,
+                         content_type=request.META.get("CONTENT_TYPE", ""), actor=actor,
+                         study_uid=study_uid, base_url=base_url)
+    # One event per request, refused ones included; UIDs only, never patient attributes.
+    audit_record(tenant=request.tenant, actor=actor, action="dicomweb.stow", obj_type="study",
+                 obj_id=study_uid or (outcome.study_uids[0] if len(outcome.study_uids) == 1 else ""),
+                 detail={"status": outcome.status, **outcome.counts,
+                         "studies": outcome.study_uids[:100]})
+    if outcome.status in (400, 415):
+        return JsonResponse(outcome.body, status=outcome.status)
+    return HttpResponse(json.dumps(outcome.body), status=outcome.status, content_type=DICOM_JSON)
