@@ -1,0 +1,89 @@
+"""QIDO-RS (PS3.18 10.6): search for studies, series and instances.
+
+Results are `application/dicom+json`. No match is 200 with `[]`: PS3.18 8.3.4.4.1 still
+says 204, but CP-2473 corrects that to 200 (RFC 9110: a 204 carries no content), and
+clients (dicomweb-client, OHIF) accept both.
+"""
+
+import json
+
+from django.http import Http404, HttpResponse
+
+from archive import selectors
+from archive.dicomweb.attributes import INSTANCE, REQUIRED, SERIES, STUDY, VISIBLE
+from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
+from archive.dicomweb.json import result_json
+from archive.dicomweb.matching import BadQuery
+from archive.dicomweb.query import MAX_LIMIT, SearchQuery, parse_query
+from tenants.decorators import require_perm
+
+
+def _retrieve_url(root: str, level: str, row) -> str:
+    if level == STUDY:
+        return f"{root}/studies/{row.study_instance_uid}"
+    study = row.study.study_instance_uid
+    if level == SERIES:
+        return f"{root}/studies/{study}/series/{row.series_instance_uid}"
+    return (f"{root}/studies/{study}/series/{row.series.series_instance_uid}"
+            f"/instances/{row.sop_instance_uid}")
+
+
+def _warnings(request, query: SearchQuery, more: int) -> list[str]:
+    host = request.get_host()
+    out = []
+    if query.limit_clamped:
+        out.append(f'299 {host} "The limit was reduced to the maximum of {MAX_LIMIT} results"')
+    if more:
+        out.append(f'299 {host} "There are {more} additional results that can be requested"')
+    if query.unsupported:
+        out.append(f'299 {host} "The following attributes are not supported as matching keys '
+                   f'and were ignored: {", ".join(query.unsupported)}"')
+    return out
+
+
+def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> HttpResponse:
+    try:
+        query = parse_query(request.GET, level)
+        search = {STUDY: selectors.study_search, SERIES: selectors.series_search,
+                  INSTANCE: selectors.instance_search}[level]
+        page = search(tenant=request.tenant, query=query, **scope)
+    except BadQuery as exc:
+        return error(400, str(exc))
+    except Http404 as exc:
+        return error(404, str(exc))
+    # A search under a study (or series) returns that level's attributes only; a search
+    # across the clinic returns the parents' attributes too (PS3.18 10.6.3.3).
+    levels = [lvl for lvl in VISIBLE[level] if lvl not in parent_levels]
+    tags = [t for lvl in levels for t in REQUIRED[lvl]] + sorted(query.include)
+    root = dicomweb_root(request)
+    results = [result_json(row, level=level, tags=tags, include_all=query.include_all,
+                           retrieve_url=_retrieve_url(root, level, row)) for row in page.rows]
+    audit_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
+               detail={"level": level, "results": len(results)})
+    response = HttpResponse(json.dumps(results, ensure_ascii=False, separators=(",", ":")),
+                            content_type=f"{DICOM_JSON}; charset=utf-8")
+    warnings = _warnings(request, query, page.more)
+    if warnings:
+        response["Warning"] = ", ".join(warnings)
+    return response
+
+
+@require_perm("archive.view")
+def search_studies(request):
+    return _search(request, STUDY, ())
+
+
+@require_perm("archive.view")
+def search_series(request, study_uid: str | None = None):
+    if study_uid is None:
+        return _search(request, SERIES, ())
+    return _search(request, SERIES, (STUDY,), study_uid=study_uid)
+
+
+@require_perm("archive.view")
+def search_instances(request, study_uid: str | None = None, series_uid: str | None = None):
+    if series_uid is not None:
+        return _search(request, INSTANCE, (STUDY, SERIES), study_uid=study_uid, series_uid=series_uid)
+    if study_uid is not None:
+        return _search(request, INSTANCE, (STUDY,), study_uid=study_uid)
+    return _search(request, INSTANCE, ())

@@ -1,0 +1,99 @@
+"""Parse a QIDO-RS query string (PS3.18 8.3.4) into a `SearchQuery`."""
+
+from dataclasses import dataclass, field
+
+from django.http import QueryDict
+
+from archive.dicomweb.attributes import INDEXED, VISIBLE, Attr, UnknownAttribute, resolve
+from archive.dicomweb.matching import BadQuery
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# Parameters that are not attributes. Others (e.g. `emptyvaluematching`) are tolerated.
+CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "orderby", "emptyvaluematching",
+           "multiplevaluematching", "_", "access_token"}
+
+
+@dataclass
+class SearchQuery:
+    level: str
+    filters: list[tuple[Attr, str]] = field(default_factory=list)
+    include: set[str] = field(default_factory=set)  # tags asked for with includefield
+    include_all: bool = False
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    fuzzy: bool = False
+    limit_clamped: bool = False
+    unsupported: list[str] = field(default_factory=list)  # known, but not matchable here
+
+    @property
+    def needs_metadata(self) -> bool:
+        """Whether some returned attribute must come from a stored header."""
+        return self.include_all or any(t not in INDEXED for t in self.include)
+
+
+def _int_param(params: QueryDict, name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadQuery(f"{name} must be a non-negative integer, not {raw!r}") from exc
+    if value < 0:
+        raise BadQuery(f"{name} must be a non-negative integer, not {raw!r}")
+    return value
+
+
+def parse_query(params: QueryDict, level: str) -> SearchQuery:
+    query = SearchQuery(level=level)
+    limit = _int_param(params, "limit", DEFAULT_LIMIT)
+    query.limit_clamped = limit > MAX_LIMIT
+    query.limit = min(limit, MAX_LIMIT) or DEFAULT_LIMIT
+    query.offset = _int_param(params, "offset", 0)
+    fuzzy = params.get("fuzzymatching", "false").lower()
+    if fuzzy not in ("true", "false"):
+        raise BadQuery("fuzzymatching must be true or false")
+    query.fuzzy = fuzzy == "true"
+
+    for raw in params.getlist("includefield"):
+        for name in (n for n in raw.split(",") if n.strip()):
+            if name.strip() == "all":
+                query.include_all = True
+                continue
+            try:
+                query.include.add(resolve(name))
+            except UnknownAttribute as exc:
+                raise BadQuery(str(exc)) from exc
+
+    visible_levels = VISIBLE[level]
+    for key in params:
+        if key in CONTROL or key == "":
+            continue
+        values = params.getlist(key)
+        if len(values) > 1:
+            raise BadQuery(f"{key} is given {len(values)} times; give it once (a list is comma-separated)")
+        if "." in key:  # sequence matching (e.g. 00400275.00400009): not indexed
+            _check_path(key)
+            query.unsupported.append(key)
+            continue
+        try:
+            tag = resolve(key)
+        except UnknownAttribute as exc:
+            raise BadQuery(str(exc)) from exc
+        attr = INDEXED.get(tag)
+        if attr is None or attr.level not in visible_levels or attr.match == "none":
+            query.unsupported.append(key)
+            query.include.add(tag)
+            continue
+        query.filters.append((attr, values[0]))
+        query.include.add(tag)
+    return query
+
+
+def _check_path(key: str) -> None:
+    for part in key.split("."):
+        try:
+            resolve(part)
+        except UnknownAttribute as exc:
+            raise BadQuery(str(exc)) from exc

@@ -1,0 +1,196 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data.
+
+Instances stream as multipart/related parts read from storage in 1 MiB chunks; only an
+instance that must change transfer syntax is held in memory, one at a time. Each request
+writes one audit event, before the first byte goes out.
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pydicom
+from django.http import Http404, HttpResponse
+
+from archive import selectors
+from archive.dicomweb import frames as fr
+from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
+from archive.dicomweb.json import metadata_json
+from archive.dicomweb.negotiate import (
+    ANY,
+    ENCODABLE,
+    NotAcceptable,
+    choose_dicom_syntax,
+    choose_frame_media,
+)
+from archive.dicomweb.streaming import file_chunks, multipart_response
+from archive.dicomweb.transcode import TranscodeError, transcode
+from archive.storage.reader import InstanceUnavailable, open_instance
+from tenants.decorators import require_perm
+
+log = logging.getLogger(__name__)
+OCTET = "application/octet-stream"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tuple[str, Iterator[bytes]]]:
+    for i, inst in enumerate(instances):
+        stored = inst.transfer_syntax_uid
+        ts = stored if target in (ANY, stored) else target
+        if i == 0 and first is not None:
+            yield f"application/dicom; transfer-syntax={ts}", iter([first])
+            continue
+        if ts != stored:
+            try:
+                with open_instance(inst) as fh:
+                    data = transcode(fh, ts)
+                yield f"application/dicom; transfer-syntax={ts}", iter([data])
+                continue
+            except TranscodeError:
+                # The status line is sent already: send this one as stored, its part
+                # header saying so, rather than dropping it.
+                log.warning("instance %s sent as stored: cannot transcode to %s", inst.pk, ts,
+                            exc_info=True)
+        yield f"application/dicom; transfer-syntax={stored}", file_chunks(open_instance(inst))
+
+
+def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
+    try:
+        target = choose_dicom_syntax(request.headers.get("Accept"))
+        instances = selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+                                                     series_uid=series_uid, sop_uid=sop_uid)
+    except NotAcceptable as exc:
+        return error(406, str(exc))
+    except Http404 as exc:
+        return error(404, str(exc))
+    first = None
+    if target in ENCODABLE and target != instances[0].transfer_syntax_uid:
+        # Try the first instance before answering, so that an impossible encoding is a 406
+        # and not a broken stream.
+        try:
+            with open_instance(instances[0]) as fh:
+                first = transcode(fh, target)
+        except TranscodeError as exc:
+            return error(406, str(exc))
+    level = "instance" if sop_uid else "series" if series_uid else "study"
+    audit_read(request, action="dicomweb.retrieve", obj_id=instances[0].study_id,
+               detail={"what": "instances", "level": level, "instances": len(instances)})
+    return multipart_response(_instance_parts(instances, target, first), "application/dicom",
+                              transfer_syntax=None if target == ANY else target)
+
+
+@require_perm("archive.download")
+def retrieve_study(request, study_uid: str):
+    return _retrieve(request, study_uid)
+
+
+@require_perm("archive.download")
+def retrieve_series(request, study_uid: str, series_uid: str):
+    return _retrieve(request, study_uid, series_uid)
+
+
+@require_perm("archive.download")
+def retrieve_instance(request, study_uid: str, series_uid: str, sop_uid: str):
+    return _retrieve(request, study_uid, series_uid, sop_uid)
+
+
+@require_perm("archive.view")
+def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
+    try:
+        instances = selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+                                                     series_uid=series_uid, sop_uid=sop_uid,
+                                                     with_metadata=True)
+    except Http404 as exc:
+        return error(404, str(exc))
+    root = f"{dicomweb_root(request)}/studies/{study_uid}"
+    body = []
+    for inst in instances:
+        base = f"{root}/series/{inst.series.series_instance_uid}/instances/{inst.sop_instance_uid}/bulkdata/"
+        body.append(metadata_json(inst.metadata, lambda path, base=base: base + path))
+    level = "instance" if sop_uid else "series" if series_uid else "study"
+    audit_read(request, action="dicomweb.retrieve", obj_id=instances[0].study_id,
+               detail={"what": "metadata", "level": level, "instances": len(instances)})
+    return HttpResponse(json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+                        content_type=f"{DICOM_JSON}; charset=utf-8")
+
+
+def one_instance(request, study_uid: str, series_uid: str, sop_uid: str):
+    return selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+                                            series_uid=series_uid, sop_uid=sop_uid)[0]
+
+
+def _frame_parts(fh, ds, numbers: list[int], media: str, stored_ts: str):
+    try:
+        if media == OCTET:
+            for data in fr.native_frames(fh, ds, numbers):
+                yield f"{OCTET}; transfer-syntax={EXPLICIT_LE}", iter([data])
+        else:
+            for data in fr.compressed_frames(fh, ds, numbers):
+                yield f"{media}; transfer-syntax={stored_ts}", iter([data])
+    finally:
+        fh.close()
+
+
+@require_perm("archive.view")
+def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: str):
+    try:
+        numbers = fr.parse_frame_list(frame_list)
+        inst = one_instance(request, study_uid, series_uid, sop_uid)
+        media = choose_frame_media(request.headers.get("Accept"), inst.transfer_syntax_uid)
+        fh = open_instance(inst)
+    except fr.FrameError as exc:
+        return error(400, str(exc))
+    except Http404 as exc:
+        return error(404, str(exc))
+    except NotAcceptable as exc:
+        return error(406, str(exc))
+    except InstanceUnavailable as exc:
+        return error(503, str(exc))
+    try:
+        ds = fr.read_header(fh)
+        fr.check_frames(ds, numbers)
+    except fr.FrameError as exc:
+        fh.close()
+        return error(400, str(exc))
+    audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
+               detail={"what": "frames", "level": "instance", "frames": len(numbers)})
+    return multipart_response(_frame_parts(fh, ds, numbers, media, inst.transfer_syntax_uid),
+                              media, transfer_syntax=EXPLICIT_LE if media == OCTET else None)
+
+
+def _bulk_value(ds, path: str) -> bytes:
+    parts = path.strip("/").split("/")
+    node, value = ds, None
+    try:
+        while parts:
+            tag = int(parts.pop(0), 16)
+            elem = node[tag]
+            if parts:
+                node = elem.value[int(parts.pop(0))]
+            else:
+                value = elem.value
+    except (KeyError, IndexError, ValueError) as exc:
+        raise fr.FrameError(f"no bulk data at {path}") from exc
+    if not isinstance(value, bytes | bytearray):
+        raise fr.FrameError(f"no bulk data at {path}")
+    return bytes(value)
+
+
+@require_perm("archive.view")
+def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: str):
+    """A BulkDataURI from /metadata. Pixel data answers as its frames (like /frames)."""
+    try:
+        inst = one_instance(request, study_uid, series_uid, sop_uid)
+    except Http404 as exc:
+        return error(404, str(exc))
+    if tag_path.strip("/").upper() == "7FE00010":
+        count = inst.number_of_frames or 1
+        return frames(request, study_uid, series_uid, sop_uid, ",".join(str(n) for n in range(1, count + 1)))
+    with open_instance(inst) as fh:
+        try:
+            value = _bulk_value(pydicom.dcmread(fh), tag_path)
+        except fr.FrameError as exc:
+            return error(404, str(exc))
+    audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
+               detail={"what": "bulkdata", "level": "instance"})
+    return multipart_response([(OCTET, iter([value]))], OCTET)
