@@ -13,6 +13,12 @@ from cloudpacs.celery import app as celery_app
 from cloudpacs.health import BROKER_TIMEOUT
 
 
+def point_broker_at(monkeypatch, url: str) -> None:
+    # Celery reads CELERY_BROKER_URL from the environment before its own config.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    monkeypatch.setattr(celery_app.conf, "broker_url", url)
+
+
 def closed_port() -> int:
     with closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -36,7 +42,7 @@ def test_readyz_when_everything_answers(db, client):
 
 
 def test_readyz_says_the_broker_is_down(db, client, monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{closed_port()}/0")
+    point_broker_at(monkeypatch, f"redis://127.0.0.1:{closed_port()}/0")
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 503
@@ -52,7 +58,7 @@ def test_readyz_does_not_hang_on_a_broker_that_never_answers(db, monkeypatch):
     with closing(socket.socket()) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        point_broker_at(monkeypatch, f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
         result = {}
 
         def probe():
