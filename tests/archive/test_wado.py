@@ -1,0 +1,170 @@
+"""WADO-RS: multipart retrieval with transfer-syntax negotiation, metadata with bulk data
+URLs, frames, bulk data, audit and isolation (Django test client, bearer token)."""
+
+import io
+import re
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from tenants.audit import AuditEvent
+from tests.archive.dicomweb_data import bearer, bundled, ingest, ingest_datasets, url
+from tests.dicom_factory import make_ct_series, to_bytes
+
+
+@pytest.fixture
+def token(tenant, make_token):
+    return make_token(tenant, scopes=("read",))
+
+
+def parts(response) -> list[tuple[str, bytes]]:
+    """Split a multipart/related body (read from the stream) into (content type, body)."""
+    assert response.status_code == 200, getattr(response, "content", b"")[:300]
+    body = b"".join(response.streaming_content)
+    boundary = re.search(r"boundary=([^;]+)", response["Content-Type"]).group(1).encode()
+    out = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk[2:].partition(b"\r\n\r\n")
+        out.append((head.decode().split(":", 1)[1].strip(), data[:-2]))
+    return out
+
+
+@pytest.fixture
+def ct(tenant):
+    datasets = make_ct_series(3, 16, 16)
+    instances = ingest_datasets(tenant, datasets)
+    return datasets, instances
+
+
+def instance_path(ds) -> str:
+    return f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+
+
+def test_study_series_instance_retrieve_as_stored(client, tenant, token, ct):
+    datasets, _ = ct
+    ds = datasets[0]
+    study = parts(client.get(url(tenant, f"studies/{ds.StudyInstanceUID}"), **bearer(token)))
+    assert [body for _, body in study] == [to_bytes(d) for d in datasets]  # byte-identical
+    assert study[0][0] == f"application/dicom; transfer-syntax={ExplicitVRLittleEndian}"
+    series = parts(client.get(url(tenant, f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"),
+                              **bearer(token)))
+    assert len(series) == 3
+    [(_, one)] = parts(client.get(url(tenant, instance_path(ds)), **bearer(token)))
+    assert one == to_bytes(ds)
+
+
+def test_one_audit_event_per_retrieve(client, tenant, token, ct):
+    datasets, instances = ct
+    before = AuditEvent.objects.for_tenant(tenant).count()
+    response = client.get(url(tenant, f"studies/{datasets[0].StudyInstanceUID}"), **bearer(token))
+    parts(response)
+    events = AuditEvent.objects.for_tenant(tenant).order_by("-seq")
+    assert events.count() == before + 1
+    event = events.first()
+    assert (event.action, event.object_type, event.object_id) == ("dicomweb.retrieve", "study",
+                                                                  str(instances[0].study_id))
+    assert event.detail["instances"] == 3 and event.actor_type == AuditEvent.TOKEN
+
+
+@pytest.mark.parametrize("accept, expected", [
+    ('multipart/related; type="application/dicom"', ExplicitVRLittleEndian),
+    ('multipart/related; type="application/dicom"; transfer-syntax=*', JPEG2000Lossless),
+    (f'multipart/related; type="application/dicom"; transfer-syntax={ImplicitVRLittleEndian}',
+     ImplicitVRLittleEndian),
+    (f'multipart/related; type="application/dicom"; transfer-syntax={JPEGLSLossless}', JPEGLSLossless),
+    (f'multipart/related; type="application/dicom"; transfer-syntax={RLELossless}', RLELossless),
+])
+def test_transfer_syntax_negotiation(client, tenant, token, accept, expected):
+    data = bundled("MR_small_jp2klossless.dcm")
+    ingest(tenant, data)
+    original = pydicom.dcmread(io.BytesIO(data))
+    response = client.get(url(tenant, instance_path(original)), HTTP_ACCEPT=accept, **bearer(token))
+    [(ctype, body)] = parts(response)
+    assert ctype == f"application/dicom; transfer-syntax={expected}"
+    got = pydicom.dcmread(io.BytesIO(body))
+    assert got.file_meta.TransferSyntaxUID == expected
+    assert np.array_equal(got.pixel_array, original.pixel_array)  # lossless both ways
+    if expected == JPEG2000Lossless:
+        assert body == data
+
+
+def test_unavailable_syntax_is_406(client, tenant, token):
+    ingest(tenant, bundled("rtdose.dcm"))  # 32-bit: no lossless encoder takes it
+    ds = pydicom.dcmread(io.BytesIO(bundled("rtdose.dcm")), stop_before_pixels=True)
+    for ts in (JPEGLSLossless, "1.2.840.10008.1.2.4.50"):
+        response = client.get(url(tenant, instance_path(ds)), **bearer(token),
+                              HTTP_ACCEPT=f'multipart/related; type="application/dicom"; transfer-syntax={ts}')
+        assert response.status_code == 406, ts
+    assert client.get(url(tenant, instance_path(ds)), HTTP_ACCEPT="application/json",
+                      **bearer(token)).status_code == 406
+
+
+def test_metadata_with_bulkdata_urls(client, tenant, token, ct):
+    datasets, _ = ct
+    ds = datasets[1]
+    response = client.get(url(tenant, instance_path(ds) + "/metadata"), **bearer(token))
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/dicom+json")
+    [meta] = response.json()
+    assert meta["00080018"]["Value"] == [ds.SOPInstanceUID]
+    bulk = meta["7FE00010"]["BulkDataURI"]
+    assert bulk.startswith("http://testserver/t/acme/dicomweb/") and bulk.endswith("/bulkdata/7FE00010")
+    [(ctype, pixels)] = parts(client.get(bulk, **bearer(token)))
+    assert pixels == ds.PixelData
+    study_meta = client.get(url(tenant, f"studies/{ds.StudyInstanceUID}/metadata"), **bearer(token)).json()
+    assert len(study_meta) == 3
+
+
+def test_frames_uncompressed_and_as_stored(client, tenant, token):
+    data = bundled("SC_rgb_rle_2frame.dcm")
+    ingest(tenant, data)
+    original = pydicom.dcmread(io.BytesIO(data))
+    frames_url = url(tenant, instance_path(original) + "/frames/2,1")
+    got = parts(client.get(frames_url, **bearer(token)))
+    assert [c for c, _ in got] == [f"application/octet-stream; transfer-syntax={ExplicitVRLittleEndian}"] * 2
+    expected = original.pixel_array
+    assert got[0][1] == expected[1].astype("<u1").tobytes() and got[1][1] == expected[0].tobytes()
+    stored = parts(client.get(frames_url, HTTP_ACCEPT='multipart/related; type="image/dicom-rle"',
+                              **bearer(token)))
+    assert stored[0][0] == f"image/dicom-rle; transfer-syntax={RLELossless}"
+    raw = list(pydicom.encaps.generate_frames(original.PixelData, number_of_frames=2))
+    assert [b for _, b in stored] == [raw[1], raw[0]]
+
+
+def test_frames_of_uncompressed_file_read_in_place(client, tenant, token, ct):
+    datasets, _ = ct
+    [(_, frame)] = parts(client.get(url(tenant, instance_path(datasets[2]) + "/frames/1"), **bearer(token)))
+    assert frame == datasets[2].PixelData
+
+
+@pytest.mark.parametrize("frames, status", [("3", 400), ("0", 400), ("a", 400)])
+def test_bad_frames(client, tenant, token, ct, frames, status):
+    datasets, _ = ct
+    assert client.get(url(tenant, instance_path(datasets[0]) + f"/frames/{frames}"),
+                      **bearer(token)).status_code == status
+
+
+def test_isolation_and_scopes(client, tenant, other_tenant, make_token, token, ct):
+    datasets, _ = ct
+    ds = datasets[0]
+    theirs = make_token(other_tenant, scopes=("read",))
+    paths = [f"studies/{ds.StudyInstanceUID}", f"studies/{ds.StudyInstanceUID}/metadata",
+             f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}",
+             f"studies/{ds.StudyInstanceUID}/thumbnail", instance_path(ds), instance_path(ds) + "/metadata",
+             instance_path(ds) + "/frames/1", instance_path(ds) + "/rendered",
+             instance_path(ds) + "/bulkdata/7FE00010"]
+    for rest in paths:
+        assert client.get(url(tenant, rest), **bearer(theirs)).status_code == 404, rest
+        assert client.get(url(other_tenant, rest), **bearer(theirs)).status_code == 404, rest
+    upload_only = make_token(tenant, scopes=("upload",))
+    for rest in paths:
+        assert client.get(url(tenant, rest), **bearer(upload_only)).status_code == 403, rest
