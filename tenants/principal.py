@@ -7,13 +7,16 @@ from tenants.audit import Actor, AuditEvent
 
 
 def client_ip(request) -> str | None:
-    # Behind the production proxy, REMOTE_ADDR is the proxy; it sets X-Forwarded-For.
+    """The client's address. Behind TRUSTED_PROXY_COUNT proxies, each appends the address
+    it saw to X-Forwarded-For; entries further left were written by the client and can be
+    forged, so only the one our outermost proxy appended is believed."""
     from django.conf import settings
 
-    if settings.PRODUCTION:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return request.META.get("REMOTE_ADDR")
 
 

@@ -14,6 +14,15 @@ from tenants import roles  # noqa: E402
 PASSWORD = "correct horse battery staple 42"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache is shared across processes (a folder, or Redis): start each test empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def make_tenant(db):
     from tenants.services import tenant_create
