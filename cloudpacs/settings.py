@@ -128,6 +128,19 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15)
 # Per client IP: this many failed logins within the window block further tries from it.
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: none).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 1 if PRODUCTION else 0)
+
+# A cache shared by all processes (login throttling counts must be): Redis when
+# CACHE_URL is set, else a folder under var/.
+CACHE_URL = envstr("CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+          "LOCATION": str(VAR_DIR / "cache")}
+}
+
 LOGIN_IP_MAX_FAILURES = envint("LOGIN_IP_MAX_FAILURES", 30)
 LOGIN_IP_WINDOW_MINUTES = envint("LOGIN_IP_WINDOW_MINUTES", 15)
 INVITATION_VALID_DAYS = envint("INVITATION_VALID_DAYS", 7)
@@ -190,6 +203,19 @@ def _region_storage(region: str) -> dict:
 TIER1_PATH = envstr("TIER1_PATH", str(VAR_DIR / "tier1"))
 INGEST_TMP_DIR = envstr("INGEST_TMP_DIR", str(VAR_DIR / "tmp"))
 INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
+# Browser upload (tus resumable uploads): one folder per clinic, random ids, no PHI in paths.
+UPLOAD_DIR = envstr("UPLOAD_DIR", str(VAR_DIR / "uploads"))
+UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 16 * 1024**3)  # one file or zip
+UPLOAD_EXPIRY_HOURS = envint("UPLOAD_EXPIRY_HOURS", 24)  # unfinished uploads are removed after
+# Zip limits against zip bombs: total unpacked bytes, members, and unpacked/packed ratio.
+UPLOAD_ZIP_MAX_TOTAL_BYTES = envint("UPLOAD_ZIP_MAX_TOTAL_BYTES", 64 * 1024**3)
+UPLOAD_ZIP_MAX_MEMBERS = envint("UPLOAD_ZIP_MAX_MEMBERS", 100_000)
+UPLOAD_ZIP_MAX_RATIO = envint("UPLOAD_ZIP_MAX_RATIO", 200)
+
+# DICOM gateway (C-STORE): one port for all clinics; the called AE title selects the clinic.
+DICOM_HOST = envstr("DICOM_HOST", "127.0.0.1")
+DICOM_PORT = envint("DICOM_PORT", 11112)
+DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", 20)
 
 STORAGES["primary"] = _region_storage("primary")
 STORAGES["secondary"] = _region_storage("secondary")
@@ -203,12 +229,13 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "CloudPACS <no-reply@cloudpacs
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "cloudpacs")
