@@ -150,3 +150,6 @@ class Outbox(TenantOwned):
 
 # Durable-storage models (data keys, per-region copies, fixity audits) live with their code.
 from archive.storage.models import DataKey, FixityFinding, FixityRun, InstanceCopy  # noqa: E402, F401
+
+
+from archive.gateway.models import DicomPeer  # noqa: E402,F401  (lives with the gateway)

@@ -1,0 +1,89 @@
+"""pynetdicom event handlers: small functions that return a DICOM status and call the
+same ingest service as STOW-RS."""
+
+import logging
+
+from django.db import close_old_connections, connection
+
+from archive.ingest import errors
+from archive.ingest.service import Outcome, instance_ingest
+from archive.ingest.spool import SpooledFile
+from tenants.audit import Actor, audit_record
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+WARNING_COERCION = 0xB000
+OUT_OF_RESOURCES = 0xA700
+REFUSED_NOT_AUTHORIZED = 0x0124
+
+
+def _state(assoc) -> dict:
+    # Per-association counters, read when the association ends to write one audit event.
+    if not hasattr(assoc, "cloudpacs"):
+        assoc.cloudpacs = {"stored": 0, "present": 0, "conflict": 0, "failed": 0, "studies": set()}
+    return assoc.cloudpacs
+
+
+def actor_for(event) -> Actor:
+    assoc = event.assoc
+    calling = assoc.requestor.ae_title.strip()
+    return Actor("dicom", calling, f"DICOM peer {calling}", assoc.requestor.address, "")
+
+
+def handle_echo(event) -> int:
+    return SUCCESS
+
+
+def handle_store(event) -> int | tuple:
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    if tenant is None:  # cannot happen: associations are admitted per clinic
+        return REFUSED_NOT_AUTHORIZED
+    close_old_connections()
+    counters = _state(event.assoc)
+    try:
+        spooled = SpooledFile.adopt(event.dataset_path)
+    except OSError:
+        log.exception("could not take over a received dataset")
+        return OUT_OF_RESOURCES
+    try:
+        result = instance_ingest(tenant=tenant, spooled=spooled, actor=actor_for(event))
+    except Exception:
+        log.exception("C-STORE ingest failed")
+        counters["failed"] += 1
+        return errors.PROCESSING_FAILURE
+    if result.study_instance_uid:
+        counters["studies"].add(result.study_instance_uid)
+    if result.outcome == Outcome.STORED:
+        counters["stored"] += 1
+        return SUCCESS
+    if result.outcome == Outcome.ALREADY_PRESENT:
+        counters["present"] += 1
+        return SUCCESS
+    if result.outcome == Outcome.CONFLICT:
+        counters["conflict"] += 1
+        return _status(WARNING_COERCION, result.reason)
+    counters["failed"] += 1
+    return _status(result.failure_code or errors.CANNOT_UNDERSTAND, result.reason)
+
+
+def _status(code: int, comment: str):
+    from pydicom.dataset import Dataset
+
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment[:64]
+    return status
+
+
+def handle_association_end(event) -> None:
+    """One audit event per association that stored anything; then free the DB connection."""
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    counters = getattr(event.assoc, "cloudpacs", None)
+    try:
+        if tenant is not None and counters is not None:
+            audit_record(tenant=tenant, actor=actor_for(event), action="dimse.store", obj_type="association",
+                         detail={**{k: v for k, v in counters.items() if k != "studies"},
+                                 "studies": sorted(counters["studies"])[:100]})
+    finally:
+        connection.close()

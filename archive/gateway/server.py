@@ -1,0 +1,103 @@
+"""The DICOM gateway: one listening port for all clinics. The called AE title selects the
+clinic; the association is refused unless the calling AE is on that clinic's allow-list."""
+
+import logging
+import tempfile
+
+from django.conf import settings
+from pynetdicom import AE, _config, evt
+from pynetdicom.acse import ACSE
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from archive.gateway import handlers
+from archive.gateway.acceptance import association_admit
+
+log = logging.getLogger(__name__)
+
+
+class TenantACSE(ACSE):
+    def _negotiate_as_acceptor(self) -> None:
+        from django.db import close_old_connections
+
+        rq = self.requestor.primitive
+        close_old_connections()
+        admission = association_admit(called_ae=rq.called_ae_title, calling_ae=rq.calling_ae_title,
+                                      address=self.assoc.requestor.address)
+        if admission.reject is not None:
+            log.info("rejecting association %s -> %s from %s", rq.calling_ae_title, rq.called_ae_title,
+                     self.assoc.requestor.address)
+            self.send_reject(*admission.reject)
+            evt.trigger(self.assoc, evt.EVT_REJECTED, {})
+            self.assoc.kill()
+            return
+        self.assoc.cloudpacs_tenant = admission.tenant
+        # Answer with the AE title the peer called (the clinic's), as peers expect.
+        self.assoc.acceptor.ae_title = rq.called_ae_title
+        super()._negotiate_as_acceptor()
+
+
+class TenantRequestHandler(RequestHandler):
+    def _create_association(self):
+        assoc = super()._create_association()
+        assoc.acse = TenantACSE(assoc)
+        return assoc
+
+
+EVENT_HANDLERS = [
+    (evt.EVT_C_ECHO, handlers.handle_echo),
+    (evt.EVT_C_STORE, handlers.handle_store),
+    (evt.EVT_RELEASED, handlers.handle_association_end),
+    (evt.EVT_ABORTED, handlers.handle_association_end),
+]
+
+
+def build_ae() -> AE:
+    # Received datasets are written straight to disk (never held in memory) in the spool
+    # folder, so the ingest service can take them over with a rename.
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    _config.UNRESTRICTED_STORAGE_SERVICE = True  # accept any storage SOP class, incl. private ones
+    from archive.ingest.spool import spool_dir
+
+    tempfile.tempdir = str(spool_dir())
+    ae = AE(ae_title="CLOUDPACS")
+    ae.require_called_aet = False  # TenantACSE checks called/calling pairs itself
+    ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
+    ae.network_timeout = 60
+    ae.dimse_timeout = 120
+    ae.acse_timeout = 30
+    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification)
+    return ae
+
+
+def start_gateway(host: str, port: int, block: bool = True) -> ThreadedAssociationServer | None:
+    ae = build_ae()
+    server = ae.make_server((host, port), evt_handlers=EVENT_HANDLERS,
+                            server_class=ThreadedAssociationServer, request_handler=TenantRequestHandler)
+    ae._servers.append(server)  # as AE.start_server does, so server.shutdown() can detach it
+    if not block:
+        import threading
+
+        threading.Thread(target=server.serve_forever, name="dicom-gateway", daemon=True).start()
+        return server
+    log.info("DICOM gateway listening on %s:%s", host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return None
+
+
+def _all_transfer_syntaxes() -> list[str]:
+    from pydicom.uid import AllTransferSyntaxes
+
+    return list(AllTransferSyntaxes)
+
+
+ALL_TRANSFER_SYNTAXES = _all_transfer_syntaxes()

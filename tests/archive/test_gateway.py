@@ -1,0 +1,105 @@
+"""The DICOM gateway against real peers: dcmtk's storescu/echoscu and a pynetdicom SCU."""
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, Verification
+
+from archive.gateway.models import DicomPeer
+from archive.gateway.server import start_gateway
+from archive.models import Instance
+from tenants.audit import AuditEvent
+from tests.dicom_factory import make_ct_series
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gateway(tenant, other_tenant):
+    DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
+    DicomPeer.objects.for_tenant(other_tenant).create(ae_title="OTHERMOD")
+    port = free_port()
+    server = start_gateway("127.0.0.1", port, block=False)
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+def associate(port, called, calling="MODALITY1", contexts=(Verification,)):
+    ae = AE(ae_title=calling)
+    for cx in contexts:
+        ae.add_requested_context(cx)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def test_echo_for_allowed_peer(gateway, tenant):
+    assoc = associate(gateway, tenant.ae_title)
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+@pytest.mark.parametrize("called, calling", [
+    ("NOSUCHCLINIC", "MODALITY1"),  # unknown called AE
+    ("ACME", "STRANGER"),  # calling AE not on the clinic's list
+    ("OTHER", "MODALITY1"),  # allowed at ACME, not at OTHER
+])
+def test_unknown_pairs_rejected(gateway, called, calling):
+    assoc = associate(gateway, called, calling)
+    assert assoc.is_rejected
+
+
+def test_cstore_stores_and_dedups(gateway, tenant, other_tenant):
+    datasets = make_ct_series(3)
+    assoc = associate(gateway, tenant.ae_title, contexts=[CTImageStorage])
+    assert assoc.is_established
+    statuses = [assoc.send_c_store(ds).Status for ds in datasets]
+    statuses.append(assoc.send_c_store(datasets[0]).Status)  # same instance again
+    assoc.release()
+    assert statuses == [0, 0, 0, 0]
+    assert Instance.objects.for_tenant(tenant).count() == 3
+    assert not Instance.objects.for_tenant(other_tenant).exists()
+    event = AuditEvent.objects.for_tenant(tenant).filter(action="dimse.store").get()
+    assert (event.detail["stored"], event.detail["present"]) == (3, 1)
+
+
+def test_cstore_refuses_missing_uid(gateway, tenant):
+    ds = make_ct_series(1)[0]
+    del ds.StudyInstanceUID
+    assoc = associate(gateway, tenant.ae_title, contexts=[CTImageStorage])
+    status = assoc.send_c_store(ds).Status
+    assoc.release()
+    assert status & 0xF000 in (0xA000, 0xC000)
+    assert not Instance.objects.for_tenant(tenant).exists()
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed (make test installs it)")
+def test_dcmtk_storescu(gateway, tenant, tmp_path):
+    files = []
+    for name in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"):
+        files.append(Path(get_testdata_file(name)))
+    result = subprocess.run(
+        ["storescu", "-aet", "MODALITY1", "-aec", tenant.ae_title, "-xw",  # also propose JPEG 2000
+         "127.0.0.1", str(gateway), *map(str, files)],
+        capture_output=True, text=True, timeout=60, env={"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert Instance.objects.for_tenant(tenant).count() == 3
+
+
+@pytest.mark.skipif(shutil.which("echoscu") is None, reason="dcmtk not installed")
+def test_dcmtk_echoscu_rejected_for_stranger(gateway, tenant):
+    result = subprocess.run(["echoscu", "-aet", "STRANGER", "-aec", tenant.ae_title, "127.0.0.1", str(gateway)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "Rejected" in result.stderr or "rejected" in (result.stdout + result.stderr).lower()
