@@ -8,6 +8,7 @@ checks that refuse unsafe configurations.
 from pathlib import Path
 
 import dj_database_url
+from botocore.config import Config as BotoConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from cloudpacs.env import envbool, envint, envlist, envstr
@@ -141,6 +142,9 @@ CACHES = {
           "LOCATION": str(VAR_DIR / "cache")}
 }
 
+# Platform operators must use two-factor authentication for the Django admin too.
+ADMIN_REQUIRE_2FA = envbool("ADMIN_REQUIRE_2FA", True)
+
 LOGIN_IP_MAX_FAILURES = envint("LOGIN_IP_MAX_FAILURES", 30)
 LOGIN_IP_WINDOW_MINUTES = envint("LOGIN_IP_WINDOW_MINUTES", 15)
 INVITATION_VALID_DAYS = envint("INVITATION_VALID_DAYS", 7)
@@ -192,6 +196,10 @@ def _region_storage(region: str) -> dict:
         "querystring_auth": True,
         "signature_version": "s3v4",
         "addressing_style": envstr(prefix + "ADDRESSING_STYLE", "path"),
+        # Fail fast on an endpoint that hangs; the pipeline retries with backoff.
+        "client_config": BotoConfig(connect_timeout=envint("STORAGE_CONNECT_TIMEOUT", 5),
+                                    read_timeout=envint("STORAGE_READ_TIMEOUT", 60),
+                                    retries={"max_attempts": 3, "mode": "standard"}),
     }
     sse = envstr(prefix + "SSE")  # bucket-side encryption as a second layer, e.g. "AES256"
     if sse:

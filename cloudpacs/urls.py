@@ -1,8 +1,14 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from cloudpacs import health
+
+if settings.ADMIN_REQUIRE_2FA:
+    # The admin login then asks for a TOTP code; operators enrol at /account/2fa/setup/.
+    admin.site.__class__ = OTPAdminSite
 
 clinic_patterns = [
     path("", include("tenants.urls_clinic")),

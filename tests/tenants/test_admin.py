@@ -25,9 +25,16 @@ def operator(db):
 
 
 @pytest.fixture
-def ops(client, operator):
+def ops(login, operator):
+    return login(operator)  # with a verified TOTP device, as the admin requires
+
+
+def test_operator_without_second_factor_is_asked_for_it(client, operator):
     client.force_login(operator)
-    return client
+    response = client.get(reverse("admin:tenants_tenant_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    page = client.get(response["Location"]).content.decode()
+    assert "otp_token" in page or "OTP" in page
 
 
 @pytest.fixture
