@@ -1,8 +1,10 @@
 from django.urls import include, path
 
+from archive.api import views as api
 from archive.dicomweb import qido, wado
 from archive.dicomweb import urls as dicomweb_urls
 from archive.dicomweb.routing import by_method
+from archive.views import study, worklist
 
 app_name = "archive"
 urlpatterns: list = [
@@ -14,4 +16,10 @@ urlpatterns: list = [
          name="dicomweb_study"),
     # QIDO-RS and WADO-RS (archive/dicomweb/urls.py).
     path("dicomweb/", include(dicomweb_urls.urlpatterns)),
+    # Worklist and study page (archive/views/), clinic REST API (archive/api/).
+    path("studies/", worklist.worklist, name="worklist"),
+    path("studies/<int:pk>/", study.study_page, name="study"),
+    path("api/studies/", api.StudyListView.as_view(), name="api_study_list"),
+    path("api/studies/<int:pk>/", api.StudyDetailView.as_view(), name="api_study_detail"),
+    path("api/studies/<int:pk>/storage/", api.StudyStorageView.as_view(), name="api_study_storage"),
 ]

@@ -1,0 +1,1 @@
+"""Server-rendered pages of the archive (worklist, study page)."""
