@@ -10,7 +10,6 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 from django.conf import settings
 from django.db.models import Count
@@ -21,14 +20,11 @@ from archive.storage import crypto
 from archive.storage.keys import data_key_for
 from archive.storage.models import InstanceCopy
 from archive.storage.objects import ObjectMissing, object_open
+from archive.storage.reader import InstanceUnavailable
 from archive.storage.regions import REGIONS
 from archive.storage.tier1 import tier1_path, tier1_put
 
 log = logging.getLogger(__name__)
-
-
-class InstanceUnavailable(Exception):
-    """No tier holds a good copy of the instance (it is not lost: see the fixity audit)."""
 
 
 def _fetch_into_tier1(instance: Instance, region: str) -> Path:
@@ -71,10 +67,6 @@ def instance_local_path(instance: Instance) -> Path:
             log.warning("reading instance %s from %s failed: %s", instance.pk, region, exc)
             errors.append(f"{region}: {exc}")
     raise InstanceUnavailable(f"instance {instance.pk}: " + "; ".join(errors))
-
-
-def instance_open(instance: Instance) -> BinaryIO:
-    return open(instance_local_path(instance), "rb")
 
 
 def tier1_evict(*, now=None) -> int:

@@ -76,14 +76,23 @@ def redis_broker():
     url = os.environ.get("CELERY_BROKER_URL", "")
     if not url or url.startswith("filesystem"):
         url = "redis://127.0.0.1:6379/9"
-    old = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.broker_url, app.conf.broker_transport_options = url, {}
-    app._pool = None
-    app.amqp._producer_pool = None
+    old = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_default_queue)
+    # A queue of our own: a worker started here must never take another session's
+    # messages (whose ids name rows in another database), nor the other way round.
+    queue = f"storage-test-{uuid.uuid4().hex[:12]}"
+    _configure(app, url, {}, queue)
     yield app, url
-    app.conf.broker_url, app.conf.broker_transport_options = old
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue)
+    _configure(app, *old)
+
+
+def _configure(app, url, transport_options, queue):
+    app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
+    app.conf.task_default_queue = queue
+    # Drop the connection pool and the routing tables built from the old settings.
     app._pool = None
-    app.amqp._producer_pool = None
+    app.__dict__.pop("amqp", None)
 
 
 @pytest.fixture
@@ -117,5 +126,3 @@ def start_worker(transactional_db, s3_regions, redis_broker, settings, tmp_path)
     yield start
     for worker in workers:
         worker.stop()
-    with app.connection_for_write() as conn:  # leave nothing for the next test's worker
-        conn.default_channel.queue_purge(app.conf.task_default_queue)
