@@ -22,4 +22,6 @@ urlpatterns: list = [
     path("api/studies/", api.StudyListView.as_view(), name="api_study_list"),
     path("api/studies/<int:pk>/", api.StudyDetailView.as_view(), name="api_study_detail"),
     path("api/studies/<int:pk>/storage/", api.StudyStorageView.as_view(), name="api_study_storage"),
+    # Browser upload page and its tus endpoints (archive/upload/).
+    path("upload/", include("archive.upload.urls")),
 ]

@@ -103,6 +103,23 @@ def _api_token(victim):
     return {"token_id": token.pk}, [token.name, token.token_hint]
 
 
+@sample("archive:upload_file", "archive:upload_ingest")
+def _upload(victim):
+    from archive.upload.store import upload_create
+
+    upload = upload_create(tenant=victim, length=4, metadata={"filename": "Victim^File.dcm"},
+                           owner=f"user:{tenant_owner(victim).pk}")
+    upload.data_path.write_bytes(b"DICM")
+    return {"upload_id": upload.id}, ["Victim^File"]
+
+
+@sample("archive:upload_batch_close")
+def _upload_batch(victim):
+    from archive.upload.store import batch_create
+
+    return {"batch_id": batch_create(tenant=victim, owner=f"user:{tenant_owner(victim).pk}")}
+
+
 def _discover_app_samples() -> None:
     """Merge `SAMPLES` from every tests/<app>/isolation_samples.py."""
     tests_dir = Path(__file__).parent

@@ -1,0 +1,82 @@
+"""The upload page and the JSON endpoints it calls besides tus: batches and ingest."""
+
+from collections import Counter
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from archive.upload.ingest import upload_ingest
+from archive.upload.store import (
+    Busy,
+    batch_add,
+    batch_create,
+    batch_exists,
+    batch_pop,
+    principal_key,
+    upload_claimed,
+    upload_get,
+)
+from tenants.audit import audit_record
+from tenants.decorators import require_perm
+
+
+@require_GET
+@require_perm("archive.upload")
+def upload_page(request):
+    return render(request, "archive/upload.html", {
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "chunk_bytes": 8 * 1024 * 1024,
+    })
+
+
+@require_POST
+@require_perm("archive.upload")
+def batch_start(request):
+    batch_id = batch_create(tenant=request.tenant, owner=principal_key(request.principal))
+    return JsonResponse({"batch": batch_id}, status=201)
+
+
+@require_POST
+@require_perm("archive.upload")
+def upload_finish(request, upload_id: str):
+    """Ingest a complete upload; answers the per-file results (and keeps them for the batch)."""
+    owner = principal_key(request.principal)
+    upload = upload_get(tenant=request.tenant, upload_id=upload_id, owner=owner)
+    if upload is None:
+        return JsonResponse({"error": "no such upload"}, status=404)
+    if not upload.complete:
+        return JsonResponse({"error": f"the upload is incomplete ({upload.offset} of "
+                                      f"{upload.length} bytes)"}, status=409)
+    name = upload.metadata.get("filename") or "file"
+    try:
+        with upload_claimed(upload) as path:
+            results = upload_ingest(tenant=request.tenant, path=path, name=name,
+                                    actor=request.principal.actor(request))
+    except Busy:
+        return JsonResponse({"error": "this upload is being processed already"}, status=409)
+    batch = upload.metadata.get("batch", "")
+    if batch and batch_exists(tenant=request.tenant, batch_id=batch, owner=owner):
+        batch_add(tenant=request.tenant, batch_id=batch, results=results)
+    return JsonResponse({"files": results})
+
+
+@require_POST
+@require_perm("archive.upload")
+def batch_finish(request, batch_id: str):
+    """Close a batch: one audit event for everything uploaded in it, and the summary."""
+    if not batch_exists(tenant=request.tenant, batch_id=batch_id,
+                        owner=principal_key(request.principal)):
+        return JsonResponse({"error": "no such batch"}, status=404)
+    results = batch_pop(tenant=request.tenant, batch_id=batch_id)
+    counts = Counter(r["status"] for r in results)
+    studies = sorted({r["study_uid"] for r in results if r.get("study_uid")})
+    summary = {"stored": counts["stored"], "already_present": counts["already_present"],
+               "rejected": counts["rejected"], "skipped": counts["skipped"]}
+    # Counts and study UIDs only: file names may carry patient names.
+    audit_record(tenant=request.tenant, actor=request.principal.actor(request),
+                 action="upload.batch", obj_type="study",
+                 obj_id=studies[0] if len(studies) == 1 else "",
+                 detail={**summary, "studies": studies[:100]})
+    return JsonResponse({**summary, "studies": len(studies)})
