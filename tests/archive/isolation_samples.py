@@ -11,9 +11,33 @@ def _study(victim):
     return {"pk": study.pk}, ["Victimova", "VICTIM-PID-77", "VICTIM-ACC-77", study.study_instance_uid]
 
 
+def _dicomweb_instance(victim):
+    """One ingested CT image of the victim clinic (QIDO-RS / WADO-RS URLs)."""
+    from tests.archive.dicomweb_data import ingest_datasets
+    from tests.dicom_factory import make_ct_series
+
+    [ds] = make_ct_series(1, 8, 8, patient_name="Victimova^Dicomweb", patient_id="VICTIM-DW-77",
+                          accession="VICTIM-DWACC-77")
+    ingest_datasets(victim, [ds])
+    kwargs = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID,
+              "sop_uid": ds.SOPInstanceUID, "frame_list": "1", "tag_path": "7FE00010"}
+    return kwargs, ["Victimova", "VICTIM-DW-77", "VICTIM-DWACC-77", ds.StudyInstanceUID,
+                    ds.SOPInstanceUID]
+
+
+DICOMWEB_NAMES = [
+    "dicomweb_study", "dicomweb_study_metadata", "dicomweb_study_series", "dicomweb_study_instances",
+    "dicomweb_study_thumbnail", "dicomweb_series", "dicomweb_series_metadata",
+    "dicomweb_series_instances", "dicomweb_series_thumbnail", "dicomweb_instance",
+    "dicomweb_instance_metadata", "dicomweb_instance_rendered", "dicomweb_instance_thumbnail",
+    "dicomweb_frames", "dicomweb_frames_rendered", "dicomweb_bulkdata",
+]
+
 SAMPLES = {
     # Worklist/study page and the clinic REST API (archive/views/, archive/api/).
     "archive:study": _study,
     "archive:api_study_detail": _study,
     "archive:api_study_storage": _study,
+    # QIDO-RS and WADO-RS (archive/dicomweb/).
+    **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
