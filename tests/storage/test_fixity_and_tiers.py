@@ -107,3 +107,16 @@ def test_tier1_evicted_only_when_old_and_verified_in_both_regions(tenant, s3_reg
     Instance.objects.for_tenant(tenant).update(created_at=timezone.now())
     instance_local_path(both)
     assert tier1_evict() == 0 and tier1_path(both.storage_key).exists()
+
+
+def test_operator_page_lists_runs_and_findings(tenant, archived, seaweed, login, django_user_model):
+    operator = django_user_model.objects.create_superuser("ops@cloudpacs.test", "x" * 20)
+    admin_client = login(operator)  # with a verified second factor, as the admin requires
+    (bad, _), _ = archived
+    _flip_byte(seaweed["primary"], bad.storage_key)
+    run = fixity_run(limit=0)
+    page = admin_client.get(f"/admin/archive/fixityrun/{run.pk}/change/").content.decode()
+    assert "corrupt" in page and "repaired" in page and "primary" in page
+    listing = admin_client.get("/admin/archive/fixityfinding/").content.decode()
+    assert bad.storage_key in listing or str(bad.pk) in listing
+    assert admin_client.get("/admin/archive/instancecopy/").status_code == 200

@@ -1,0 +1,62 @@
+"""Operator pages for durable storage (Django admin): fixity audit runs and their findings,
+per-region copy states with their last errors. Read-only; no PHI (ids and keys only)."""
+
+from django.contrib import admin
+
+from archive.storage.models import FixityFinding, FixityRun, InstanceCopy
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class FindingInline(admin.TabularInline):
+    model = FixityFinding
+    fields = ["tenant", "instance_id", "region", "problem", "action", "problem_detail", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="detail")
+    def problem_detail(self, obj) -> str:
+        return obj.detail
+
+
+@admin.register(FixityRun)
+class FixityRunAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "started_at", "finished_at", "checked", "ok", "repaired", "unrepaired", "error"]
+    list_filter = ["started_at"]
+    fields = ["started_at", "finished_at", "checked", "ok", "repaired", "unrepaired", "error"]
+    inlines = [FindingInline]
+
+
+@admin.register(FixityFinding)
+class FixityFindingAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "instance_id", "region", "problem", "action", "problem_detail"]
+    list_filter = ["action", "problem", "region"]
+    fields = ["run", "tenant", "instance_id", "storage_key", "region", "problem", "action",
+              "problem_detail", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="detail")
+    def problem_detail(self, obj) -> str:
+        return obj.detail
+
+
+@admin.register(InstanceCopy)
+class InstanceCopyAdmin(ReadOnlyAdmin):
+    list_display = ["instance_id", "tenant", "region", "state", "attempts", "updated_at", "last_error"]
+    list_filter = ["state", "region"]
+    fields = ["tenant", "instance_id", "region", "state", "cipher_sha256", "cipher_size", "key_id",
+              "uploaded_at", "verified_at", "checked_at", "attempts", "last_error", "updated_at"]
+    readonly_fields = fields
