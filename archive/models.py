@@ -148,8 +148,7 @@ class Outbox(TenantOwned):
         return f"Outbox {self.kind} {self.pk}"
 
 
-# Durable-storage models (data keys, per-region copies, fixity audits) live with their code.
+# Models that live with their code: the gateway's peers; durable storage's data keys,
+# per-region copies and fixity audits.
+from archive.gateway.models import DicomPeer  # noqa: E402, F401
 from archive.storage.models import DataKey, FixityFinding, FixityRun, InstanceCopy  # noqa: E402, F401
-
-
-from archive.gateway.models import DicomPeer  # noqa: E402,F401  (lives with the gateway)
