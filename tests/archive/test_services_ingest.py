@@ -86,7 +86,7 @@ def test_tenants_do_not_share_instances(tenant, other_tenant):
     "CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
     "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
     "JPEG2000.dcm", "JPGExtended.dcm", "SC_rgb_rle.dcm", "liver_1frame.dcm", "rtdose.dcm",
-    "waveform_ecg.dcm", "test-SR.dcm",
+    "waveform_ecg.dcm", "test-SR.dcm", "image_dfl.dcm",
 ])
 def test_bundled_files_ingest(tenant, name):
     data = Path(get_testdata_file(name)).read_bytes()
