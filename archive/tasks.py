@@ -64,3 +64,11 @@ def evict_tier1() -> int:
     from archive.storage.tiers import tier1_evict
 
     return tier1_evict()
+
+
+@shared_task(name="archive.expire_uploads", acks_late=True)
+def expire_uploads() -> int:
+    """Remove browser uploads left unfinished past UPLOAD_EXPIRY_HOURS."""
+    from archive.upload.store import uploads_expire
+
+    return uploads_expire()

@@ -260,6 +260,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive-fixity-audit": {"task": "archive.fixity_audit",
                              "schedule": float(envint("FIXITY_AUDIT_INTERVAL_SECONDS", 24 * 3600))},
     "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
+    "archive-expire-uploads": {"task": "archive.expire_uploads", "schedule": 3600.0},
 }
 
 # Durable storage. The master key wraps every clinic's data keys; it never enters the
