@@ -21,7 +21,7 @@ from archive.dicomweb.multipart import (
     related_boundary,
 )
 from archive.ingest import errors
-from archive.ingest.service import IngestResult, Outcome, instance_ingest
+from archive.ingest.service import IngestContext, IngestResult, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
@@ -139,6 +139,7 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
         return StowOutcome(400, _error_body("the multipart body contains no parts"))
 
     results: list[IngestResult | PartFailure] = []
+    context = IngestContext()  # the parts of one body mostly share a study and series
     try:
         for n, item in enumerate(items):
             if isinstance(item, PartFailure):
@@ -146,7 +147,7 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
                 continue
             items[n] = None  # consumed by instance_ingest, whatever happens
             results.append(instance_ingest(tenant=tenant, spooled=item, actor=actor,
-                                           expected_study_uid=study_uid))
+                                           expected_study_uid=study_uid, context=context))
     finally:
         for item in items:
             if isinstance(item, SpooledFile):

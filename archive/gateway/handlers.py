@@ -6,7 +6,7 @@ import logging
 from django.db import close_old_connections, connection
 
 from archive.ingest import errors
-from archive.ingest.service import Outcome, instance_ingest
+from archive.ingest.service import IngestContext, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile
 from tenants.audit import Actor, audit_record
 
@@ -21,7 +21,8 @@ REFUSED_NOT_AUTHORIZED = 0x0124
 def _state(assoc) -> dict:
     # Per-association counters, read when the association ends to write one audit event.
     if not hasattr(assoc, "cloudpacs"):
-        assoc.cloudpacs = {"stored": 0, "present": 0, "conflict": 0, "failed": 0, "studies": set()}
+        assoc.cloudpacs = {"stored": 0, "present": 0, "conflict": 0, "failed": 0, "studies": set(),
+                           "context": IngestContext()}
     return assoc.cloudpacs
 
 
@@ -47,7 +48,8 @@ def handle_store(event) -> int | tuple:
         log.exception("could not take over a received dataset")
         return OUT_OF_RESOURCES
     try:
-        result = instance_ingest(tenant=tenant, spooled=spooled, actor=actor_for(event))
+        result = instance_ingest(tenant=tenant, spooled=spooled, actor=actor_for(event),
+                                 context=counters["context"])
     except Exception:
         log.exception("C-STORE ingest failed")
         counters["failed"] += 1
@@ -83,7 +85,7 @@ def handle_association_end(event) -> None:
     try:
         if tenant is not None and counters is not None:
             audit_record(tenant=tenant, actor=actor_for(event), action="dimse.store", obj_type="association",
-                         detail={**{k: v for k, v in counters.items() if k != "studies"},
+                         detail={**{k: v for k, v in counters.items() if k not in ("studies", "context")},
                                  "studies": sorted(counters["studies"])[:100]})
     finally:
         connection.close()

@@ -43,8 +43,22 @@ class IngestResult:
         return self.outcome in (Outcome.STORED, Outcome.ALREADY_PRESENT)
 
 
-def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor,
-                    expected_study_uid: str | None = None) -> IngestResult:
+class IngestContext:
+    """Remembers the study and series rows one sender's request (a STOW body, a C-STORE
+    association, an upload batch) has already found or made, so the instances after the
+    first skip those lookups. Rows are only ever added, never changed, through it."""
+
+    def __init__(self) -> None:
+        self.studies: dict[str, Study] = {}
+        self.series: dict[str, Series] = {}
+
+    def forget(self) -> None:
+        self.studies.clear()
+        self.series.clear()
+
+
+def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor, expected_study_uid: str | None = None,
+                    context: IngestContext | None = None) -> IngestResult:
     """Check, index and store one spooled instance; queue its archiving.
 
     On return the file is either in tier 1 and committed to the index with an outbox row,
@@ -58,10 +72,7 @@ def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor,
         if expected_study_uid and parsed.study_uid != expected_study_uid:
             return _failed(parsed, errors.STUDY_UID_MISMATCH,
                            "instance belongs to another study than the one in the request URL")
-        existing = _existing(tenant, parsed.sop_uid)
-        if existing is not None:
-            return _duplicate(existing, parsed, spooled.sha256)
-        return _store(tenant, spooled, parsed, actor)
+        return _store(tenant, spooled, parsed, actor, context or IngestContext())
     finally:
         spooled.close()
 
@@ -85,39 +96,46 @@ def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> Inges
     )
 
 
-def _store(tenant, spooled: SpooledFile, parsed: ParsedInstance, actor: Actor) -> IngestResult:
+def _store(tenant, spooled: SpooledFile, parsed: ParsedInstance, actor: Actor,
+           context: IngestContext) -> IngestResult:
+    # No look-up before the insert: the unique constraint on the SOP Instance UID finds
+    # the (rare) re-send, and the common case saves a query.
     key = Instance.new_storage_key(tenant.pk)
     tier1_put(spooled.claim(), key)
     try:
         with transaction.atomic():
-            instance, new_study = _index(tenant, parsed, key, spooled.size, spooled.sha256)
+            instance, new_study = _index(tenant, parsed, key, spooled.size, spooled.sha256, context)
             outbox = Outbox.objects.for_tenant(tenant).create(kind=Outbox.ARCHIVE, instance=instance)
             if new_study:
                 audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",
                              obj_id=instance.study_id, detail={"modality": parsed.series["modality"]})
             transaction.on_commit(lambda: _enqueue(outbox.pk))
     except IntegrityError:
-        # Another request stored the same SOP instance a moment ago.
         tier1_delete(key)
+        # Rows this transaction made were rolled back: the context must not remember them.
+        context.forget()
         existing = _existing(tenant, parsed.sop_uid)
         if existing is None:
             raise
         return _duplicate(existing, parsed, spooled.sha256)
     except BaseException:
         tier1_delete(key)
+        context.forget()
         raise
     return IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
                         instance=instance, new_study=new_study)
 
 
-def _index(tenant, parsed: ParsedInstance, key: str, size: int, sha256: str) -> tuple[Instance, bool]:
-    scoped = lambda model: model.objects.for_tenant(tenant)  # noqa: E731
-    patient, _ = scoped(Patient).get_or_create(
+def _study_row(tenant, parsed: ParsedInstance, context: IngestContext) -> tuple[Study, bool]:
+    study = context.studies.get(parsed.study_uid)
+    if study is not None:
+        return study, False
+    patient, _ = Patient.objects.for_tenant(tenant).get_or_create(
         patient_id=parsed.patient["patient_id"],
         issuer_of_patient_id=parsed.patient["issuer_of_patient_id"],
         defaults={k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")},
     )
-    study, new_study = scoped(Study).get_or_create(
+    study, created = Study.objects.for_tenant(tenant).get_or_create(
         study_instance_uid=parsed.study_uid,
         defaults={
             **parsed.study,
@@ -129,9 +147,25 @@ def _index(tenant, parsed: ParsedInstance, key: str, size: int, sha256: str) -> 
             "patient_sex": parsed.patient["sex"],
         },
     )
-    series, new_series = scoped(Series).get_or_create(
+    context.studies[parsed.study_uid] = study
+    return study, created
+
+
+def _series_row(tenant, parsed: ParsedInstance, study: Study, context: IngestContext) -> tuple[Series, bool]:
+    series = context.series.get(parsed.series_uid)
+    if series is not None:
+        return series, False
+    series, created = Series.objects.for_tenant(tenant).get_or_create(
         series_instance_uid=parsed.series_uid, defaults={**parsed.series, "study": study})
-    instance = scoped(Instance).create(
+    context.series[parsed.series_uid] = series
+    return series, created
+
+
+def _index(tenant, parsed: ParsedInstance, key: str, size: int, sha256: str,
+           context: IngestContext) -> tuple[Instance, bool]:
+    study, new_study = _study_row(tenant, parsed, context)
+    series, new_series = _series_row(tenant, parsed, study, context)
+    instance = Instance.objects.for_tenant(tenant).create(
         study=study, series=series, sop_instance_uid=parsed.sop_uid,
         sop_class_uid=parsed.sop_class_uid, transfer_syntax_uid=parsed.transfer_syntax_uid,
         size_bytes=size, sha256=sha256, storage_key=key, metadata=parsed.metadata, **parsed.instance,
@@ -142,7 +176,7 @@ def _index(tenant, parsed: ParsedInstance, key: str, size: int, sha256: str) -> 
     if new_series:
         study_updates["num_series"] = F("num_series") + 1
         modality = parsed.series["modality"]
-        if modality and modality not in study.modality_list:
+        if modality:
             # Re-read under lock: two new series of one study may arrive together.
             locked = Study.unscoped.select_for_update().get(pk=study.pk)
             if modality not in locked.modality_list:

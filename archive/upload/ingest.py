@@ -6,7 +6,7 @@ or rejected with a readable reason."""
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from archive.ingest.service import IngestResult, Outcome, instance_ingest
+from archive.ingest.service import IngestContext, IngestResult, Outcome, instance_ingest
 from archive.ingest.spool import TooLarge, spool_path
 from archive.upload.zipsafe import (
     Budget,
@@ -60,6 +60,7 @@ def _zip_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
     try:
         with zipfile.ZipFile(path) as zf:
             budget = Budget(size)
+            context = IngestContext()
             for member in zip_members(zf, size):
                 shown = f"{name}/{member.name}"
                 if member.info is None:
@@ -72,7 +73,7 @@ def _zip_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
                     results.append(_rejected(shown, str(exc)))
                     continue
                 results.append(_entry(shown, instance_ingest(tenant=tenant, spooled=spooled,
-                                                             actor=actor)))
+                                                             actor=actor, context=context)))
     except ZipRejected as exc:
         results.append(_rejected(name, str(exc)))
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
