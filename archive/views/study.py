@@ -55,6 +55,7 @@ def study_page(request, pk: int):
         "patient_display": display_name(study.patient_name),
         "study_date": dicom_date_display(study.study_date),
         "birth_date": dicom_date_display(study.patient_birth_date),
+        "referring_display": display_name(study.referring_physician_name),
         "series": series,
         "storage": storage,
         "viewer_url": optional_url(VIEWER_URLS, request.tenant, study),

@@ -33,6 +33,8 @@ SESSION_KEY = "worklist_searches"
 KEEP_SEARCHES = 10
 MODALITIES = ["CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "IO", "OT", "SR"]
 SORT_LABELS = {"date": "Study date", "name": "Patient name", "created": "Received"}
+# Filters behind "More filters" (name and patient ID are always shown).
+MORE_FIELDS = ("date_from", "date_to", "modality", "accession", "referring")
 
 
 class WorklistForm(forms.Form):
@@ -90,7 +92,9 @@ def worklist(request):
     if request.method == "POST":
         form = WorklistForm(request.POST)
         if not form.is_valid():
-            return render(request, "archive/worklist.html", {"form": form, "studies": []}, status=400)
+            return render(request, "archive/worklist.html", {
+                "form": form, "studies": [], "more_fields": MORE_FIELDS,
+                "more_open": any(form[f].value() for f in MORE_FIELDS)}, status=400)
         filters = form.filters()
         sort = form.cleaned_data.get("sort") or DEFAULT_SORT
         key = _remember(request, filters) if filters.active() else None
@@ -109,17 +113,21 @@ def worklist(request):
         page = worklist_search(tenant=request.tenant, filters=filters, sort=sort, after=after)
     except WorklistError as error:  # a stored search from an older version, say
         form.add_error(None, str(error))
-        return render(request, "archive/worklist.html", {"form": form, "studies": []}, status=400)
+        return render(request, "archive/worklist.html", {"form": form, "studies": [], "more_fields": MORE_FIELDS,
+                                                         "more_open": True}, status=400)
     for study in page.studies:
         study.display_name = display_name(study.patient_name)
         study.date_display = dicom_date_display(study.study_date)
         study.birth_display = dicom_date_display(study.patient_birth_date)
+        study.referring_display = display_name(study.referring_physician_name)
     # The list shows patients' names: reading it is a PHI access.
     audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="worklist.viewed",
                  obj_type="worklist", detail={"via": "web", "filters": filters.active(), "sort": sort,
                                               "after": after, "shown": len(page.studies)})
     return render(request, "archive/worklist.html", {
         "form": form,
+        "more_fields": MORE_FIELDS,
+        "more_open": any(getattr(filters, f) for f in MORE_FIELDS),
         "studies": page.studies,
         "searching": bool(filters.active()),
         "expired": expired,

@@ -51,6 +51,14 @@ def test_search_is_posted_and_the_url_carries_no_phi(client, login, make_member,
     assert event.detail["sort"] == "name"
 
 
+def test_more_filters_open_when_one_is_used(client, login, make_member, tenant):
+    make_study(tenant, accession="A-1")
+    c = viewer_client(client, login, make_member, tenant)
+    assert '<details class="wl-more">' in c.get(url(tenant)).content.decode()
+    location = c.post(url(tenant), {"accession": "A-1"})["Location"]
+    assert '<details class="wl-more" open>' in c.get(location).content.decode()
+
+
 def test_invalid_search_is_refused(client, login, make_member, tenant):
     c = viewer_client(client, login, make_member, tenant)
     response = c.post(url(tenant), {"date_from": "2024-02-01", "date_to": "2024-01-01"})
