@@ -77,7 +77,7 @@ class SeaweedServer:
                 "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.grpc']}",
                 "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3.grpc']}",
                 f"-s3.config={self.config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-master.telemetry=false", "-volume.max=20", "-master.volumeSizeLimitMB=64"]
+                "-master.telemetry=false", "-volume.max=50", "-master.volumeSizeLimitMB=64"]
         log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

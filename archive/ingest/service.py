@@ -58,11 +58,12 @@ class IngestContext:
 
 
 def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor, expected_study_uid: str | None = None,
-                    context: IngestContext | None = None) -> IngestResult:
+                    context: IngestContext | None = None, storage_key: str | None = None) -> IngestResult:
     """Check, index and store one spooled instance; queue its archiving.
 
     On return the file is either in tier 1 and committed to the index with an outbox row,
-    or gone; the spooled temp file is always consumed."""
+    or gone; the spooled temp file is always consumed. `storage_key` is for restore only:
+    the instance keeps the key its copies already have in the regions."""
     try:
         spooled.finish()
         try:
@@ -72,7 +73,7 @@ def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor, expected_stud
         if expected_study_uid and parsed.study_uid != expected_study_uid:
             return _failed(parsed, errors.STUDY_UID_MISMATCH,
                            "instance belongs to another study than the one in the request URL")
-        return _store(tenant, spooled, parsed, actor, context or IngestContext())
+        return _store(tenant, spooled, parsed, actor, context or IngestContext(), storage_key)
     finally:
         spooled.close()
 
@@ -97,10 +98,10 @@ def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> Inges
 
 
 def _store(tenant, spooled: SpooledFile, parsed: ParsedInstance, actor: Actor,
-           context: IngestContext) -> IngestResult:
+           context: IngestContext, storage_key: str | None = None) -> IngestResult:
     # No look-up before the insert: the unique constraint on the SOP Instance UID finds
     # the (rare) re-send, and the common case saves a query.
-    key = Instance.new_storage_key(tenant.pk)
+    key = storage_key or Instance.new_storage_key(tenant.pk)
     tier1_put(spooled.claim(), key)
     try:
         with transaction.atomic():

@@ -8,6 +8,8 @@ Production refuses to start without the variable (see settings.py).
 import base64
 import functools
 import hashlib
+import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -105,6 +107,38 @@ def active_data_key(*, tenant) -> tuple[int, bytes]:
         except IntegrityError:  # a concurrent first use created version 1
             row = DataKey.objects.for_tenant(tenant).get(active=True)
     return row.pk, unwrap(row.wrapped, tenant.pk, row.version)
+
+
+_exported: set[tuple[str, int]] = set()
+
+
+def key_export(*, region: str, key_id: int) -> None:
+    """Keep a (still wrapped) copy of a data key beside the objects in `region`, so the
+    archive can be rebuilt from that region alone (restore_from_region). Safe to publish:
+    without the master key it is useless."""
+    from archive.storage.objects import object_exists, object_put
+
+    if (region, key_id) in _exported:
+        return
+    name = f"_keys/{key_id}.json"
+    if not object_exists(region, name):
+        row = DataKey.unscoped.select_related("tenant").get(pk=key_id)
+        doc = {"key_id": row.pk, "tenant_id": row.tenant_id, "tenant_slug": row.tenant.slug,
+               "version": row.version, "wrapped": base64.b64encode(bytes(row.wrapped)).decode(),
+               "master_key_id": master_key_id(), "created_at": row.created_at.isoformat()}
+        object_put(region, name, io.BytesIO(json.dumps(doc).encode()))
+    _exported.add((region, key_id))
+
+
+def key_import(doc: dict) -> DataKey:
+    """Recreate a data key row from its exported copy (same id, same wrapped bytes)."""
+    row, _ = DataKey.unscoped.get_or_create(
+        pk=doc["key_id"], defaults={"tenant_id": doc["tenant_id"], "version": doc["version"],
+                                    "wrapped": base64.b64decode(doc["wrapped"]), "active": False})
+    if row.tenant_id != doc["tenant_id"]:
+        raise KeyUnavailable(f"data key {row.pk} belongs to another clinic here than in the region")
+    unwrap(row.wrapped, row.tenant_id, row.version)  # fails loudly with a wrong master key
+    return row
 
 
 def data_key_for(*, tenant_id: int, key_id: int) -> bytes:

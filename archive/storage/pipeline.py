@@ -17,7 +17,7 @@ from django.utils import timezone
 from archive.models import Instance, Outbox
 from archive.storage.crypto import EncryptingReader
 from archive.storage.integrity import copy_check
-from archive.storage.keys import active_data_key
+from archive.storage.keys import active_data_key, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.objects import object_open, object_put
 from archive.storage.regions import PRIMARY, REGIONS, SECONDARY
@@ -74,6 +74,8 @@ def copy_upload(instance: Instance, region: str) -> None:
         other = InstanceCopy.unscoped.filter(instance=instance, region=source,
                                              state=InstanceCopy.VERIFIED).first()
         if other is not None:
+            if other.key_id:
+                key_export(region=region, key_id=other.key_id)
             stream = object_open(source, instance.storage_key)
             try:
                 object_put(region, instance.storage_key, stream)
@@ -85,6 +87,7 @@ def copy_upload(instance: Instance, region: str) -> None:
             if not path.exists():
                 raise NoSource(f"instance {instance.pk} is in neither tier 1 nor {source}")
             key_id, data_key = active_data_key(tenant=instance.tenant)
+            key_export(region=region, key_id=key_id)
             with open(path, "rb") as fh:
                 reader = EncryptingReader(fh, data_key=data_key, key_id=key_id)
                 object_put(region, instance.storage_key, reader)

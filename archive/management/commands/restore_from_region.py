@@ -1,0 +1,40 @@
+"""`manage.py restore_from_region secondary [--tenant SLUG]`: rebuild the index, tier 1 and
+the other region from one region alone, with progress. Runs beside the live service;
+safe to interrupt and run again (what is indexed already is skipped)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from archive.storage.regions import REGIONS
+from archive.storage.restore import RestoreReport, region_restore
+from tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Rebuild the archive index and the other region from one region's objects."
+
+    def add_arguments(self, parser):
+        parser.add_argument("region", choices=REGIONS)
+        parser.add_argument("--tenant", help="only this clinic (slug)")
+        parser.add_argument("--no-copy", action="store_true",
+                            help="leave the copy to the other region to the Celery workers")
+
+    def handle(self, *args, region: str, tenant: str | None = None, no_copy: bool = False, **options):
+        clinic = None
+        if tenant:
+            clinic = Tenant.objects.filter(slug=tenant).first()
+            if clinic is None:
+                raise CommandError(f"no clinic with slug {tenant!r}")
+
+        def progress(report: RestoreReport) -> None:
+            done = report.restored + report.skipped + len(report.failed)
+            self.stdout.write(f"restore: {done}/{report.total} objects, {report.restored} restored, "
+                              f"{report.skipped} already indexed, {len(report.failed)} failed, "
+                              f"{report.bytes / 1e6:.1f} MB")
+            self.stdout.flush()
+
+        report = region_restore(region=region, tenant=clinic, drive=not no_copy, progress=progress)
+        for failure in report.failed:
+            self.stderr.write(f"failed: {failure}")
+        if report.failed:
+            raise CommandError(f"{len(report.failed)} objects could not be restored")
+        self.stdout.write(self.style.SUCCESS(f"restored {report.restored} instances from {region}"))
