@@ -62,10 +62,7 @@ def test_bundled_file_renders_png(client, tenant, token, path):
         ds.save_as(out)
         data = out.getvalue()
     result = instance_ingest(tenant=tenant, spooled=spool_chunks([data]), actor=ACTOR)
-    if not result.ok:
-        # image_dfl.dcm (deflated): ingest's truncation check compares offsets in the
-        # inflated stream with the file size -- an ingest issue, reported; not rendering's.
-        pytest.skip(f"ingest refuses this file: {result.reason}")
+    assert result.ok, result.reason
     response = client.get(url(tenant, rendered_path(ds)), HTTP_ACCEPT="image/png", **bearer(token))
     assert response.status_code == 200, response.content[:200]
     assert response["Content-Type"] == "image/png"
