@@ -20,6 +20,7 @@ urlpatterns: list = [
     path("studies/", worklist.worklist, name="worklist"),
     path("studies/<int:pk>/", study.study_page, name="study"),
     path("api/studies/", api.StudyListView.as_view(), name="api_study_list"),
+    path("api/studies/search/", api.StudySearchView.as_view(), name="api_study_search"),
     path("api/studies/<int:pk>/", api.StudyDetailView.as_view(), name="api_study_detail"),
     path("api/studies/<int:pk>/storage/", api.StudyStorageView.as_view(), name="api_study_storage"),
     # Browser upload page and its tus endpoints (archive/upload/).

@@ -38,6 +38,14 @@ def test_lists_the_study_endpoints_with_path_parameters(schema):
                      "sort", "after", "limit"}
 
 
+def test_post_search_takes_the_filters_in_the_body(schema):
+    operation = schema["paths"]["/t/{tenant_slug}/api/studies/search/"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/StudySearch")
+    assert not [p for p in operation["parameters"] if p["in"] == "query"]
+    assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
+
+
 def test_bearer_token_or_session_security(schema):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "description": schemes["bearerAuth"]["description"]}

@@ -28,7 +28,7 @@ class StudySearchSerializer(serializers.Serializer):
                                       help_text="Part of the referring physician's name, any case.")
     sort = serializers.ChoiceField(choices=list(SORTS), default=DEFAULT_SORT, help_text=(
         "date: newest study date first; name: patient name A-Z; created: most recently received first."))
-    after = serializers.IntegerField(required=False, min_value=1, help_text=(
+    after = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text=(
         "Keyset cursor: the id of the last study of the previous page (use the `next` link)."))
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=PAGE_SIZE,
                                      help_text="Studies per page.")
@@ -74,6 +74,12 @@ class StudyPageSerializer(serializers.Serializer):
     results = StudySerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next page, null on the last page.")
     next_after = serializers.IntegerField(allow_null=True, help_text="The `after` cursor of the next page.")
+
+
+class StudySearchPageSerializer(serializers.Serializer):
+    results = StudySerializer(many=True)
+    next_after = serializers.IntegerField(allow_null=True, help_text=(
+        "Post the same search again with this `after` for the next page; null on the last page."))
 
 
 class SeriesSerializer(serializers.ModelSerializer):

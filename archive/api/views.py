@@ -19,11 +19,12 @@ from archive.api.serializers import (
     StorageStateSerializer,
     StudyDetailSerializer,
     StudyPageSerializer,
+    StudySearchPageSerializer,
     StudySearchSerializer,
 )
 from archive.models import Study
 from archive.study_detail import study_get, study_series, study_storage_state
-from archive.worklist import WorklistError, WorklistFilters, worklist_search
+from archive.worklist import WorklistError, WorklistFilters, WorklistPage, worklist_search
 from tenants.api_auth import HasTenantPerm
 from tenants.audit import audit_record
 
@@ -54,36 +55,68 @@ class ClinicAPIView(APIView):
                      action=action, **kwargs)
 
 
-@extend_schema(tags=["studies"])
-class StudyListView(ClinicAPIView):
-    @extend_schema(
-        operation_id="studies_search",
-        summary="Search the clinic's studies",
-        description=("The worklist's search: filters combine with AND. Pages follow each other by "
-                     "keyset (`next`), so any page is as fast as the first; there is no total count."),
-        parameters=[TENANT_SLUG, StudySearchSerializer],
-        responses={200: StudyPageSerializer,
-                   400: OpenApiResponse(description="A filter is invalid: field name -> messages."), **ERRORS},
-    )
-    def get(self, request: Request) -> Response:
-        params = StudySearchSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+class StudySearchBase(ClinicAPIView):
+    """What the GET and POST study searches share."""
+
+    def search(self, request: Request, params: dict, via: str) -> WorklistPage:
+        incoming = StudySearchSerializer(data=params)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
         filters = WorklistFilters(**{k: v for k, v in data.items() if k in FILTER_FIELDS})
         try:
             page = worklist_search(tenant=request.tenant, filters=filters, sort=data["sort"],
                                    after=data.get("after"), limit=data["limit"])
         except WorklistError as error:
             raise ValidationError({"detail": str(error)}) from None
+        # The list shows patients' names: reading it is a PHI access.
+        self.audit(request, "worklist.viewed", obj_type="worklist",
+                   detail={"via": via, "filters": filters.active(), "sort": page.sort,
+                           "after": data.get("after"), "shown": len(page.studies)})
+        return page
+
+
+BAD_FILTER = {400: OpenApiResponse(description="A filter is invalid: field name -> messages.")}
+
+
+@extend_schema(tags=["studies"])
+class StudyListView(StudySearchBase):
+    @extend_schema(
+        operation_id="studies_search",
+        summary="Search the clinic's studies",
+        description=("The worklist's search: filters combine with AND. Pages follow each other by "
+                     "keyset (`next`), so any page is as fast as the first; there is no total count. "
+                     "Query strings end up in proxy and server logs: to search by patient name or ID "
+                     "without putting them in a URL, POST the same fields to `studies/search/`."),
+        parameters=[TENANT_SLUG, StudySearchSerializer],
+        responses={200: StudyPageSerializer, **BAD_FILTER, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.search(request, request.query_params, "api")
         next_url = None
         if page.next_after is not None:
             query = {k: v for k, v in request.query_params.items() if k != "after"}
             next_url = request.build_absolute_uri(f"{request.path}?{urlencode({**query, 'after': page.next_after})}")
-        self.audit(request, "worklist.viewed", obj_type="worklist",
-                   detail={"via": "api", "filters": filters.active(), "sort": page.sort,
-                           "after": data.get("after"), "shown": len(page.studies)})
         body = StudyPageSerializer({"results": page.studies, "next": next_url, "next_after": page.next_after},
                                    context={"request": request})
+        return Response(body.data)
+
+
+@extend_schema(tags=["studies"])
+class StudySearchView(StudySearchBase):
+    @extend_schema(
+        operation_id="studies_search_post",
+        summary="Search the clinic's studies, filters in the body",
+        description=("Same as `GET studies/`, with the filters as a JSON body so that no patient name "
+                     "or ID appears in a URL. For the next page, post again with `after` = `next_after`. "
+                     "Reads only; a member's browser session needs the CSRF token as for any POST."),
+        parameters=[TENANT_SLUG],
+        request=StudySearchSerializer,
+        responses={200: StudySearchPageSerializer, **BAD_FILTER, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        page = self.search(request, request.data, "api")
+        body = StudySearchPageSerializer({"results": page.studies, "next_after": page.next_after},
+                                         context={"request": request})
         return Response(body.data)
 
 

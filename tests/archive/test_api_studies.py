@@ -43,6 +43,44 @@ def test_next_links_walk_all_pages(client, make_token, tenant):
     assert pages == 3 and len(seen) == 7 and set(seen) == made
 
 
+def test_search_by_post_keeps_phi_out_of_the_url(client, make_token, tenant):
+    jane = make_study(tenant, name="Doe^Jane", patient_id="MRN-1")
+    others = [make_study(tenant, name=f"Doe^John{i}", patient_id=f"J{i}") for i in range(3)]
+    auth = bearer(make_token(tenant, scopes=["read"]))
+    search = api(tenant, "api_study_search")
+    body = client.post(search, {"name": "jane doe"}, content_type="application/json", **auth).json()
+    assert [s["id"] for s in body["results"]] == [jane.pk] and body["next_after"] is None
+    seen, after = [], None
+    while True:
+        page = client.post(search, {"name": "doe", "limit": 3, "after": after},
+                           content_type="application/json", **auth).json()
+        seen += [s["id"] for s in page["results"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert sorted(seen) == sorted([jane.pk] + [s.pk for s in others])
+    bad = client.post(search, {"date_from": "2024-02-01", "date_to": "2024-01-01"},
+                      content_type="application/json", **auth)
+    assert bad.status_code == 400
+    upload_only = bearer(make_token(tenant, scopes=["upload"]))
+    assert client.post(search, {}, content_type="application/json", **upload_only).status_code == 403
+    event = AuditEvent.objects.for_tenant(tenant).filter(action="worklist.viewed").last()
+    assert event.detail["filters"] == {"name": "jane doe"}
+
+
+def test_post_search_from_a_session_needs_the_csrf_token(login, make_member, tenant):
+    from django.test import Client
+
+    make_study(tenant)
+    c = login(make_member(tenant, roles.VIEWER), the_client=Client(enforce_csrf_checks=True))
+    search = api(tenant, "api_study_search")
+    assert c.post(search, {}, content_type="application/json").status_code == 403
+    c.get(reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug}))  # sets the CSRF cookie
+    token = c.cookies["csrftoken"].value
+    response = c.post(search, {}, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200 and len(response.json()["results"]) == 1
+
+
 def test_bad_filters_are_400(client, make_token, tenant):
     auth = bearer(make_token(tenant, scopes=["read"]))
     for query in [{"date_from": "2024-02-01", "date_to": "2024-01-01"}, {"modality": "C%"},
