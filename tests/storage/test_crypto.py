@@ -107,3 +107,33 @@ def test_encrypting_reader_streams_and_hashes():
     assert reader.plain_sha256 == hashlib.sha256(data).hexdigest()
     assert reader.cipher_sha256.hexdigest() == hashlib.sha256(blob).hexdigest()
     assert reader.size == len(blob)
+
+
+class _Zeros:
+    """A 64 MiB source that never exists in memory as a whole."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
+
+
+def test_memory_stays_bounded_by_the_segment_size():
+    import tracemalloc
+
+    size = 64 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        reader = crypto.EncryptingReader(_Zeros(size), data_key=KEY, key_id=1)
+        total = 0
+        plain = crypto.decrypt_chunks(reader, key_lookup=lambda kid: KEY)
+        for chunk in plain:
+            total += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == size
+    assert peak < 8 * crypto.SEGMENT_SIZE, f"peak {peak / 2**20:.1f} MiB"

@@ -125,3 +125,23 @@ def test_corrupt_upload_fails_verification_then_is_uploaded_again(tenant, s3_reg
     assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
     with object_open("primary", instance.storage_key) as stream:
         assert stream.read() != bytes(blob)
+
+
+def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, monkeypatch):
+    from cloudpacs.settings import _region_storage
+
+    for region in ("primary", "secondary"):
+        monkeypatch.delenv(f"STORAGE_{region.upper()}_BUCKET", raising=False)
+        monkeypatch.setenv(f"STORAGE_{region.upper()}_PATH", str(tmp_path / region))
+    settings.STORAGES = {**settings.STORAGES, "primary": _region_storage("primary"),
+                         "secondary": _region_storage("secondary")}
+    (instance,) = ingest(tenant, 1)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    for region in ("primary", "secondary"):
+        stored = (tmp_path / region / instance.storage_key).read_bytes()
+        assert NAME.encode() not in stored
+    # Uploading again overwrites in place instead of writing a renamed copy.
+    InstanceCopy.objects.for_tenant(tenant).filter(region="primary").update(state="pending")
+    pipeline.copy_upload(instance, "primary")
+    assert sorted(p.name for p in (tmp_path / "primary" / str(tenant.pk)).iterdir()) == [
+        instance.storage_key.split("/")[1]]
