@@ -31,7 +31,7 @@ def make_study(tenant, *, name: str = "Doe^Jane", patient_id: str = "PID-1", stu
                created_at=None, **fields) -> Study:
     patient = patient_for(tenant, patient_id, name)
     return Study.objects.for_tenant(tenant).create(
-        patient=patient, study_instance_uid=f"2.25.{next(_uids)}{id(patient) % 1000}",
+        patient=patient, study_instance_uid=f"2.25.{next(_uids)}",
         study_date=study_date, patient_name=name, patient_name_search=name.upper(),
         patient_identifier=patient_id, modalities=modalities, accession_number=accession,
         referring_physician_name=referring, study_description=description,
