@@ -151,4 +151,10 @@ class Outbox(TenantOwned):
 # Models that live with their code: the gateway's peers; durable storage's data keys,
 # per-region copies and fixity audits.
 from archive.gateway.models import DicomPeer  # noqa: E402, F401
+from archive.retention.models import (  # noqa: E402, F401
+    DeletionRequest,
+    RetentionPolicy,
+    StudyRetention,
+    StudyTombstone,
+)
 from archive.storage.models import DataKey, FixityFinding, FixityRun, InstanceCopy  # noqa: E402, F401

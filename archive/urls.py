@@ -25,4 +25,6 @@ urlpatterns: list = [
     path("api/studies/<int:pk>/storage/", api.StudyStorageView.as_view(), name="api_study_storage"),
     # Browser upload page and its tus endpoints (archive/upload/).
     path("upload/", include("archive.upload.urls")),
+    # Retention policy, past-retention report and two-person deletion (archive/retention/).
+    path("", include("archive.retention.urls")),
 ]

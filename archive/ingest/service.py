@@ -14,6 +14,7 @@ from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance, parse_instance
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Outbox, Patient, Series, Study
+from archive.retention.services import retention_on_ingest
 from archive.storage.tier1 import tier1_delete, tier1_put
 from tenants.audit import Actor, audit_record
 
@@ -106,6 +107,7 @@ def _store(tenant, spooled: SpooledFile, parsed: ParsedInstance, actor: Actor,
     try:
         with transaction.atomic():
             instance, new_study = _index(tenant, parsed, key, spooled.size, spooled.sha256, context)
+            retention_on_ingest(tenant=tenant, instance=instance, new_study=new_study)
             outbox = Outbox.objects.for_tenant(tenant).create(kind=Outbox.ARCHIVE, instance=instance)
             if new_study:
                 audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",

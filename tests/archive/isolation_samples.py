@@ -41,3 +41,8 @@ SAMPLES = {
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
+
+# Retention and deletion URLs (archive/retention/).
+from tests.archive.isolation_samples_retention import SAMPLES as _RETENTION  # noqa: E402
+
+SAMPLES.update(_RETENTION)
