@@ -7,7 +7,7 @@ this on a schedule: studies past retention are only ever reported."""
 
 from datetime import date
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -40,10 +40,13 @@ def deletion_request_create(*, tenant, study: Study, user, reason: str, override
     with transaction.atomic():
         if DeletionRequest.objects.for_tenant(tenant).filter(study=study, state=DeletionRequest.PENDING).exists():
             raise DeletionRefused("A deletion of this study is already pending.")
-        request = DeletionRequest.objects.for_tenant(tenant).create(
-            study=study, study_instance_uid=study.study_instance_uid, reason=reason,
-            override_retention=within, retain_until=keep_until,
-            requested_by=user)
+        try:
+            with transaction.atomic():
+                request = DeletionRequest.objects.for_tenant(tenant).create(
+                    study=study, study_instance_uid=study.study_instance_uid, reason=reason,
+                    override_retention=within, retain_until=keep_until, requested_by=user)
+        except IntegrityError:  # another admin requested it a moment ago
+            raise DeletionRefused("A deletion of this study is already pending.") from None
         audit_record(tenant=tenant, actor=actor, action="deletion.requested", obj_type="study",
                      obj_id=study.pk, detail={"request": request.pk, "study_uid": study.study_instance_uid,
                                               "override_retention": request.override_retention,
