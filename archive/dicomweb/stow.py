@@ -21,7 +21,7 @@ from archive.dicomweb.multipart import (
     related_boundary,
 )
 from archive.ingest import errors
-from archive.ingest.service import IngestContext, IngestResult, Outcome, instance_ingest
+from archive.ingest.service import IngestContext, IngestResult, Outcome, instances_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
@@ -124,6 +124,10 @@ def _with_part10_preamble(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield head
 
 
+# Parts committed together: bounds the memory of parsed headers held for one transaction.
+INGEST_BATCH = 64
+
+
 def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | None,
                base_url: str) -> StowOutcome:
     """Store the instances of one STOW-RS request; the PS3.18 status and response body."""
@@ -138,16 +142,21 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
     if not items:
         return StowOutcome(400, _error_body("the multipart body contains no parts"))
 
-    results: list[IngestResult | PartFailure] = []
+    results: list[IngestResult | PartFailure | None] = [
+        item if isinstance(item, PartFailure) else None for item in items]
     context = IngestContext()  # the parts of one body mostly share a study and series
+    todo = [n for n, item in enumerate(items) if isinstance(item, SpooledFile)]
     try:
-        for n, item in enumerate(items):
-            if isinstance(item, PartFailure):
-                results.append(item)
-                continue
-            items[n] = None  # consumed by instance_ingest, whatever happens
-            results.append(instance_ingest(tenant=tenant, spooled=item, actor=actor,
-                                           expected_study_uid=study_uid, context=context))
+        # One flush to disk and one transaction per slice of parts, not per part.
+        for start in range(0, len(todo), INGEST_BATCH):
+            positions = todo[start:start + INGEST_BATCH]
+            batch = [items[n] for n in positions]
+            for n in positions:
+                items[n] = None  # consumed by instances_ingest, whatever happens
+            stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor,
+                                      expected_study_uid=study_uid, context=context)
+            for n, result in zip(positions, stored, strict=True):
+                results[n] = result
     finally:
         for item in items:
             if isinstance(item, SpooledFile):

@@ -1,8 +1,10 @@
 """The one ingest path. STOW-RS, C-STORE, browser upload and restore all call
-`instance_ingest`, so every door checks, dedups, indexes and queues the same way."""
+`instances_ingest` (or `instance_ingest` for one), so every door checks, dedups, indexes
+and queues the same way."""
 
 import enum
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -15,7 +17,7 @@ from archive.ingest.parse import ParsedInstance, parse_instance
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Outbox, Patient, Series, Study
 from archive.retention.services import retention_on_ingest
-from archive.storage.tier1 import tier1_delete, tier1_put
+from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_put
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -58,34 +60,69 @@ class IngestContext:
         self.series.clear()
 
 
+@dataclass
+class _Accepted:
+    """A parsed instance on its way into the index."""
+
+    position: int
+    spooled: SpooledFile
+    parsed: ParsedInstance
+    key: str = ""
+
+
 def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor, expected_study_uid: str | None = None,
                     context: IngestContext | None = None, storage_key: str | None = None) -> IngestResult:
-    """Check, index and store one spooled instance; queue its archiving.
+    """Check, index and store one spooled instance (see `instances_ingest`). `storage_key`
+    is for restore only: the instance keeps the key its copies already have in the regions."""
+    return instances_ingest(tenant=tenant, spooled=[spooled], actor=actor,
+                            expected_study_uid=expected_study_uid, context=context,
+                            storage_keys=[storage_key])[0]
 
-    On return the file is either in tier 1 and committed to the index with an outbox row,
-    or gone; the spooled temp file is always consumed. `storage_key` is for restore only:
-    the instance keeps the key its copies already have in the regions."""
+
+def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
+                     expected_study_uid: str | None = None,
+                     context: IngestContext | None = None,
+                     storage_keys: list[str | None] | None = None) -> list[IngestResult]:
+    """Check, index and store spooled instances and queue their archiving; one result each.
+
+    On return every stored file is durable in tier 1 and committed to the index with an
+    outbox row -- one disk flush and one transaction for the whole batch -- and every
+    other file is gone. The spooled temp files are always consumed."""
+    context = context or IngestContext()
+    results: list[IngestResult | None] = [None] * len(spooled)
     try:
-        spooled.finish()
-        try:
-            parsed = parse_instance(spooled.path)
-        except InvalidInstance as exc:
-            return IngestResult(Outcome.FAILED, failure_code=exc.code, reason=exc.reason)
-        if expected_study_uid and parsed.study_uid != expected_study_uid:
-            return _failed(parsed, errors.STUDY_UID_MISMATCH,
-                           "instance belongs to another study than the one in the request URL")
-        return _store(tenant, spooled, parsed, actor, context or IngestContext(), storage_key)
+        fresh: dict[str, _Accepted] = {}
+        repeats: list[_Accepted] = []
+        for n, item in enumerate(spooled):
+            item.finish()
+            try:
+                parsed = parse_instance(item.path)
+            except InvalidInstance as exc:
+                results[n] = IngestResult(Outcome.FAILED, failure_code=exc.code, reason=exc.reason)
+                continue
+            if expected_study_uid and parsed.study_uid != expected_study_uid:
+                results[n] = _failed(parsed, errors.STUDY_UID_MISMATCH,
+                                     "instance belongs to another study than the one in the request URL")
+            elif parsed.sop_uid in fresh:
+                repeats.append(_Accepted(n, item, parsed))  # the same instance twice in one batch
+            else:
+                given_key = storage_keys[n] if storage_keys else None
+                fresh[parsed.sop_uid] = _Accepted(n, item, parsed, given_key or "")
+        for accepted, result in _store(tenant, list(fresh.values()), actor, context):
+            results[accepted.position] = result
+        for repeat in repeats:
+            first = results[fresh[repeat.parsed.sop_uid].position]
+            results[repeat.position] = (_duplicate(first.instance, repeat.parsed, repeat.spooled.sha256)
+                                        if first.instance is not None else first)
+        return results
     finally:
-        spooled.close()
+        for item in spooled:
+            item.close()
 
 
 def _failed(parsed: ParsedInstance, code: int, reason: str) -> IngestResult:
     return IngestResult(Outcome.FAILED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
                         failure_code=code, reason=reason)
-
-
-def _existing(tenant, sop_uid: str) -> Instance | None:
-    return Instance.objects.for_tenant(tenant).filter(sop_instance_uid=sop_uid).first()
 
 
 def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> IngestResult:
@@ -98,35 +135,55 @@ def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> Inges
     )
 
 
-def _store(tenant, spooled: SpooledFile, parsed: ParsedInstance, actor: Actor,
-           context: IngestContext, storage_key: str | None = None) -> IngestResult:
-    # No look-up before the insert: the unique constraint on the SOP Instance UID finds
-    # the (rare) re-send, and the common case saves a query.
-    key = storage_key or Instance.new_storage_key(tenant.pk)
-    tier1_put(spooled.claim(), key)
+def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext):
+    """Yield (accepted, result) for each; new instances are committed together."""
+    if not batch:
+        return
+    existing = {i.sop_instance_uid: i for i in Instance.objects.for_tenant(tenant).filter(
+        sop_instance_uid__in=[a.parsed.sop_uid for a in batch])}
+    for accepted in batch:
+        if accepted.parsed.sop_uid in existing:
+            yield accepted, _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
+                                       accepted.spooled.sha256)
+    new = [a for a in batch if a.parsed.sop_uid not in existing]
+    if not new:
+        return
+    pending = {}
+    try:
+        for accepted in new:
+            accepted.key = accepted.key or Instance.new_storage_key(tenant.pk)
+            pending[accepted.key] = tier1_put(accepted.spooled.claim(), accepted.key, durable=False)
+        # Durable on disk before the index says so, and before anyone is told "stored".
+        tier1_flush(list(pending.values()))
+        try:
+            with transaction.atomic():
+                results = _index(tenant, new, actor, context)
+        except IntegrityError:
+            # Another request stored one of these a moment ago: commit them one by one.
+            context.forget()
+            results = []
+            for accepted in new:
+                results.append(_index_one_racing(tenant, accepted, actor, context))
+        pending.clear()
+    except BaseException:
+        context.forget()  # rows made in the rolled-back transaction must not be remembered
+        for key in pending:
+            tier1_delete(key)
+        raise
+    yield from results
+
+
+def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext):
     try:
         with transaction.atomic():
-            instance, new_study = _index(tenant, parsed, key, spooled.size, spooled.sha256, context)
-            retention_on_ingest(tenant=tenant, instance=instance, new_study=new_study)
-            outbox = Outbox.objects.for_tenant(tenant).create(kind=Outbox.ARCHIVE, instance=instance)
-            if new_study:
-                audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",
-                             obj_id=instance.study_id, detail={"modality": parsed.series["modality"]})
-            transaction.on_commit(lambda: _enqueue(outbox.pk))
+            return _index(tenant, [accepted], actor, context)[0]
     except IntegrityError:
-        tier1_delete(key)
-        # Rows this transaction made were rolled back: the context must not remember them.
         context.forget()
-        existing = _existing(tenant, parsed.sop_uid)
-        if existing is None:
+        tier1_delete(accepted.key)
+        raced = Instance.objects.for_tenant(tenant).filter(sop_instance_uid=accepted.parsed.sop_uid).first()
+        if raced is None:
             raise
-        return _duplicate(existing, parsed, spooled.sha256)
-    except BaseException:
-        tier1_delete(key)
-        context.forget()
-        raise
-    return IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
-                        instance=instance, new_study=new_study)
+        return accepted, _duplicate(raced, accepted.parsed, accepted.spooled.sha256)
 
 
 def _study_row(tenant, parsed: ParsedInstance, context: IngestContext) -> tuple[Study, bool]:
@@ -164,35 +221,64 @@ def _series_row(tenant, parsed: ParsedInstance, study: Study, context: IngestCon
     return series, created
 
 
-def _index(tenant, parsed: ParsedInstance, key: str, size: int, sha256: str,
-           context: IngestContext) -> tuple[Instance, bool]:
-    study, new_study = _study_row(tenant, parsed, context)
-    series, new_series = _series_row(tenant, parsed, study, context)
-    instance = Instance.objects.for_tenant(tenant).create(
-        study=study, series=series, sop_instance_uid=parsed.sop_uid,
-        sop_class_uid=parsed.sop_class_uid, transfer_syntax_uid=parsed.transfer_syntax_uid,
-        size_bytes=size, sha256=sha256, storage_key=key, metadata=parsed.metadata, **parsed.instance,
-    )
-    Series.unscoped.filter(pk=series.pk).update(num_instances=F("num_instances") + 1)
-    study_updates = {"num_instances": F("num_instances") + 1, "size_bytes": F("size_bytes") + size,
-                     "updated_at": timezone.now()}
-    if new_series:
-        study_updates["num_series"] = F("num_series") + 1
-        modality = parsed.series["modality"]
-        if modality:
-            # Re-read under lock: two new series of one study may arrive together.
-            locked = Study.unscoped.select_for_update().get(pk=study.pk)
-            if modality not in locked.modality_list:
-                study_updates["modalities"] = "\\".join([*locked.modality_list, modality])
-    Study.unscoped.filter(pk=study.pk).update(**study_updates)
-    return instance, new_study
+def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext):
+    instances, results = [], []
+    series_counts: Counter = Counter()
+    study_counts: Counter = Counter()
+    study_sizes: Counter = Counter()
+    new_series_by_study: dict[int, list[str]] = {}
+    for accepted in new:
+        parsed = accepted.parsed
+        study, new_study = _study_row(tenant, parsed, context)
+        series, new_series = _series_row(tenant, parsed, study, context)
+        if new_series:
+            new_series_by_study.setdefault(study.pk, []).append(parsed.series["modality"])
+        instance = Instance(
+            tenant=tenant, study=study, series=series, sop_instance_uid=parsed.sop_uid,
+            sop_class_uid=parsed.sop_class_uid, transfer_syntax_uid=parsed.transfer_syntax_uid,
+            size_bytes=accepted.spooled.size, sha256=accepted.spooled.sha256, storage_key=accepted.key,
+            metadata=parsed.metadata, **parsed.instance)
+        instances.append(instance)
+        series_counts[series.pk] += 1
+        study_counts[study.pk] += 1
+        study_sizes[study.pk] += accepted.spooled.size
+        results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
+                                               parsed.study_uid, instance=instance, new_study=new_study)))
+    Instance.unscoped.bulk_create(instances)
+    outbox = Outbox.unscoped.bulk_create(
+        [Outbox(tenant=tenant, kind=Outbox.ARCHIVE, instance=i) for i in instances])
+    for series_pk, count in series_counts.items():
+        Series.unscoped.filter(pk=series_pk).update(num_instances=F("num_instances") + count)
+    now = timezone.now()
+    for study_pk, count in study_counts.items():
+        updates = {"num_instances": F("num_instances") + count, "size_bytes": F("size_bytes") + study_sizes[study_pk],
+                   "updated_at": now}
+        modalities = new_series_by_study.get(study_pk)
+        if modalities:
+            updates["num_series"] = F("num_series") + len(modalities)
+            # Re-read under lock: new series of one study may arrive in two requests at once.
+            locked = Study.unscoped.select_for_update().get(pk=study_pk)
+            merged = [*locked.modality_list]
+            merged += [m for m in dict.fromkeys(modalities) if m and m not in merged]
+            updates["modalities"] = "\\".join(merged)
+        Study.unscoped.filter(pk=study_pk).update(**updates)
+    for accepted, result in results:
+        retention_on_ingest(tenant=tenant, instance=result.instance, new_study=result.new_study)
+        if result.new_study:
+            audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",
+                         obj_id=result.instance.study_id, detail={"modality": accepted.parsed.series["modality"]})
+    outbox_ids = [row.pk for row in outbox]
+    transaction.on_commit(lambda: _enqueue(outbox_ids))
+    return results
 
 
-def _enqueue(outbox_id: int) -> None:
-    """Hand the outbox row to a worker. If the broker is down the sweeper re-drives it."""
+def _enqueue(outbox_ids: list[int]) -> None:
+    """Hand the outbox rows to workers. If the broker is down the sweeper re-drives them."""
     try:
         from archive.tasks import process_outbox
 
-        process_outbox.delay(outbox_id)
-    except Exception:  # noqa: BLE001 - the row stays in the outbox; the sweeper retries
-        log.warning("could not enqueue outbox %s; the sweeper will re-drive it", outbox_id, exc_info=True)
+        for outbox_id in outbox_ids:
+            process_outbox.delay(outbox_id)
+    except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
+        log.warning("could not enqueue outbox rows %s; the sweeper will re-drive them", outbox_ids,
+                    exc_info=True)

@@ -52,7 +52,6 @@ class SpooledFile:
                 spooled.size += len(chunk)
             if spooled.size > spooled.max_bytes:
                 raise TooLarge(spooled.max_bytes)
-            os.fsync(source.fileno())
         try:
             os.replace(path, spooled.path)
         except OSError:  # another file system
@@ -68,10 +67,9 @@ class SpooledFile:
         self._file.write(chunk)
 
     def finish(self) -> None:
-        """Flush to disk: after this the bytes survive a crash (needed before acknowledging)."""
+        """Close the file. Durability comes later, once per batch, when tier 1 is flushed
+        (archive.storage.tier1.tier1_flush) before the instances are acknowledged."""
         if self._file is not None and not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
             self._file.close()
 
     @property

@@ -3,6 +3,7 @@
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,15 @@ def gateway(tenant, other_tenant):
     yield port
     server.shutdown()
     server.server_close()
+
+
+def wait_for(probe, timeout=10.0):
+    """The gateway writes its audit event in its own thread once the association ends."""
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None:
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
 
 
 def associate(port, called, calling="MODALITY1", contexts=(Verification,)):
@@ -70,7 +80,7 @@ def test_cstore_stores_and_dedups(gateway, tenant, other_tenant):
     assert statuses == [0, 0, 0, 0]
     assert Instance.objects.for_tenant(tenant).count() == 3
     assert not Instance.objects.for_tenant(other_tenant).exists()
-    event = AuditEvent.objects.for_tenant(tenant).filter(action="dimse.store").get()
+    event = wait_for(lambda: AuditEvent.objects.for_tenant(tenant).filter(action="dimse.store").first())
     assert (event.detail["stored"], event.detail["present"]) == (3, 1)
 
 

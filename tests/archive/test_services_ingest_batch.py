@@ -1,0 +1,71 @@
+"""instances_ingest: one disk flush and one transaction for a batch, same answers as one by one."""
+
+import archive.ingest.service as service
+from archive.ingest.service import Outcome, instances_ingest
+from archive.ingest.spool import spool_chunks
+from archive.models import Instance, Outbox, Study
+from archive.storage.tier1 import tier1_path
+from tenants.audit import Actor
+from tests.dicom_factory import make_ct_series, to_bytes
+
+ACTOR = Actor.system("test")
+
+
+def spools(*blobs):
+    return [spool_chunks([b]) for b in blobs]
+
+
+def test_batch_stores_all_with_few_queries(tenant, django_assert_max_num_queries):
+    blobs = [to_bytes(ds) for ds in make_ct_series(12)]
+    # Study/patient/series look-ups and creation, the audit record, retention: a fixed
+    # number of queries, not a multiple of the batch size.
+    with django_assert_max_num_queries(30):
+        results = instances_ingest(tenant=tenant, spooled=spools(*blobs), actor=ACTOR)
+    assert [r.outcome for r in results] == [Outcome.STORED] * 12
+    study = Study.objects.for_tenant(tenant).get()
+    assert (study.num_instances, study.num_series, study.size_bytes) == (12, 1, sum(map(len, blobs)))
+    assert Outbox.objects.for_tenant(tenant).count() == 12
+    assert all(tier1_path(r.instance.storage_key).read_bytes() == b for r, b in zip(results, blobs, strict=True))
+
+
+def test_same_instance_twice_in_one_batch(tenant):
+    ds = make_ct_series(1)[0]
+    same = to_bytes(ds)
+    ds.SeriesDescription = "changed"
+    changed = to_bytes(ds)
+    results = instances_ingest(tenant=tenant, spooled=spools(same, same, changed), actor=ACTOR)
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.ALREADY_PRESENT, Outcome.CONFLICT]
+    assert Instance.objects.for_tenant(tenant).count() == 1
+
+
+def test_bad_member_fails_alone(tenant):
+    good = [to_bytes(ds) for ds in make_ct_series(2)]
+    results = instances_ingest(tenant=tenant, spooled=spools(good[0], b"not dicom" * 50, good[1]), actor=ACTOR)
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.FAILED, Outcome.STORED]
+    assert Instance.objects.for_tenant(tenant).count() == 2
+
+
+def test_instance_stored_by_another_request_meanwhile(tenant, monkeypatch):
+    """Between the look-up and the insert another request stores one of the batch's
+    instances: the batch falls back to one by one and answers 'already present' for it."""
+    blobs = [to_bytes(ds) for ds in make_ct_series(3)]
+    real_flush = service.tier1_flush
+    raced = []
+
+    def flush_while_another_request_stores(paths):
+        if not raced:
+            raced.append(None)  # the other request's own flush must not race again
+            raced[0] = service.instance_ingest(tenant=tenant, spooled=spool_chunks([blobs[1]]), actor=ACTOR)
+        real_flush(paths)
+
+    monkeypatch.setattr(service, "tier1_flush", flush_while_another_request_stores)
+    folder = tier1_path(f"{tenant.pk}/x").parent
+    before = set(folder.iterdir()) if folder.exists() else set()
+    results = instances_ingest(tenant=tenant, spooled=spools(*blobs), actor=ACTOR)
+    assert raced[0].outcome == Outcome.STORED
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.ALREADY_PRESENT, Outcome.STORED]
+    assert Instance.objects.for_tenant(tenant).count() == 3
+    assert Study.objects.for_tenant(tenant).get().num_instances == 3
+    # The loser's copy was removed from tier 1; the winner's stays.
+    added = {p.name for p in set(folder.iterdir()) - before}
+    assert added == {i.storage_key.split("/")[1] for i in Instance.objects.for_tenant(tenant)}
