@@ -36,6 +36,7 @@ class RestoreReport:
     total: int = 0
     restored: int = 0
     skipped: int = 0
+    deleted: int = 0  # objects of studies deleted by approval: they stay gone
     failed: list[str] = field(default_factory=list)
     bytes: int = 0
 
@@ -95,6 +96,17 @@ def _restore_object(region: str, key: str, tenant: Tenant, drive: bool) -> tuple
     return True, instance.size_bytes
 
 
+def _tombstoned_keys(tenants: dict[int, Tenant]) -> set[str]:
+    """Keys of deleted studies whose objects a region may still hold (a purge that has not
+    finished there): a restore must not bring a deleted study back."""
+    from archive.retention.models import StudyTombstone
+
+    found: set[str] = set()
+    for keys in StudyTombstone.unscoped.filter(tenant_id__in=tenants).values_list("storage_keys", flat=True):
+        found.update(keys)
+    return found
+
+
 def region_restore(*, region: str, tenant: Tenant | None = None, drive: bool = True,
                    progress: Callable[[RestoreReport], None] | None = None,
                    progress_every: float = 2.0) -> RestoreReport:
@@ -106,9 +118,12 @@ def region_restore(*, region: str, tenant: Tenant | None = None, drive: bool = T
     keys = [k for k in object_keys(region, prefix) if k.split("/", 1)[0].isdigit()]
     report = RestoreReport(total=len(keys))
     tenants = {t.pk: t for t in Tenant.objects.filter(pk__in={int(k.split("/", 1)[0]) for k in keys})}
+    deleted = _tombstoned_keys(tenants)
     last = time.monotonic()
     for key in keys:
-        if Instance.unscoped.filter(storage_key=key).exists():
+        if key in deleted:
+            report.deleted += 1
+        elif Instance.unscoped.filter(storage_key=key).exists():
             report.skipped += 1
         else:
             owner = tenants.get(int(key.split("/", 1)[0]))

@@ -100,3 +100,42 @@ def test_restore_with_the_wrong_master_key_restores_nothing(tenant, fresh_bucket
     with pytest.raises(keys.KeyUnavailable, match="CLOUDPACS_MASTER_KEY"):
         call_command("restore_from_region", "secondary", stdout=StringIO())
     assert not Instance.objects.for_tenant(tenant).exists()
+
+
+def test_restore_keeps_deleted_studies_gone(tenant, owner, make_member, fresh_buckets, monkeypatch,
+                                            django_capture_on_commit_callbacks):
+    """A study deleted by two admins whose objects a region still holds (its purge has not
+    finished there) does not come back with a restore."""
+    from archive.models import Study
+    from archive.retention import purge
+    from archive.retention.deletion import deletion_request_approve, deletion_request_create
+    from archive.retention.models import DeletionRequest, StudyTombstone
+    from tenants import roles
+    from tenants.audit import Actor
+
+    kept, gone = make_ct_series(1, patient_id="KEEP"), make_ct_series(2, patient_id="GONE")
+    for ds in [*kept, *gone]:
+        assert ingest_bytes(tenant, to_bytes(ds)).ok
+    for row in Outbox.objects.for_tenant(tenant):
+        assert pipeline.outbox_drive_inline(row.pk)
+    # The regions are unreachable for the purge: the objects stay in both.
+    monkeypatch.setattr(purge, "storage_keys_delete", lambda keys: list(keys))
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=gone[0].StudyInstanceUID)
+    request = deletion_request_create(tenant=tenant, study=study, user=owner, reason="duplicate upload",
+                                      override_retention=True, actor=Actor.system("test"))
+    with django_capture_on_commit_callbacks(execute=True):
+        deletion_request_approve(tenant=tenant, request_id=request.pk, user=make_member(tenant, roles.ADMIN),
+                                 actor=Actor.system("test"))
+    assert StudyTombstone.objects.for_tenant(tenant).get().objects_purged_at is None
+
+    # The index is lost; the deletion records survive (they are part of what a restore reads).
+    tombstones = list(StudyTombstone.objects.for_tenant(tenant).values())
+    requests = list(DeletionRequest.objects.for_tenant(tenant).values())
+    _wipe_index(tenant)
+    DeletionRequest.unscoped.bulk_create([DeletionRequest(**r) for r in requests])
+    StudyTombstone.unscoped.bulk_create([StudyTombstone(**t) for t in tombstones])
+
+    out = StringIO()
+    call_command("restore_from_region", "secondary", stdout=out)
+    assert "1 restored" in out.getvalue() and "2 of deleted studies kept gone" in out.getvalue()
+    assert {i.study.patient_identifier for i in Instance.objects.for_tenant(tenant)} == {"KEEP"}

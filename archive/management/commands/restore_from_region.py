@@ -26,9 +26,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no clinic with slug {tenant!r}")
 
         def progress(report: RestoreReport) -> None:
-            done = report.restored + report.skipped + len(report.failed)
+            done = report.restored + report.skipped + report.deleted + len(report.failed)
             self.stdout.write(f"restore: {done}/{report.total} objects, {report.restored} restored, "
-                              f"{report.skipped} already indexed, {len(report.failed)} failed, "
+                              f"{report.skipped} already indexed, {report.deleted} of deleted studies kept gone, "
+                              f"{len(report.failed)} failed, "
                               f"{report.bytes / 1e6:.1f} MB")
             self.stdout.flush()
 
