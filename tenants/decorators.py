@@ -9,7 +9,9 @@ from django.http import Http404
 from tenants.middleware import json_error, wants_json
 
 
-def require_perm(perm: str):
+def require_perm(*perms: str):
+    """The principal must hold one of `perms` (usually just one)."""
+
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
@@ -17,13 +19,14 @@ def require_perm(perm: str):
             if getattr(request, "tenant", None) is None or principal is None:
                 # A clinic view mounted outside /t/<slug>/ must never run unscoped.
                 raise Http404("No such clinic")
-            if not principal.can(perm):
+            if not any(principal.can(perm) for perm in perms):
+                wanted = " or ".join(perms)
                 if wants_json(request):
-                    return json_error(403, f"This credential lacks the permission {perm}")
-                raise PermissionDenied(f"Your role does not allow this ({perm}).")
+                    return json_error(403, f"This credential lacks the permission {wanted}")
+                raise PermissionDenied(f"Your role does not allow this ({wanted}).")
             return view(request, *args, **kwargs)
 
-        wrapper.required_perm = perm
+        wrapper.required_perms = perms
         return wrapper
 
     return decorator

@@ -4,10 +4,8 @@ deletion workflow (request on a study; approve or cancel in the list of requests
 Views check permissions, call one service and render; the rules live in services.py and
 deletion.py."""
 
-from functools import wraps
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -55,25 +53,6 @@ def study_url(tenant, pk: int | None) -> str | None:
         return None
 
 
-def require_any_perm(*perms: str):
-    """Like require_perm, for pages that several permissions open."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            principal = getattr(request, "principal", None)
-            if getattr(request, "tenant", None) is None or principal is None:
-                raise Http404("No such clinic")
-            if not any(principal.can(p) for p in perms):
-                raise PermissionDenied(f"Your role does not allow this ({' or '.join(perms)}).")
-            return view(request, *args, **kwargs)
-
-        wrapper.required_perm = perms
-        return wrapper
-
-    return decorator
-
-
 @require_perm("tenant.manage_settings")
 def retention_settings(request: HttpRequest) -> HttpResponse:
     policy = policy_get(tenant=request.tenant)
@@ -90,7 +69,7 @@ def retention_settings(request: HttpRequest) -> HttpResponse:
                   status=400 if request.method == "POST" else 200)
 
 
-@require_any_perm("tenant.manage_settings", "archive.delete_request")
+@require_perm("tenant.manage_settings", "archive.delete_request")
 def retention_report(request: HttpRequest) -> HttpResponse:
     retention_fill_missing(tenant=request.tenant)
     today = timezone.localdate()
@@ -138,7 +117,7 @@ def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
     }, status=400 if request.method == "POST" else 200)
 
 
-@require_any_perm("archive.delete_request", "archive.delete_approve")
+@require_perm("archive.delete_request", "archive.delete_approve")
 def deletion_requests(request: HttpRequest) -> HttpResponse:
     """Pending requests (with approve/cancel), recent decisions, unfinished purges. No
     patient names: each row links to its study page, which audits the view."""
@@ -176,7 +155,7 @@ def deletion_approve(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_POST
-@require_any_perm("archive.delete_request", "archive.delete_approve")
+@require_perm("archive.delete_request", "archive.delete_approve")
 def deletion_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     try:
         deletion.deletion_request_cancel(tenant=request.tenant, request_id=request_id, user=request.user,
