@@ -93,13 +93,13 @@ def orthanc():
 
 
 @contextmanager
-def cloudpacs(workers: int = 2, threads: int = 4):
+def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None):
     """CloudPACS on gunicorn with a fresh database and storage in a scratch folder.
     Uses DATABASE_URL when set (PostgreSQL), else SQLite in the scratch folder."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-cloudpacs-"))
     port = free_port()
     env = {**os.environ, "CLOUDPACS_VAR_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", **(extra_env or {})}
     created_db = None
     if os.environ.get("DATABASE_URL"):
         created_db = f"cloudpacs_bench_{os.getpid()}"
@@ -121,8 +121,10 @@ def cloudpacs(workers: int = 2, threads: int = 4):
         env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield Server("CloudPACS", f"http://127.0.0.1:{port}/t/bench/dicomweb", proc, workdir,
-                     headers={"Authorization": f"Bearer {token}"})
+        server = Server("CloudPACS", f"http://127.0.0.1:{port}/t/bench/dicomweb", proc, workdir,
+                        headers={"Authorization": f"Bearer {token}"})
+        server.env = env
+        yield server
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,0 +1,130 @@
+"""Durable storage under load: CloudPACS with two SeaweedFS regions and a Celery worker on
+Redis, beside a plain boto3 upload of the same bytes to the same two SeaweedFS servers.
+
+    .venv/bin/python -m bench.archive [--slices 300] [--batch 10]
+
+Measures: end-to-end archive throughput (encrypt + upload + verify in both regions) in MB/s
+against the plain-upload limit; replication lag (ingest acknowledged -> secondary copy
+verified) p50/p95 under steady STOW ingest; WADO-RS series retrieval MB/s with tier 1
+evicted (read from the primary region and decrypted).
+"""
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import dicomweb, servers  # noqa: E402
+from bench.run_all import ct_series_bytes  # noqa: E402
+from tests.servers import CeleryWorker, SeaweedServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+LAGS_SQL = """
+import json
+from archive.models import Instance
+from archive.storage.models import InstanceCopy
+rows = InstanceCopy.unscoped.filter(region="secondary", state="verified").values_list("verified_at", "instance__created_at")
+print(json.dumps([(v - c).total_seconds() for v, c in rows]))
+"""
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def plain_upload_mb_s(regions: list[SeaweedServer], parts: list[bytes]) -> float:
+    """The limit: the same bytes put to both regions with boto3, two threads per region."""
+    clients = [r.client() for r in regions]
+    started = time.perf_counter()
+
+    def put(args):
+        i, part = args
+        for region, client in zip(regions, clients, strict=True):
+            client.put_object(Bucket=region.bucket, Key=f"plain/{i}", Body=part)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(put, enumerate(parts)))
+    return sum(map(len, parts)) / (time.perf_counter() - started) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=10)
+    args = parser.parse_args()
+    study, series, parts = ct_series_bytes(args.slices)
+    total_mb = sum(map(len, parts)) / 1e6
+    scratch = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+    regions = [SeaweedServer(scratch / name, f"bench-{name}") for name in ("primary", "secondary")]
+    try:
+        for region in regions:
+            region.start()
+        for region in regions:
+            region.wait_ready()
+        limit = plain_upload_mb_s(regions, parts)
+        env = {**regions[0].env("primary"), **regions[1].env("secondary"),
+               "CLOUDPACS_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+               "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/7"),
+               "CELERY_TASK_DEFAULT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}"}
+        with servers.cloudpacs(extra_env=env) as server:
+            worker = CeleryWorker(server.env, env["CELERY_TASK_DEFAULT_QUEUE"], scratch, concurrency=2)
+            worker.start()
+            try:
+                session = requests.Session()
+                started = time.perf_counter()
+                for i in range(0, len(parts), args.batch):
+                    dicomweb.stow(session, server.base_url, parts[i:i + args.batch], server.headers)
+                ingest_s = time.perf_counter() - started
+                while True:
+                    status = json.loads(manage(server.env, "storage_status", "bench", "--json"))
+                    if status["secondary_verified"] >= len(parts) and status["primary_verified"] >= len(parts):
+                        break
+                    if time.perf_counter() - started > 1800:
+                        raise RuntimeError(f"not archived after 30 min: {status}")
+                    time.sleep(0.5)
+                archive_s = time.perf_counter() - started
+                lags = sorted(json.loads(manage(server.env, "shell", "-c", LAGS_SQL)))
+                shutil.rmtree(server.workdir / "tier1")
+                wado_started = time.perf_counter()
+                size = dicomweb.wado_series_bytes(session, server.base_url, study, series, server.headers)
+                wado_region = size / (time.perf_counter() - wado_started) / 1e6
+            finally:
+                worker.stop()
+    finally:
+        for region in regions:
+            region.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = {
+        "study_mb": total_mb, "stow_mb_s": total_mb / ingest_s,
+        "archive_mb_s": total_mb / archive_s, "plain_boto3_both_regions_mb_s": limit,
+        "lag_p50_s": statistics.median(lags), "lag_p95_s": lags[int(len(lags) * 0.95) - 1],
+        "wado_from_region_mb_s": wado_region,
+    }
+    print(json.dumps(result, indent=1))
+    print("| measure | CloudPACS | limit / target | ratio |\n|---|---:|---:|---:|")
+    print(f"| archive throughput, encrypt + upload + verify, both regions, MB/s | {result['archive_mb_s']:.1f} | "
+          f"{limit:.1f} (plain boto3 put to both) | {result['archive_mb_s'] / limit:.2f} |")
+    print(f"| replication lag p50 / p95, s (ack -> secondary verified) | {result['lag_p50_s']:.1f} / "
+          f"{result['lag_p95_s']:.1f} | 60 (p95 target) | |")
+    print(f"| WADO-RS series from primary region (decrypt), MB/s | {wado_region:.0f} | | |")
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "archive.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
