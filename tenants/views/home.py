@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from tenants.decorators import require_member
 
@@ -19,4 +20,14 @@ def home(request):
 
 @require_member
 def dashboard(request):
-    return render(request, "tenants/dashboard.html")
+    # Imported here: the archive app builds on tenants, not the other way round.
+    from archive.dashboard import archive_summary, dicom_connection
+
+    summary = archive_summary(tenant=request.tenant) if request.principal.can("archive.view") else None
+    dicomweb = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": request.tenant.slug})
+    return render(request, "tenants/dashboard.html", {
+        "summary": summary,
+        "dicom": dicom_connection(tenant=request.tenant),
+        # The base of the DICOMweb service (QIDO/WADO/STOW paths go below it).
+        "dicomweb_url": request.build_absolute_uri(dicomweb.rsplit("/", 1)[0]),
+    })

@@ -1,0 +1,62 @@
+"""What the clinic's dashboard shows about its archive: how much is stored, whether the
+archive work (copies to both regions) is keeping up, and how modalities connect.
+
+Three small aggregate queries, all on indexed (tenant, ...) columns: the dashboard is the
+page every member lands on, so it must stay cheap however large the archive grows. No
+patient data: counts and connection details only, so opening it is not a PHI access.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+
+from archive.gateway.models import DicomPeer
+from archive.models import Outbox, Study
+
+# More allowed peers than this are summarised as a count.
+PEERS_SHOWN = 10
+
+
+@dataclass
+class ArchiveSummary:
+    studies: int
+    instances: int
+    size_bytes: int
+    archive_pending: int  # instances whose copies to the object stores are not done yet
+    archive_failing: int  # of those, how many have failed at least once (will be retried)
+
+
+@dataclass
+class DicomConnection:
+    ae_title: str
+    host: str
+    port: int
+    peers: list[str] = field(default_factory=list)
+    peers_total: int = 0
+
+    @property
+    def peers_more(self) -> int:
+        return self.peers_total - len(self.peers)
+
+
+def archive_summary(*, tenant) -> ArchiveSummary:
+    totals = Study.objects.for_tenant(tenant).aggregate(
+        studies=Count("pk"), instances=Sum("num_instances"), size=Sum("size_bytes"))
+    outbox = (Outbox.objects.for_tenant(tenant).filter(kind=Outbox.ARCHIVE, done_at__isnull=True)
+              .aggregate(pending=Count("pk"), failing=Count("pk", filter=Q(attempts__gt=0))))
+    return ArchiveSummary(studies=totals["studies"], instances=totals["instances"] or 0,
+                          size_bytes=totals["size"] or 0, archive_pending=outbox["pending"],
+                          archive_failing=outbox["failing"])
+
+
+def dicom_connection(*, tenant) -> DicomConnection:
+    """The DIMSE gateway's address and the clinic's AE title, with the calling AE titles it
+    accepts (the allow-list a modality must be on)."""
+    peers = list(DicomPeer.objects.for_tenant(tenant).order_by("ae_title")
+                 .values_list("ae_title", flat=True)[:PEERS_SHOWN + 1])
+    total = len(peers)
+    if total > PEERS_SHOWN:
+        total = DicomPeer.objects.for_tenant(tenant).count()
+    return DicomConnection(ae_title=tenant.ae_title, host=settings.DICOM_HOST, port=settings.DICOM_PORT,
+                           peers=peers[:PEERS_SHOWN], peers_total=total)
