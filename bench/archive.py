@@ -90,14 +90,14 @@ def main() -> None:
                     dicomweb.stow(session, server.base_url, parts[i:i + args.batch], server.headers)
                 ingest_s = time.perf_counter() - started
                 while True:
-                    status = json.loads(manage(server.env, "storage_status", "bench", "--json"))
+                    status = json.loads(manage(server.env, "storage_status", "bench", "--json").strip().splitlines()[-1])
                     if status["secondary_verified"] >= len(parts) and status["primary_verified"] >= len(parts):
                         break
                     if time.perf_counter() - started > 1800:
                         raise RuntimeError(f"not archived after 30 min: {status}")
                     time.sleep(0.5)
                 archive_s = time.perf_counter() - started
-                lags = sorted(json.loads(manage(server.env, "shell", "-c", LAGS_SQL)))
+                lags = sorted(json.loads(manage(server.env, "shell", "-c", LAGS_SQL).strip().splitlines()[-1]))
                 shutil.rmtree(server.workdir / "tier1")
                 wado_started = time.perf_counter()
                 size = dicomweb.wado_series_bytes(session, server.base_url, study, series, server.headers)
