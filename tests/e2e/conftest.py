@@ -100,9 +100,8 @@ def log_in(page, url: str, email: str, *, totp_device=None) -> None:
 
 def nav_to(page, label: str) -> None:
     """Follow a link of the main menu the way a person would (on a phone, open it first)."""
-    toggle = page.locator("button.nav-toggle")
-    if toggle.is_visible():
-        toggle.click()
+    if not page.locator("#mainnav").is_visible():
+        page.click("button.nav-toggle")
     with page.expect_navigation():
         page.locator("#mainnav").get_by_role("link", name=label, exact=True).click()
 

@@ -21,6 +21,10 @@ def test_owner_creates_a_token_and_a_script_stows_with_it(live_server, tenant, o
     page = phone
     device = TOTPDevice.objects.create(user=owner, name="owner's phone", confirmed=True)
     log_in(page, f"{live_server.url}/t/{tenant.slug}/", owner.email, totp_device=device)
+    page.click("button.nav-toggle")
+    assert page.locator("#mainnav").is_visible()
+    assert fits_screen(page)
+    snap(page, "menu-open-phone")
     menu = page.locator("#mainnav").inner_text()
     for label in ("Members", "Settings", "API tokens", "Audit log", "Deletions"):
         assert label in menu

@@ -56,6 +56,8 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
     assert page.locator("#dicom-ae").inner_text() == tenant.ae_title
     nav_to(page, "Upload")
     assert page.url.endswith(f"/t/{tenant.slug}/upload/")
+    # The file inputs hide inside their buttons: a button to tap, no browser widget.
+    assert page.get_by_text("Choose files").is_visible() and not page.locator("#pick-files").is_visible()
     assert fits_screen(page)
     snap(page, f"upload-empty-{screen}")
 
