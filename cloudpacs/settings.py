@@ -262,6 +262,11 @@ CELERY_BEAT_SCHEDULE = {
     "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
     "archive-expire-uploads": {"task": "archive.expire_uploads", "schedule": 3600.0},
 }
+# Audit anchors: each clinic's chain head, signed, written to both regions this often; events
+# deleted within one interval after they were written can go unnoticed.
+AUDIT_ANCHOR_INTERVAL_SECONDS = envint("AUDIT_ANCHOR_INTERVAL_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["tenants-audit-anchor"] = {"task": "tenants.audit_anchor",
+                                                "schedule": float(AUDIT_ANCHOR_INTERVAL_SECONDS)}
 
 # Durable storage. The master key wraps every clinic's data keys; it never enters the
 # database. Embedded mode generates MASTER_KEY_FILE once (production requires the variable).

@@ -1,20 +1,37 @@
 """The append-only audit log, one hash chain per clinic.
 
-Each event stores the hash of the one before it in the same clinic and a hash over its
-own fields, so changing, deleting or reordering a row breaks the chain, and
-`manage.py verify_audit` finds where.
+Each event stores the hash of the one before it in the same clinic and a keyed hash
+(HMAC-SHA256, key derived from the master key, see tenants/audit_keys.py) over its own
+fields, so changing, deleting or reordering a row breaks the chain, and
+`manage.py verify_audit` finds where, even if whoever changed it recomputed the hashes.
+Deleting the newest events is caught by anchors outside the database
+(tenants/audit_anchor.py).
+
+Events written before hashes were keyed keep their plain SHA-256 (`hash_version` 1); how
+many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 
 from django.db import models, transaction
 from django.utils import timezone
 
+from tenants.audit_keys import (
+    AuditKeyError,
+    canonical,
+    chain_key,
+    key_check_mac,
+    legacy_mac,
+    mac,
+    same,
+)
 from tenants.scoping import TenantOwned
 
 GENESIS_HASH = "0" * 64
+SHA256 = 1  # legacy: anyone could recompute it
+HMAC_SHA256 = 2
+HASH_VERSIONS = [(SHA256, "SHA-256 (before keyed hashes)"), (HMAC_SHA256, "HMAC-SHA256")]
 
 
 class AppendOnlyError(RuntimeError):
@@ -43,6 +60,7 @@ class AuditEvent(TenantOwned):
     detail = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    hash_version = models.PositiveSmallIntegerField(choices=HASH_VERSIONS, default=HMAC_SHA256)
 
     class Meta:
         ordering = ["-seq"]
@@ -52,7 +70,9 @@ class AuditEvent(TenantOwned):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_label or self.actor_type}"
 
-    def compute_hash(self) -> str:
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """The hash of this event's fields under its `hash_version` (`key`: the chain key,
+        looked up when not given)."""
         fields = {
             "tenant": self.tenant_id,
             "seq": self.seq,
@@ -68,8 +88,9 @@ class AuditEvent(TenantOwned):
             "detail": self.detail,
             "prev_hash": self.prev_hash,
         }
-        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        if self.hash_version == SHA256:
+            return hashlib.sha256(canonical(fields)).hexdigest()
+        return mac(key if key is not None else chain_key(), canonical(fields))
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -78,6 +99,26 @@ class AuditEvent(TenantOwned):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events are never deleted")
+
+
+class AuditKeyCheck(TenantOwned):
+    """One per clinic with events, written with its first keyed event (or by the migration
+    that introduced keys). `key_check` tells a wrong master key from altered rows;
+    `legacy_mac` fixes how many first events may carry a plain SHA-256 hash."""
+
+    legacy_events = models.PositiveBigIntegerField(default=0)
+    key_check = models.CharField(max_length=64)
+    legacy_mac = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_key_check")]
+
+    @classmethod
+    def build(cls, *, tenant_id: int, legacy_events: int, key: bytes) -> "AuditKeyCheck":
+        return cls(tenant_id=tenant_id, legacy_events=legacy_events,
+                   key_check=key_check_mac(key, tenant_id),
+                   legacy_mac=legacy_mac(key, tenant_id, legacy_events))
 
 
 @dataclass(frozen=True)
@@ -106,34 +147,63 @@ def audit_record(*, tenant, actor: Actor, action: str, obj_type: str = "", obj_i
         last = (AuditEvent.objects.for_tenant(tenant).order_by("-seq")
                 .values_list("seq", "hash").first())
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        key = chain_key()
+        if seq == 1:
+            AuditKeyCheck.build(tenant_id=tenant.pk, legacy_events=0, key=key).save()
         event = AuditEvent(
             tenant=tenant, seq=seq, actor_type=actor.type, actor_id=str(actor.id or "")[:64],
             actor_label=(actor.label or "")[:254], action=action, object_type=obj_type,
             object_id=str(obj_id)[:128], ip=actor.ip or None,
             user_agent=(actor.user_agent or "")[:300], detail=detail or {}, prev_hash=prev_hash,
         )
-        event.hash = event.compute_hash()
+        event.hash = event.compute_hash(key)
         event.save()
     return event
 
 
 @dataclass
 class ChainProblem:
-    seq: int
+    seq: int | None  # None: the whole chain, not one event
     problem: str
 
 
 def audit_verify(*, tenant) -> list[ChainProblem]:
-    """Walk a clinic's chain from the start; return every place it is broken."""
+    """Walk a clinic's chain from the start; return every place it is broken.
+
+    Raises AuditKeyError when the configured master key is not the one the chain was
+    written with (or there is none): then nothing can be said about the rows."""
     problems: list[ChainProblem] = []
+    key = chain_key()
+    events = AuditEvent.objects.for_tenant(tenant)
+    check = AuditKeyCheck.objects.for_tenant(tenant).first()
+    legacy = 0
+    if check is None:
+        if events.exists():
+            problems.append(ChainProblem(None, "the clinic's key check record is missing"))
+    elif not same(check.key_check, key_check_mac(key, tenant.pk)):
+        raise AuditKeyError("cannot verify: wrong or missing master key")
+    elif not same(check.legacy_mac, legacy_mac(key, tenant.pk, check.legacy_events)):
+        problems.append(ChainProblem(None, "the clinic's key check record was altered"))
+    else:
+        legacy = check.legacy_events
     expected_prev, expected_seq = GENESIS_HASH, 1
-    events = AuditEvent.objects.for_tenant(tenant).order_by("seq").iterator(chunk_size=2000)
-    for event in events:
+    for event in events.order_by("seq").iterator(chunk_size=2000):
         if event.seq != expected_seq:
             problems.append(ChainProblem(expected_seq, f"events {expected_seq}..{event.seq - 1} are missing"))
         if event.prev_hash != expected_prev:
             problems.append(ChainProblem(event.seq, "link to the previous event is broken"))
-        if event.compute_hash() != event.hash:
+        version = SHA256 if event.seq <= legacy else HMAC_SHA256
+        if event.hash_version != version:
+            # Unkeyed hashes are allowed only on the events older than keyed hashes.
+            problems.append(ChainProblem(event.seq, "event carries an unkeyed hash where a keyed "
+                                         "one is required" if event.hash_version == SHA256 else
+                                         f"event's hash version {event.hash_version} is not "
+                                         "the one its place in the chain requires"))
+        elif not same(event.compute_hash(key), event.hash):
             problems.append(ChainProblem(event.seq, "event was altered after it was written"))
         expected_prev, expected_seq = event.hash, event.seq + 1
     return problems
+
+
+# The anchors' bookkeeping model lives with the anchor code; importing it here registers it.
+from tenants.audit_anchor import AuditAnchorState  # noqa: E402,F401

@@ -9,7 +9,6 @@ import io
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,45 +17,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tenants.audit import Actor, AuditEvent, audit_record
+from tests.tenants.audit_tamper import raw_sql, verify, verify_fails
 
-TRIGGER = "tenants_auditevent_append_only"
 ROOT = Path(settings.BASE_DIR)
-
-
-@contextmanager
-def trigger_disabled():
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        # Inside a test's transaction, Django's deferred foreign-key checks are still
-        # pending, and PostgreSQL will not ALTER a table with pending trigger events.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"ALTER TABLE tenants_auditevent DISABLE TRIGGER {TRIGGER}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE tenants_auditevent ENABLE TRIGGER {TRIGGER}")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-
-
-def raw_sql(sql, params):
-    with trigger_disabled(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def verify(*args):
-    out = io.StringIO()
-    call_command("verify_audit", *args, stdout=out)
-    return out.getvalue()
-
-
-def verify_fails(*args):
-    out = io.StringIO()
-    with pytest.raises(CommandError, match="Audit chain broken in 1 clinic"):
-        call_command("verify_audit", *args, stdout=out)
-    return out.getvalue()
+pytestmark = pytest.mark.usefixtures("audit_master_key", "audit_regions")
 
 
 @pytest.fixture
@@ -71,7 +35,8 @@ def test_intact_chains_pass(log, other_tenant):
     out = verify()
     assert "acme: 7 events, chain intact" in out
     assert "other: 2 events, chain intact" in out
-    assert verify("acme").strip() == "acme: 7 events, chain intact"
+    assert verify("acme").strip() == "acme: 7 events, chain intact; no anchor yet in primary; " \
+                                     "no anchor yet in secondary"
 
 
 def test_row_changed_by_raw_sql_is_found(log, other_tenant):
@@ -115,7 +80,10 @@ def database_url() -> str:
 
 
 def manage(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url()}
+    env = {**os.environ, "DATABASE_URL": database_url(),
+           "CLOUDPACS_MASTER_KEY": settings.CLOUDPACS_MASTER_KEY,
+           **{f"STORAGE_{region.upper()}_PATH": settings.STORAGES[region]["OPTIONS"]["location"]
+              for region in ("primary", "secondary")}}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
