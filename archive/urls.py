@@ -4,6 +4,7 @@ from archive.api import views as api
 from archive.dicomweb import qido, wado
 from archive.dicomweb import urls as dicomweb_urls
 from archive.dicomweb.routing import by_method
+from archive.gateway import views as gateway_views
 from archive.views import study, worklist
 
 app_name = "archive"
@@ -23,6 +24,9 @@ urlpatterns: list = [
     path("api/studies/search/", api.StudySearchView.as_view(), name="api_study_search"),
     path("api/studies/<int:pk>/", api.StudyDetailView.as_view(), name="api_study_detail"),
     path("api/studies/<int:pk>/storage/", api.StudyStorageView.as_view(), name="api_study_storage"),
+    # The clinic's allowed DICOM senders (archive/gateway/).
+    path("settings/dicom/", gateway_views.dicom_peers, name="dicom_peers"),
+    path("settings/dicom/<int:peer_id>/remove/", gateway_views.dicom_peer_delete, name="dicom_peer_remove"),
     # Browser upload page and its tus endpoints (archive/upload/).
     path("upload/", include("archive.upload.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).

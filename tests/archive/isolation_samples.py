@@ -42,6 +42,15 @@ SAMPLES = {
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
 
+def _dicom_peer(victim):
+    from archive.gateway.models import DicomPeer
+
+    peer = DicomPeer.objects.for_tenant(victim).create(ae_title="VICTIMCT", description="Victim-secret-room")
+    return {"peer_id": peer.pk}, ["VICTIMCT", "Victim-secret-room"]
+
+
+SAMPLES["archive:dicom_peer_remove"] = _dicom_peer
+
 # Retention and deletion URLs (archive/retention/).
 from tests.archive.isolation_samples_retention import SAMPLES as _RETENTION  # noqa: E402
 
