@@ -65,6 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--pool", default="threads", help="Celery pool of the worker")
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     study, series, parts = ct_series_bytes(args.slices)
     total_mb = sum(map(len, parts)) / 1e6
@@ -81,7 +83,9 @@ def main() -> None:
                "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/7"),
                "CELERY_TASK_DEFAULT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}"}
         with servers.cloudpacs(extra_env=env) as server:
-            worker = CeleryWorker(server.env, env["CELERY_TASK_DEFAULT_QUEUE"], scratch, concurrency=2)
+            # Storage steps wait on the network: a thread pool overlaps them (as deployed).
+            worker = CeleryWorker(server.env, env["CELERY_TASK_DEFAULT_QUEUE"], scratch,
+                                  concurrency=args.concurrency, pool=args.pool)
             worker.start()
             try:
                 session = requests.Session()

@@ -134,10 +134,12 @@ def database_url(settings_dict: dict) -> str:
 class CeleryWorker:
     """`celery -A cloudpacs worker` in its own process group, consuming one test queue."""
 
-    def __init__(self, env: dict[str, str], queue: str, log_dir: Path, concurrency: int = 2) -> None:
+    def __init__(self, env: dict[str, str], queue: str, log_dir: Path, concurrency: int = 2,
+                 pool: str = "prefork") -> None:
         self.env = {**os.environ, **env}
         self.queue = queue
         self.concurrency = concurrency
+        self.pool = pool
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.process: subprocess.Popen | None = None
 
@@ -146,7 +148,7 @@ class CeleryWorker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             [celery, "-A", "cloudpacs", "worker", "-Q", self.queue, "-c", str(self.concurrency),
-             "--pool", "prefork", "-l", "info", "--without-gossip", "--without-mingle",
+             "--pool", self.pool, "-l", "info", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self._ready(), timeout=timeout, interval=0.2, what="the Celery worker")
