@@ -22,8 +22,9 @@ case "$role" in
       --access-logfile - "$@"
     ;;
   worker)
-    exec celery -A cloudpacs worker --loglevel "${LOG_LEVEL:-INFO}" \
-      --concurrency "${WORKER_CONCURRENCY:-2}" --hostname "worker@%h" "$@"
+    # Storage steps mostly wait on S3: threads overlap them (bench/archive.py measures it).
+    exec celery -A cloudpacs worker --loglevel "${LOG_LEVEL:-INFO}" --pool threads \
+      --concurrency "${WORKER_CONCURRENCY:-8}" --hostname "worker@%h" "$@"
     ;;
   beat)
     # The schedule state is disposable: beat recomputes it from the code on start.

@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-$BIN/celery -A cloudpacs worker --loglevel=INFO --concurrency=2 --beat \
+$BIN/celery -A cloudpacs worker --loglevel=INFO --pool threads --concurrency=4 --beat \
   --schedule=var/celerybeat-schedule &
 pids+=($!)
 if $BIN/python manage.py help dicom_gateway >/dev/null 2>&1; then
