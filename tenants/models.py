@@ -19,7 +19,19 @@ AE_TITLE_RE = re.compile(r"^[A-Z0-9 _\-.]{1,16}$")
 
 def default_ae_title(slug: str) -> str:
     """The clinic's AE title by default: its slug upper-cased, cut to 16 characters."""
-    return slug.upper().replace("-", "_")[:16]
+    return slug.upper()[:16]
+
+
+def unique_ae_title(slug: str) -> str:
+    """The default AE title, or, when a clinic whose slug starts alike holds it already, the
+    same cut shorter with a number (AE titles are unique: they pick the clinic)."""
+    title = default_ae_title(slug)
+    n = 1
+    while Tenant.objects.filter(ae_title=title).exists():
+        n += 1
+        suffix = f"-{n}"
+        title = default_ae_title(slug)[: 16 - len(suffix)] + suffix
+    return title
 
 
 def validate_ae_title(value: str) -> None:
@@ -46,7 +58,7 @@ class Tenant(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.ae_title:
-            self.ae_title = default_ae_title(self.slug)
+            self.ae_title = unique_ae_title(self.slug)
         super().save(*args, **kwargs)
 
     @property

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tenants import roles
 from tenants.audit import Actor, AuditEvent, audit_record
-from tenants.models import ApiToken, Invitation, Membership, Tenant, User, default_ae_title
+from tenants.models import ApiToken, Invitation, Membership, Tenant, User, unique_ae_title
 
 
 @transaction.atomic
@@ -18,7 +18,7 @@ def tenant_create(*, slug: str, name: str, owner_email: str, owner_password: str
     existing = Tenant.objects.filter(slug=slug).first()
     if existing is not None:
         return existing, False
-    tenant = Tenant.objects.create(slug=slug, name=name, ae_title=default_ae_title(slug))
+    tenant = Tenant.objects.create(slug=slug, name=name, ae_title=unique_ae_title(slug))
     user = User.objects.filter(email__iexact=owner_email).first()
     if user is None:
         user = User.objects.create_user(owner_email, owner_password)
