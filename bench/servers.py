@@ -36,6 +36,20 @@ def wait_http(url: str, timeout: float = 60, **kwargs) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+ALLOW_STORESCU = ("from archive.gateway.models import DicomPeer; from tenants.models import Tenant; "
+                  "DicomPeer.objects.for_tenant(Tenant.objects.get(slug='bench')).create(ae_title='STORESCU')")
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"port {port} did not open within {timeout}s")
+
+
 def rss_peak_kb(pid: int) -> int:
     """Peak resident memory (VmHWM) of a process, in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -114,6 +128,11 @@ def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None)
     out = subprocess.run([*manage, "create_api_token", "bench", "--name", "bench", "--scopes", "upload,read"],
                          env=env, check=True, cwd=ROOT, capture_output=True, text=True).stdout
     token = out.strip().splitlines()[-1]
+    subprocess.run([*manage, "shell", "-c", ALLOW_STORESCU], env=env, check=True, cwd=ROOT, capture_output=True)
+    dicom_port = free_port()
+    gateway_log = open(workdir / "gateway.log", "w")
+    gateway = subprocess.Popen([*manage, "dicom_gateway", "--port", str(dicom_port)], env=env, cwd=ROOT,
+                               stdout=gateway_log, stderr=gateway_log)
     log = open(workdir / "gunicorn.log", "w")
     proc = subprocess.Popen(
         [str(Path(py).parent / "gunicorn"), "cloudpacs.wsgi", "--bind", f"127.0.0.1:{port}",
@@ -121,14 +140,18 @@ def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None)
         env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_port(dicom_port)
         server = Server("CloudPACS", f"http://127.0.0.1:{port}/t/bench/dicomweb", proc, workdir,
-                        headers={"Authorization": f"Bearer {token}"})
+                        headers={"Authorization": f"Bearer {token}"}, dicom_port=dicom_port, ae_title="BENCH")
+        server.gateway = gateway
         server.env = env
         yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for process in (proc, gateway):
+            process.terminate()
+            process.wait(timeout=30)
         log.close()
+        gateway_log.close()
         if created_db:
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
                             f"DROP DATABASE IF EXISTS {created_db} WITH (FORCE)"], check=False)
