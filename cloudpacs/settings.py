@@ -22,7 +22,9 @@ PRODUCTION = CLOUDPACS_ENV == "production"
 INSECURE_DEFAULT_SECRET = "insecure-embedded-default-secret-key-change-me"
 
 SECRET_KEY = envstr("SECRET_KEY", INSECURE_DEFAULT_SECRET)
-DEBUG = envbool("DEBUG", default=not PRODUCTION)
+# Off unless asked for: debug pages show settings, and debug mode keeps every SQL query
+# in memory (the DICOM gateway has no requests to reset that list).
+DEBUG = envbool("DEBUG", default=False)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
