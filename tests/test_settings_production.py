@@ -74,4 +74,11 @@ def test_lists_every_problem_at_once(tmp_path):
 def test_development_needs_none_of_it(tmp_path):
     result = start(tmp_path, CLOUDPACS_ENV=None, SECRET_KEY=None, ALLOWED_HOSTS=None, DEBUG=None)
     assert result.returncode == 0, result.stderr
+    # Debug mode is off unless asked for, even in development.
+    assert result.stdout.startswith("started False")
+
+
+def test_development_may_turn_debug_on(tmp_path):
+    result = start(tmp_path, CLOUDPACS_ENV=None, SECRET_KEY=None, ALLOWED_HOSTS=None, DEBUG="1")
+    assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("started True")
