@@ -1,5 +1,7 @@
 """Forms for logging in, two-factor codes, invitations, members, API tokens and clinic settings."""
 
+import secrets
+
 from django import forms
 from django.contrib.auth import password_validation
 
@@ -92,6 +94,10 @@ class RoleForm(forms.Form):
 
 
 class TokenCreateForm(forms.Form):
+    # One per rendered form: a re-sent POST (the browser's reload) carries the same value
+    # and must not create a second token.
+    form_id = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False,
+                              initial=lambda: secrets.token_urlsafe(16))
     name = forms.CharField(max_length=100, label="Name",
                            help_text="What uses it, e.g. 'CT scanner room 2' or 'nightly export'")
     scopes = forms.MultipleChoiceField(

@@ -1,6 +1,7 @@
 """A clinic's API tokens: create (secret shown once), list, revoke."""
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -20,6 +21,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST or None)
     new = None
     if request.method == "POST" and form.is_valid():
+        form_id = form.cleaned_data["form_id"]
+        if form_id and not cache.add(f"token-form:{request.tenant.pk}:{form_id}", True, timeout=24 * 3600):
+            messages.info(request, "That form was sent before and its token created then; the "
+                                   "secret was shown once. Revoke it below if it was not copied.")
+            return redirect("clinic:tokens", tenant_slug=request.tenant.slug)
         token, raw = api_token_create(tenant=request.tenant, name=form.cleaned_data["name"],
                                       scopes=form.cleaned_data["scopes"],
                                       actor=request.principal.actor(request),

@@ -94,3 +94,21 @@ def test_a_token_cannot_manage_tokens(client, tenant, make_token):
                            HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 403
     assert ApiToken.objects.for_tenant(tenant).count() == 1
+
+
+def test_a_resent_form_creates_no_second_token(client, tenant, owner, login):
+    """Reloading the page after creating a token re-sends the same form: one token only."""
+    login(owner)
+    page = client.get("/t/acme/settings/tokens/").content.decode()
+    form_id = re.search(r'name="form_id" value="([^"]+)"', page).group(1)
+    data = {"form_id": form_id, "name": "CT room 2", "scopes": ["upload"]}
+    first = client.post("/t/acme/settings/tokens/", data)
+    assert b"new-token-secret" in first.content
+    again = client.post("/t/acme/settings/tokens/", data, follow=True)
+    assert b"new-token-secret" not in again.content and b"sent before" in again.content
+    assert ApiToken.objects.for_tenant(tenant).count() == 1
+    # A freshly rendered form has a new id and makes a new token.
+    fresh = re.search(r'name="form_id" value="([^"]+)"', first.content.decode()).group(1)
+    assert fresh != form_id
+    client.post("/t/acme/settings/tokens/", {**data, "form_id": fresh})
+    assert ApiToken.objects.for_tenant(tenant).count() == 2
