@@ -26,6 +26,16 @@ def process_outbox(outbox_id: int) -> None:
     outbox_process(outbox_id)
 
 
+@shared_task(name="archive.process_outboxes", **_STEP)
+def process_outboxes(outbox_ids: list[int]) -> None:
+    """The rows one ingest batch committed: one message for the batch keeps the publishing
+    off the request path; each row's steps then go out as their own tasks."""
+    from archive.storage.pipeline import outbox_process
+
+    for outbox_id in outbox_ids:
+        outbox_process(outbox_id)
+
+
 @shared_task(name="archive.upload_copy", **_STEP)
 def upload_copy(outbox_id: int, region: str) -> None:
     """Archive (primary) or replicate (secondary) one instance's encrypted copy."""

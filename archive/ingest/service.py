@@ -275,10 +275,9 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext):
 def _enqueue(outbox_ids: list[int]) -> None:
     """Hand the outbox rows to workers. If the broker is down the sweeper re-drives them."""
     try:
-        from archive.tasks import process_outbox
+        from archive.tasks import process_outboxes
 
-        for outbox_id in outbox_ids:
-            process_outbox.delay(outbox_id)
+        process_outboxes.delay(outbox_ids)
     except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
         log.warning("could not enqueue outbox rows %s; the sweeper will re-drive them", outbox_ids,
                     exc_info=True)

@@ -152,7 +152,7 @@
     var s = JSON.parse(closed.responseText || "{}");
     summaryEl.textContent = "Done: " + (counts.stored || 0) + " stored, " + (counts.already_present || 0) +
       " already present, " + (counts.rejected || 0) + " rejected, " + (counts.skipped || 0) + " skipped" +
-      (s.studies !== undefined ? " (" + s.studies + " studies)" : "") + ".";
+      (s.studies !== undefined ? " (" + s.studies + (s.studies === 1 ? " study)" : " studies)") : "") + ".";
     summaryEl.hidden = false;
     running = false;
   }

@@ -69,7 +69,7 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
     assert page.locator("#files li progress").count() == len(files)
     page.wait_for_selector("#summary:not([hidden])")
     summary = page.inner_text("#summary")
-    assert summary == "Done: 5 stored, 0 already present, 1 rejected, 0 skipped (1 studies)."
+    assert summary == "Done: 5 stored, 0 already present, 1 rejected, 0 skipped (1 study)."
     assert page.locator("#overall-text").inner_text().startswith("100% of ")
     assert page.eval_on_selector("#overall-bar", "b => b.value === b.max")
     assert page.eval_on_selector_all("#files li progress", "bars => bars.every(b => b.value === 1)")
