@@ -2,36 +2,19 @@
 app (code computed with pyotp from the key the page shows), keeps the backup codes, reaches the
 clinic, and the members page fits the screen."""
 
-import shutil
 
 import pyotp
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import NO_OVERFLOW
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NO_OVERFLOW = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
 
-@pytest.fixture
-def page(monkeypatch):
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are ordinary blocking calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-        yield context.new_page()
-        browser.close()
-
-
-def test_owner_logs_in_and_enrols_2fa_on_a_phone(live_server, tenant, owner, page):
+def test_owner_logs_in_and_enrols_2fa_on_a_phone(live_server, tenant, owner, phone):
+    page = phone
     from django_otp.plugins.otp_static.models import StaticToken
 
     page.goto(live_server.url + "/t/acme/")

@@ -1,35 +1,16 @@
 """The worklist on a phone, in headless Chromium: studies are cards, nothing overflows
 sideways, a search keeps the patient's name out of the address bar, a card opens the study."""
 
-import shutil
 
 import pytest
 
 from tenants import roles
 from tests.archive.study_rows import make_study
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import NO_OVERFLOW
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium" if shutil.which("/usr/bin/chromium") else shutil.which("chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-NO_OVERFLOW = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-
-
-@pytest.fixture
-def phone(monkeypatch):
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls between browser
-    # steps are ordinary blocking calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-        yield context.new_page()
-        browser.close()
 
 
 def test_worklist_on_a_phone(live_server, tenant, make_member, phone):
