@@ -213,6 +213,9 @@ def _region_storage(region: str) -> dict:
 TIER1_PATH = envstr("TIER1_PATH", str(VAR_DIR / "tier1"))
 INGEST_TMP_DIR = envstr("INGEST_TMP_DIR", str(VAR_DIR / "tmp"))
 INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
+# A deflated data set is inflated whole in memory (by pydicom, at ingest and on reads):
+# refuse one that inflates beyond this. Deflate is used for small objects such as reports.
+INGEST_MAX_INFLATED_BYTES = envint("INGEST_MAX_INFLATED_BYTES", 64 * 1024**2)
 # Browser upload (tus resumable uploads): one folder per clinic, random ids, no PHI in paths.
 UPLOAD_DIR = envstr("UPLOAD_DIR", str(VAR_DIR / "uploads"))
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 16 * 1024**3)  # one file or zip

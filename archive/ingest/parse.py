@@ -1,9 +1,11 @@
 """Read and check an instance's header from disk, never loading pixel data."""
 
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from django.conf import settings
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
@@ -78,9 +80,49 @@ def _metadata_json(ds) -> dict:
     return meta
 
 
+def inflated_size(path: Path, limit: int) -> int | None:
+    """For a Deflated Explicit VR Little Endian file, the size of its data set once inflated,
+    counted chunk by chunk, or None as soon as it passes `limit`. pydicom inflates such a
+    file whole in memory, so a tiny file could otherwise ask for gigabytes."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    with open(path, "rb") as fp:
+        read_preamble(fp, False)
+        _read_file_meta_info(fp)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total = 0
+        while chunk := fp.read(1 << 16):
+            data = inflater.decompress(chunk, 1 << 20)
+            while True:
+                total += len(data)
+                if total > limit:
+                    return None
+                if not inflater.unconsumed_tail:
+                    break
+                data = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+        return total
+
+
+def _meta_transfer_syntax(path: Path) -> str:
+    """The transfer syntax from the file meta group alone (reading on would inflate)."""
+    try:
+        return str(pydicom.filereader.read_file_meta_info(path).get("TransferSyntaxUID", ""))
+    except Exception:  # noqa: BLE001 - the full parse below says what is wrong
+        return ""
+
+
 def parse_instance(path: Path) -> ParsedInstance:
     """Parse a Part 10 file's header. Raises InvalidInstance with a reason on anything wrong."""
     size = path.stat().st_size
+    if _meta_transfer_syntax(path) == DeflatedExplicitVRLittleEndian:
+        limit = settings.INGEST_MAX_INFLATED_BYTES
+        try:
+            fits = inflated_size(path, limit) is not None
+        except (zlib.error, EOFError, ValueError) as exc:
+            raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"broken deflated data set: {exc}") from exc
+        if not fits:
+            raise InvalidInstance(errors.OUT_OF_RESOURCES,
+                                  f"deflated data set inflates to more than {limit} bytes")
     try:
         ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:

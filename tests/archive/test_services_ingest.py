@@ -99,3 +99,34 @@ def test_bundled_broken_files_refused(tenant, name):
     result = ingest_bytes(tenant, Path(get_testdata_file(name)).read_bytes())
     assert result.outcome == Outcome.FAILED, name
     assert not Instance.objects.for_tenant(tenant).exists()
+
+
+def _deflated(ds) -> bytes:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    return to_bytes(ds)
+
+
+def test_deflated_bomb_is_refused_without_inflating_it(tenant, settings):
+    """A small deflated file that inflates to hundreds of MB is refused before pydicom would
+    inflate it whole in memory."""
+    import tracemalloc
+
+    ds = make_ct_series(1)[0]
+    ds.ImageComments = "A" * (200 * 1024 * 1024)  # compresses to a few hundred KB
+    data = _deflated(ds)
+    assert len(data) < 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        result = ingest_bytes(tenant, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.outcome == Outcome.FAILED and "inflates to more than" in result.reason
+    assert peak < 32 * 1024 * 1024
+    assert not Instance.objects.for_tenant(tenant).exists()
+
+
+def test_small_deflated_file_still_ingests(tenant):
+    assert ingest_bytes(tenant, _deflated(make_ct_series(1)[0])).outcome == Outcome.STORED
