@@ -13,6 +13,8 @@ READ_SIZE = 1 << 20
 MAX_HEADER_BYTES = 16 * 1024
 MAX_PREAMBLE_BYTES = 1 << 20
 LWSP = b" \t"
+# Transport padding allowed after a boundary (RFC 2046 allows some; nobody needs more).
+MAX_PADDING_BYTES = 1024
 
 
 class MultipartError(ValueError):
@@ -174,11 +176,17 @@ class MultipartReader:
             raise MultipartError("the body ended after a boundary, without the closing boundary")
         if self._buf[:2] == b"--":
             return True
+        padding = 0
         while True:
-            stripped = self._buf.lstrip(LWSP)
-            if stripped or not self._fill():
+            # Drop padding as it arrives, and only so much: a body of endless spaces after
+            # a boundary must neither fill memory nor keep the CPU busy.
+            blank = len(self._buf) - len(self._buf.lstrip(LWSP))
+            padding += blank
+            del self._buf[:blank]
+            if padding > MAX_PADDING_BYTES:
+                raise MultipartError("too much padding after a boundary")
+            if self._buf or not self._fill():
                 break
-        self._buf = bytearray(self._buf.lstrip(LWSP))
         if not self._ensure(2) or self._buf[:2] != b"\r\n":
             raise MultipartError("a boundary is not followed by CRLF")
         del self._buf[:2]

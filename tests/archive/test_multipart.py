@@ -103,3 +103,13 @@ def test_refused_content_types(header, error):
 def test_parse_content_type_quoting():
     assert parse_content_type('A/B; x="semi;colon \\"q\\""; Y=2') == (
         "a/b", {"x": 'semi;colon "q"', "y": "2"})
+
+
+def test_padding_after_a_boundary_is_bounded():
+    """Spaces after a boundary are transport padding; megabytes of them are an attack on
+    memory and CPU, and end the body with a clear error."""
+    good = body([({"Content-Type": "application/dicom"}, b"x" * 10)])
+    assert read_all(good.replace(b"--" + BOUNDARY + b"\r\n", b"--" + BOUNDARY + b"   \r\n", 1), 7)
+    padded = good.replace(b"--" + BOUNDARY + b"\r\n", b"--" + BOUNDARY + b" " * (4 << 20) + b"\r\n", 1)
+    with pytest.raises(MultipartError, match="too much padding"):
+        read_all(padded, 1 << 20)
