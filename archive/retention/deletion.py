@@ -16,6 +16,7 @@ from archive.retention.models import DeletionRequest, StudyTombstone
 from archive.retention.purge import tombstone_purge_finish
 from archive.retention.services import study_retention
 from tenants.audit import Actor, audit_record
+from tenants.models import Invitation, Membership
 
 
 class DeletionRefused(Exception):
@@ -84,6 +85,7 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
         request = _pending(tenant, request_id)
         if request.requested_by_id == user.pk:
             raise DeletionRefused("A deletion needs a second admin: you cannot approve your own request.")
+        _check_independent_approver(tenant, request, user)
         study = Study.objects.for_tenant(tenant).select_for_update().filter(pk=request.study_id).first()
         if study is None:
             raise DeletionRefused("The study no longer exists.")
@@ -111,6 +113,25 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
         # Objects go only once the rows are gone for good.
         transaction.on_commit(lambda: tombstone_purge_finish(tombstone=tombstone))
     return tombstone
+
+
+def _check_independent_approver(tenant, request: DeletionRequest, user) -> None:
+    """The second admin must be a second person, not one the requester made for the purpose.
+
+    Any admin may invite admins, so "a different account" alone lets one admin approve their
+    own request with a mailbox they control. Hence: the approver was already a member when the
+    deletion was requested, and did not join through an invitation from the requester.
+    """
+    membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
+    if membership is None or membership.created_at >= request.requested_at:
+        raise DeletionRefused("You joined this clinic after this deletion was requested, so you cannot "
+                              "approve it: an admin who was already a member must approve.")
+    # Acceptance is recorded on the invitation (accepted_at) for the invitee's email.
+    if request.requested_by_id is not None and Invitation.objects.for_tenant(tenant).filter(
+            email__iexact=user.email, invited_by_id=request.requested_by_id,
+            accepted_at__isnull=False).exists():
+        raise DeletionRefused("You joined this clinic through an invitation from the admin who requested "
+                              "this deletion, so you cannot approve it: another admin must.")
 
 
 def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now) -> StudyTombstone:
