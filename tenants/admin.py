@@ -7,10 +7,26 @@ from tenants.audit import AuditEvent
 from tenants.models import ApiToken, Membership, Tenant, User
 
 
-class MembershipInline(admin.TabularInline):
+class _ReadOnlyMemberships:
+    """Memberships are shown, never edited, here: an operator adding themselves to a clinic
+    would read its PHI with no audit event. They change only through the clinic's own pages
+    (tenants/services.py), which audit every change."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MembershipInline(_ReadOnlyMemberships, admin.TabularInline):
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(Tenant)
@@ -37,7 +53,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(_ReadOnlyMemberships, admin.ModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__email", "tenant__slug"]
