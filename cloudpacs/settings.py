@@ -65,13 +65,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "tenants.middleware.BearerTokenCsrfExemptMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Before CSRF: a request it authenticates with a valid API token of the clinic in the
+    # URL carries no cookie credentials, and only such a request skips the CSRF check.
+    "tenants.middleware.TenantMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tenants.middleware.TenantMiddleware",
 ]
 
 ROOT_URLCONF = "cloudpacs.urls"

@@ -31,6 +31,6 @@ def by_method(**views: Callable | str) -> Callable:
         return view(request, *args, **kwargs)
 
     # CSRF: Django's middleware checks this dispatcher; bearer-token requests are exempt
-    # already (BearerTokenCsrfExemptMiddleware), session POSTs need the token as usual.
+    # already (TenantMiddleware, for a valid token of the clinic), session POSTs need the token.
     dispatch.by_method = views  # type: ignore[attr-defined]
     return dispatch
