@@ -108,6 +108,11 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
             else:
                 given_key = storage_keys[n] if storage_keys else None
                 fresh[parsed.sop_uid] = _Accepted(n, item, parsed, given_key or "")
+        for accepted in _series_of_another_study(tenant, list(fresh.values())):
+            del fresh[accepted.parsed.sop_uid]
+            results[accepted.position] = _failed(
+                accepted.parsed, errors.STUDY_UID_MISMATCH,
+                "its Series Instance UID belongs to a series of another study")
         for accepted, result in _store(tenant, list(fresh.values()), actor, context):
             results[accepted.position] = result
         for repeat in repeats:
@@ -118,6 +123,21 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
     finally:
         for item in spooled:
             item.close()
+
+
+def _series_of_another_study(tenant, batch: list[_Accepted]) -> list[_Accepted]:
+    """Instances whose series UID is already a series of another study (in the index or
+    earlier in the batch): a series lives in one study, or the index would be inconsistent
+    and the other study could no longer be deleted."""
+    owner = dict(Series.objects.for_tenant(tenant)
+                 .filter(series_instance_uid__in={a.parsed.series_uid for a in batch})
+                 .values_list("series_instance_uid", "study__study_instance_uid"))
+    wrong = []
+    for accepted in batch:
+        study_uid = owner.setdefault(accepted.parsed.series_uid, accepted.parsed.study_uid)
+        if study_uid != accepted.parsed.study_uid:
+            wrong.append(accepted)
+    return wrong
 
 
 def _failed(parsed: ParsedInstance, code: int, reason: str) -> IngestResult:

@@ -16,16 +16,28 @@ def spools(*blobs):
 
 
 def test_batch_stores_all_with_few_queries(tenant, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     blobs = [to_bytes(ds) for ds in make_ct_series(12)]
     # Study/patient/series look-ups and creation, the audit record, retention: a fixed
     # number of queries, not a multiple of the batch size.
-    with django_assert_max_num_queries(30):
+    with CaptureQueriesContext(connection) as twelve:
         results = instances_ingest(tenant=tenant, spooled=spools(*blobs), actor=ACTOR)
     assert [r.outcome for r in results] == [Outcome.STORED] * 12
     study = Study.objects.for_tenant(tenant).get()
     assert (study.num_instances, study.num_series, study.size_bytes) == (12, 1, sum(map(len, blobs)))
     assert Outbox.objects.for_tenant(tenant).count() == 12
     assert all(tier1_path(r.instance.storage_key).read_bytes() == b for r, b in zip(results, blobs, strict=True))
+    # After the clinic's first study (policy, keys...), another new study of a new patient
+    # costs the same number of queries whether it has 12 or 24 instances.
+    counts = []
+    for n, patient in ((12, "P-12"), (24, "P-24")):
+        with CaptureQueriesContext(connection) as queries:
+            instances_ingest(tenant=tenant, actor=ACTOR, spooled=spools(
+                *[to_bytes(ds) for ds in make_ct_series(n, patient_id=patient)]))
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= len(twelve) <= 32
 
 
 def test_same_instance_twice_in_one_batch(tenant):
@@ -69,3 +81,19 @@ def test_instance_stored_by_another_request_meanwhile(tenant, monkeypatch):
     # The loser's copy was removed from tier 1; the winner's stays.
     added = {p.name for p in set(folder.iterdir()) - before}
     assert added == {i.storage_key.split("/")[1] for i in Instance.objects.for_tenant(tenant)}
+
+
+def test_a_series_uid_of_another_study_is_refused(tenant):
+    """A series lives in one study: an instance claiming study Y with study X's series UID
+    is refused, alone or in the same batch, and study X stays as it was."""
+    first = make_ct_series(1)[0]
+    assert instances_ingest(tenant=tenant, spooled=spools(to_bytes(first)), actor=ACTOR)[0].ok
+    stray = make_ct_series(1, series_uid=first.SeriesInstanceUID)[0]  # a new study UID
+    [result] = instances_ingest(tenant=tenant, spooled=spools(to_bytes(stray)), actor=ACTOR)
+    assert result.outcome == Outcome.FAILED and "another study" in result.reason
+    a, b = make_ct_series(1)[0], make_ct_series(1)[0]
+    b.SeriesInstanceUID = a.SeriesInstanceUID
+    results = instances_ingest(tenant=tenant, spooled=spools(to_bytes(a), to_bytes(b)), actor=ACTOR)
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.FAILED]
+    assert Study.objects.for_tenant(tenant).count() == 2
+    assert Instance.objects.for_tenant(tenant).count() == 2
