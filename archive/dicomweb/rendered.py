@@ -29,6 +29,8 @@ def _render(request, inst, frame_number: int, *, what: str, default_viewport=Non
             image = frame_image(fh, frame_number - 1, options)
     except fr.FrameError as exc:
         return error(400, str(exc))
+    except fr.TooLarge as exc:
+        return error(413, str(exc))
     except InstanceUnavailable as exc:
         return error(503, str(exc))
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on odd pixel data

@@ -149,31 +149,65 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
     try:
         ds = fr.read_header(fh)
         fr.check_frames(ds, numbers)
+        if media == OCTET and fr.needs_whole_read(ds):
+            fr.check_whole_read(fh)  # now, not half-way through the stream
     except fr.FrameError as exc:
         fh.close()
         return error(400, str(exc))
+    except fr.TooLarge as exc:
+        fh.close()
+        return error(413, str(exc))
     audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
                detail={"what": "frames", "level": "instance", "frames": len(numbers)})
     return multipart_response(_frame_parts(fh, ds, numbers, media, inst.transfer_syntax_uid),
                               media, transfer_syntax=EXPLICIT_LE if media == OCTET else None)
 
 
-def _bulk_value(ds, path: str) -> bytes:
+# Values of these VRs are sent as their bytes in the file; pydicom does not convert them.
+RAW_VRS = {"OB", "OW", "OD", "OF", "OL", "OV", "UN", "OB or OW"}
+
+
+def _bulk_value(fh, ds, path: str) -> Iterator[bytes]:
+    """The value at `path` ("TAG" or "TAG/item/TAG..."), read on its own: a large value
+    left on disk by read_header streams from its offset in the file."""
     parts = path.strip("/").split("/")
-    node, value = ds, None
+    node, elem = ds, None
     try:
         while parts:
             tag = int(parts.pop(0), 16)
-            elem = node[tag]
             if parts:
-                node = elem.value[int(parts.pop(0))]
+                node = node[tag].value[int(parts.pop(0))]
             else:
-                value = elem.value
-    except (KeyError, IndexError, ValueError) as exc:
+                elem = node.get_item(tag, keep_deferred=True)
+                if elem is None:
+                    raise KeyError(tag)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise fr.FrameError(f"no bulk data at {path}") from exc
+    deferred = (isinstance(elem, pydicom.dataelem.RawDataElement) and elem.value is None
+                and elem.value_tell is not None)
+    if deferred and elem.VR in RAW_VRS and elem.length != 0xFFFFFFFF:
+        return _file_range(fh, elem.value_tell, elem.length)
+    if deferred and elem.length > fr.max_decode_bytes():
+        raise fr.TooLarge(f"value at {path} too large to read here")
+    value = node[tag].value
     if not isinstance(value, bytes | bytearray):
         raise fr.FrameError(f"no bulk data at {path}")
-    return bytes(value)
+    return iter([bytes(value)])
+
+
+def _file_range(fh, offset: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    fh.seek(offset)
+    while length > 0:
+        data = fh.read(min(chunk, length))
+        if not data:
+            raise fr.FrameError("the file ends inside the value")
+        length -= len(data)
+        yield data
+
+
+def _closing(fh, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    with fh:
+        yield from chunks
 
 
 @require_perm("archive.view")
@@ -186,11 +220,18 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
     if tag_path.strip("/").upper() == "7FE00010":
         count = inst.number_of_frames or 1
         return frames(request, study_uid, series_uid, sop_uid, ",".join(str(n) for n in range(1, count + 1)))
-    with open_instance(inst) as fh:
-        try:
-            value = _bulk_value(pydicom.dcmread(fh), tag_path)
-        except fr.FrameError as exc:
-            return error(404, str(exc))
+    try:
+        fh = open_instance(inst)
+    except InstanceUnavailable as exc:
+        return error(503, str(exc))
+    try:
+        value = _bulk_value(fh, fr.read_header(fh), tag_path)
+    except fr.FrameError as exc:
+        fh.close()
+        return error(404, str(exc))
+    except fr.TooLarge as exc:
+        fh.close()
+        return error(413, str(exc))
     audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
                detail={"what": "bulkdata", "level": "instance"})
-    return multipart_response([(OCTET, iter([value]))], OCTET)
+    return multipart_response([(OCTET, _closing(fh, value))], OCTET)
