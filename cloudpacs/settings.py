@@ -217,6 +217,8 @@ INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
 # A deflated data set is inflated whole in memory (by pydicom, at ingest and on reads):
 # refuse one that inflates beyond this. Deflate is used for small objects such as reports.
 INGEST_MAX_INFLATED_BYTES = envint("INGEST_MAX_INFLATED_BYTES", 64 * 1024**2)
+# WADO-RS refuses (413) a request that would need more of an instance in memory than this.
+WADO_MAX_DECODE_BYTES = envint("WADO_MAX_DECODE_BYTES", 512 * 1024**2)
 # Browser upload (tus resumable uploads): one folder per clinic, random ids, no PHI in paths.
 UPLOAD_DIR = envstr("UPLOAD_DIR", str(VAR_DIR / "uploads"))
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 16 * 1024**3)  # one file or zip
