@@ -22,9 +22,6 @@ from pydicom.encaps import generate_frames, get_frame
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-# Default for settings.WADO_MAX_DECODE_BYTES (bytes of a file read whole into memory).
-DEFAULT_MAX_DECODE_BYTES = 512 * 1024**2
-
 
 class FrameError(ValueError):
     """The request names frames the instance does not have, or it has no pixel data."""
@@ -35,7 +32,7 @@ class TooLarge(Exception):
 
 
 def max_decode_bytes() -> int:
-    return int(getattr(settings, "WADO_MAX_DECODE_BYTES", DEFAULT_MAX_DECODE_BYTES))
+    return settings.WADO_MAX_DECODE_BYTES
 
 
 def _meta_transfer_syntax(fh: BinaryIO) -> str:
