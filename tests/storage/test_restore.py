@@ -121,10 +121,11 @@ def test_restore_keeps_deleted_studies_gone(tenant, owner, make_member, fresh_bu
     # The regions are unreachable for the purge: the objects stay in both.
     monkeypatch.setattr(purge, "storage_keys_delete", lambda keys: list(keys))
     study = Study.objects.for_tenant(tenant).get(study_instance_uid=gone[0].StudyInstanceUID)
+    approver = make_member(tenant, roles.ADMIN)  # a member before the request: may approve it
     request = deletion_request_create(tenant=tenant, study=study, user=owner, reason="duplicate upload",
                                       override_retention=True, actor=Actor.system("test"))
     with django_capture_on_commit_callbacks(execute=True):
-        deletion_request_approve(tenant=tenant, request_id=request.pk, user=make_member(tenant, roles.ADMIN),
+        deletion_request_approve(tenant=tenant, request_id=request.pk, user=approver,
                                  actor=Actor.system("test"))
     assert StudyTombstone.objects.for_tenant(tenant).get().objects_purged_at is None
 
