@@ -83,9 +83,9 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
     """The second admin's approval: remove the study and leave a tombstone."""
     with transaction.atomic():
         request = _pending(tenant, request_id)
-        if request.requested_by_id == user.pk:
-            raise DeletionRefused("A deletion needs a second admin: you cannot approve your own request.")
-        _check_independent_approver(tenant, request, user)
+        refusal = approval_refusal(tenant=tenant, request=request, user=user)
+        if refusal:
+            raise DeletionRefused(refusal)
         study = Study.objects.for_tenant(tenant).select_for_update().filter(pk=request.study_id).first()
         if study is None:
             raise DeletionRefused("The study no longer exists.")
@@ -115,23 +115,25 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
     return tombstone
 
 
-def _check_independent_approver(tenant, request: DeletionRequest, user) -> None:
-    """The second admin must be a second person, not one the requester made for the purpose.
-
-    Any admin may invite admins, so "a different account" alone lets one admin approve their
-    own request with a mailbox they control. Hence: the approver was already a member when the
-    deletion was requested, and did not join through an invitation from the requester.
-    """
+def approval_refusal(*, tenant, request: DeletionRequest, user) -> str | None:
+    """Why `user` may not approve `request`, or None. The second admin must be a second
+    person, not one the requester made for the purpose: any admin may invite admins, so "a
+    different account" alone lets one admin approve their own request with a mailbox they
+    control. Hence: not the requester, already a member when the deletion was requested,
+    and not joined through an invitation from the requester."""
+    if request.requested_by_id == user.pk:
+        return "A deletion needs a second admin: you cannot approve your own request."
     membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
     if membership is None or membership.created_at >= request.requested_at:
-        raise DeletionRefused("You joined this clinic after this deletion was requested, so you cannot "
-                              "approve it: an admin who was already a member must approve.")
+        return ("You joined this clinic after this deletion was requested, so you cannot "
+                "approve it: an admin who was already a member must approve.")
     # Acceptance is recorded on the invitation (accepted_at) for the invitee's email.
     if request.requested_by_id is not None and Invitation.objects.for_tenant(tenant).filter(
             email__iexact=user.email, invited_by_id=request.requested_by_id,
             accepted_at__isnull=False).exists():
-        raise DeletionRefused("You joined this clinic through an invitation from the admin who requested "
-                              "this deletion, so you cannot approve it: another admin must.")
+        return ("You joined this clinic through an invitation from the admin who requested "
+                "this deletion, so you cannot approve it: another admin must.")
+    return None
 
 
 def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now) -> StudyTombstone:

@@ -124,13 +124,17 @@ def deletion_requests(request: HttpRequest) -> HttpResponse:
     scoped = DeletionRequest.objects.for_tenant(request.tenant).select_related(
         "study", "requested_by", "decided_by")
     pending = list(scoped.filter(state=DeletionRequest.PENDING).order_by("requested_at"))
+    can_approve = request.principal.can("archive.delete_approve")
     for item in pending:
         item.study_url = study_url(request.tenant, item.study_id)
+        # Offer the button only to an admin whose approval would be accepted.
+        item.approval_refusal = (deletion.approval_refusal(tenant=request.tenant, request=item, user=request.user)
+                                 if can_approve else None)
     return render(request, "archive/deletion_requests.html", {
         "pending": pending,
         "decided": scoped.exclude(state=DeletionRequest.PENDING).order_by("-decided_at")[:50],
         "unfinished": purges_unfinished(tenant=request.tenant),
-        "can_approve": request.principal.can("archive.delete_approve"),
+        "can_approve": can_approve,
     })
 
 

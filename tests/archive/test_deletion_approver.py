@@ -103,3 +103,16 @@ def test_long_standing_admins_still_approve(tenant, owner, requester, mailoutbox
                                                      actor=actor_of(approver))
         assert (tomb.requested_by, tomb.approved_by) == (requester, approver)
     assert not Study.objects.for_tenant(tenant).exists()
+
+
+def test_the_list_offers_approval_only_to_an_admin_who_may_give_it(tenant, owner, requester, login, mailoutbox):
+    study = ingest_series(tenant, study_date=past(8))
+    request_delete(tenant, study, requester)
+    latecomer = join_as_admin(tenant, owner, "late-admin@example.test")
+    url = reverse("archive:deletion_requests", kwargs={"tenant_slug": tenant.slug})
+    late_page = login(latecomer, the_client=Client()).get(url).content.decode()
+    assert "Approve and delete" not in late_page and "joined this clinic after" in late_page
+    owner_page = login(owner, the_client=Client()).get(url).content.decode()
+    assert "Approve and delete" in owner_page
+    requester_page = login(requester, the_client=Client()).get(url).content.decode()
+    assert "Approve and delete" not in requester_page and "Waiting for a second admin" in requester_page
