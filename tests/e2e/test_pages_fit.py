@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from archive.gateway.models import DicomPeer
 from archive.retention.deletion import deletion_request_create
 from tenants import roles
 from tenants.audit import Actor
@@ -30,6 +31,9 @@ def _clinic_with_data(tenant, owner, make_member, make_token):
                             reason="Duplicate of a study sent twice by the CT scanner in room 2",
                             actor=Actor.system("test"))
     make_token(tenant, ["upload"], name="CT scanner room 2 (Siemens SOMATOM go.Up) nightly sender")
+    DicomPeer.objects.for_tenant(tenant).create(
+        ae_title="CT_ROOM2_SOMATOM", host="192.168.100.200", port=104,
+        description="Siemens SOMATOM go.Up in room 2, second floor, radiology wing")
     invitation_create(tenant=tenant, email="a.very.long.address.for.a.radiologist@example-hospital.test",
                       role=roles.RADIOLOGIST, by_role=roles.OWNER, invited_by=owner, actor=Actor.system("test"))
     return old, recent
@@ -49,6 +53,7 @@ def test_every_main_page_is_linked_and_fits(request, screen, live_server, tenant
         "upload": f"{base}/upload/",
         "members": f"{base}/members/",
         "tokens": f"{base}/settings/tokens/",
+        "dicom-senders": f"{base}/settings/dicom/",
         "settings": f"{base}/settings/",
         "audit": f"{base}/audit/",
         "retention": f"{base}/settings/retention/",
