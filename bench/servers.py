@@ -4,7 +4,6 @@ CloudPACS (gunicorn, as deployed) and Orthanc with its DICOMweb plugin (the peer
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,14 +13,10 @@ from pathlib import Path
 
 import requests
 
+from tests.servers import free_port, port_open, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 ORTHANC_PLUGINS = "/usr/share/orthanc/plugins"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60, **kwargs) -> None:
@@ -38,16 +33,6 @@ def wait_http(url: str, timeout: float = 60, **kwargs) -> None:
 
 ALLOW_STORESCU = ("from archive.gateway.models import DicomPeer; from tenants.models import Tenant; "
                   "DicomPeer.objects.for_tenant(Tenant.objects.get(slug='bench')).create(ae_title='STORESCU')")
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"port {port} did not open within {timeout}s")
 
 
 def rss_peak_kb(pid: int) -> int:
@@ -140,7 +125,7 @@ def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None)
         env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
-        wait_port(dicom_port)
+        wait_for(lambda: port_open(dicom_port), timeout=60, what="the DICOM gateway")
         server = Server("CloudPACS", f"http://127.0.0.1:{port}/t/bench/dicomweb", proc, workdir,
                         headers={"Authorization": f"Bearer {token}"}, dicom_port=dicom_port, ae_title="BENCH")
         server.gateway = gateway

@@ -37,7 +37,7 @@ def wait_for(condition: Callable[[], object], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -85,7 +85,7 @@ class SeaweedServer:
     def wait_ready(self, timeout: float = 60) -> None:
         import boto3
 
-        wait_for(lambda: _port_open(self.ports["s3"]), timeout=timeout, what="SeaweedFS S3 port")
+        wait_for(lambda: port_open(self.ports["s3"]), timeout=timeout, what="SeaweedFS S3 port")
         client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                               aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
 
@@ -116,7 +116,7 @@ class SeaweedServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self.process = None
-        wait_for(lambda: not _port_open(self.ports["s3"]), timeout=10, what="SeaweedFS to stop")
+        wait_for(lambda: not port_open(self.ports["s3"]), timeout=10, what="SeaweedFS to stop")
 
 
 def database_url(settings_dict: dict) -> str:

@@ -1,9 +1,7 @@
 """The DICOM gateway against real peers: dcmtk's storescu/echoscu and a pynetdicom SCU."""
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +14,9 @@ from archive.gateway.server import start_gateway
 from archive.models import Instance
 from tenants.audit import AuditEvent
 from tests.dicom_factory import make_ct_series
+from tests.servers import free_port, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,15 +28,6 @@ def gateway(tenant, other_tenant):
     yield port
     server.shutdown()
     server.server_close()
-
-
-def wait_for(probe, timeout=10.0):
-    """The gateway writes its audit event in its own thread once the association ends."""
-    deadline = time.monotonic() + timeout
-    while (value := probe()) is None:
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
 
 
 def associate(port, called, calling="MODALITY1", contexts=(Verification,)):
@@ -80,7 +64,9 @@ def test_cstore_stores_and_dedups(gateway, tenant, other_tenant):
     assert statuses == [0, 0, 0, 0]
     assert Instance.objects.for_tenant(tenant).count() == 3
     assert not Instance.objects.for_tenant(other_tenant).exists()
-    event = wait_for(lambda: AuditEvent.objects.for_tenant(tenant).filter(action="dimse.store").first())
+    # The gateway writes its audit event in its own thread once the association ends.
+    event = wait_for(lambda: AuditEvent.objects.for_tenant(tenant).filter(action="dimse.store").first(),
+                     timeout=10, what="the association's audit event")
     assert (event.detail["stored"], event.detail["present"]) == (3, 1)
 
 

@@ -15,7 +15,7 @@ def spools(*blobs):
     return [spool_chunks([b]) for b in blobs]
 
 
-def test_batch_stores_all_with_few_queries(tenant, django_assert_max_num_queries):
+def test_batch_stores_all_with_few_queries(tenant):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
