@@ -12,6 +12,17 @@ from django.utils import timezone
 from tenants.scoping import TenantOwned
 
 
+class HeaderJSONField(models.JSONField):
+    """A JSONField that PostgreSQL bulk inserts bind value by value. Django's default for
+    a multi-row insert packs each column into one array parameter (INSERT ... UNNEST), and
+    psycopg escapes a jsonb[] array literal in Python, quote by quote: for headers of a few
+    kB that was a third of the ingest time of a STOW body. A per-value placeholder keeps
+    the plain VALUES form, whose values libpq escapes in C. Nothing else changes."""
+
+    def get_placeholder(self, value, compiler, connection) -> str:
+        return "%s"
+
+
 class Patient(TenantOwned):
     patient_id = models.CharField(max_length=64, blank=True)
     issuer_of_patient_id = models.CharField(max_length=64, blank=True)
@@ -108,7 +119,7 @@ class Instance(TenantOwned):
     storage_key = models.CharField(max_length=128, unique=True)
     # The header as DICOM JSON (PS3.18 F.2) without bulk data, for QIDO includefield and
     # WADO metadata without reading the object.
-    metadata = models.JSONField(default=dict)
+    metadata = HeaderJSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

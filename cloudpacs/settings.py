@@ -217,6 +217,9 @@ INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
 # A deflated data set is inflated whole in memory (by pydicom, at ingest and on reads):
 # refuse one that inflates beyond this. Deflate is used for small objects such as reports.
 INGEST_MAX_INFLATED_BYTES = envint("INGEST_MAX_INFLATED_BYTES", 64 * 1024**2)
+# Processes per web worker that parse STOW-RS parts while the rest of the body arrives
+# (archive.ingest.parse_ahead); 0 parses on the request's thread.
+INGEST_PARSE_PROCESSES = envint("INGEST_PARSE_PROCESSES", 1)
 # WADO-RS refuses (413) a request that would need more of an instance in memory than this.
 WADO_MAX_DECODE_BYTES = envint("WADO_MAX_DECODE_BYTES", 512 * 1024**2)
 # Browser upload (tus resumable uploads): one folder per clinic, random ids, no PHI in paths.

@@ -17,3 +17,6 @@ class InvalidInstance(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+    def __reduce__(self):  # crosses from the parse process as a value (parse_ahead)
+        return type(self), (self.code, self.reason)

@@ -111,11 +111,12 @@ def _meta_transfer_syntax(path: Path) -> str:
         return ""
 
 
-def parse_instance(path: Path) -> ParsedInstance:
-    """Parse a Part 10 file's header. Raises InvalidInstance with a reason on anything wrong."""
+def parse_instance(path: Path, *, max_inflated_bytes: int | None = None) -> ParsedInstance:
+    """Parse a Part 10 file's header. Raises InvalidInstance with a reason on anything wrong.
+    `max_inflated_bytes` defaults to settings.INGEST_MAX_INFLATED_BYTES."""
     size = path.stat().st_size
     if _meta_transfer_syntax(path) == DeflatedExplicitVRLittleEndian:
-        limit = settings.INGEST_MAX_INFLATED_BYTES
+        limit = settings.INGEST_MAX_INFLATED_BYTES if max_inflated_bytes is None else max_inflated_bytes
         try:
             fits = inflated_size(path, limit) is not None
         except (zlib.error, EOFError, ValueError) as exc:
@@ -192,3 +193,12 @@ def parse_instance(path: Path) -> ParsedInstance:
         },
         metadata=metadata,
     )
+
+
+def parse_outcome(path: Path, *, max_inflated_bytes: int | None = None) -> ParsedInstance | InvalidInstance:
+    """parse_instance's result, or the refusal it raised, as a value: for parsing in
+    another process (archive.ingest.parse_ahead)."""
+    try:
+        return parse_instance(path, max_inflated_bytes=max_inflated_bytes)
+    except InvalidInstance as exc:
+        return exc

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
-from archive.ingest.parse import ParsedInstance, parse_instance
+from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Outbox, Patient, Series, Study
 from archive.retention.services import retention_on_ingest
@@ -82,8 +82,10 @@ def instance_ingest(*, tenant, spooled: SpooledFile, actor: Actor, expected_stud
 def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
                      expected_study_uid: str | None = None,
                      context: IngestContext | None = None,
-                     storage_keys: list[str | None] | None = None) -> list[IngestResult]:
+                     storage_keys: list[str | None] | None = None,
+                     parsed_ahead: list[ParsedInstance | InvalidInstance] | None = None) -> list[IngestResult]:
     """Check, index and store spooled instances and queue their archiving; one result each.
+    `parsed_ahead` holds each file's `parse_outcome` when the caller has parsed them already.
 
     On return every stored file is durable in tier 1 and committed to the index with an
     outbox row -- one disk flush and one transaction for the whole batch -- and every
@@ -95,10 +97,9 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
         repeats: list[_Accepted] = []
         for n, item in enumerate(spooled):
             item.finish()
-            try:
-                parsed = parse_instance(item.path)
-            except InvalidInstance as exc:
-                results[n] = IngestResult(Outcome.FAILED, failure_code=exc.code, reason=exc.reason)
+            parsed = parsed_ahead[n] if parsed_ahead is not None else parse_outcome(item.path)
+            if isinstance(parsed, InvalidInstance):
+                results[n] = IngestResult(Outcome.FAILED, failure_code=parsed.code, reason=parsed.reason)
                 continue
             if expected_study_uid and parsed.study_uid != expected_study_uid:
                 results[n] = _failed(parsed, errors.STUDY_UID_MISMATCH,

@@ -97,3 +97,19 @@ def test_a_series_uid_of_another_study_is_refused(tenant):
     assert [r.outcome for r in results] == [Outcome.STORED, Outcome.FAILED]
     assert Study.objects.for_tenant(tenant).count() == 2
     assert Instance.objects.for_tenant(tenant).count() == 2
+
+
+def test_headers_with_quotes_backslashes_and_accents_are_stored_verbatim(tenant):
+    """Headers are bulk inserted value by value (HeaderJSONField); escaping must not
+    change a character."""
+    series = make_ct_series(3)
+    for n, ds in enumerate(series):
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.StudyDescription = f'Knee "left"\\right {n}'  # a backslash separates values in DICOM
+        ds.SeriesDescription = "Schädel ' Übersicht é"
+    results = instances_ingest(tenant=tenant, spooled=spools(*[to_bytes(ds) for ds in series]), actor=ACTOR)
+    assert all(r.ok for r in results)
+    for ds in series:
+        stored = Instance.objects.for_tenant(tenant).get(sop_instance_uid=ds.SOPInstanceUID).metadata
+        assert stored["00081030"]["Value"] == ['Knee "left"', f"right {series.index(ds)}"]
+        assert stored["0008103E"]["Value"] == ["Schädel ' Übersicht é"]

@@ -106,6 +106,7 @@ def test_mixed_request_is_202(stow, tenant):
     assert response.status_code == 202
     ds = dataset(response)
     assert len(ds.ReferencedSOPSequence) == 2 and len(ds.FailedSOPSequence) == 1
+    assert ds.to_json_dict() == response.json()  # the body is DICOM JSON as pydicom writes it
     assert ds.RetrieveURL.endswith(f"/studies/{series[0].StudyInstanceUID}")
     assert not Study.objects.for_tenant(tenant).filter(study_instance_uid=other.StudyInstanceUID).exists()
 
