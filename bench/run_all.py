@@ -119,37 +119,57 @@ def big_study_parts(total_bytes: int, instance_mb: int = 64):
         yield to_bytes(ds)
 
 
+def _alternating(servers_by_name: dict, measure, rounds: int) -> dict[str, list[dict]]:
+    """Run `measure(server, round_no)` for every server, `rounds` times, alternating which
+    goes first, so that a slow spell of this shared machine falls on both alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in servers_by_name}
+    names = list(servers_by_name)
+    for round_no in range(rounds):
+        for name in (names if round_no % 2 == 0 else names[::-1]):
+            runs[name].append(measure(servers_by_name[name], round_no))
+    return runs
+
+
 def run(args) -> dict:
     study, series, parts = ct_series_bytes(args.slices)
     print(f"Generated a {args.slices}-slice 512x512 CT: {sum(map(len, parts)) / 1e6:.0f} MB", flush=True)
     small = small_studies(args.studies) if args.studies else []
-    results = {}
-    for name, factory in (("CloudPACS", servers.cloudpacs), ("Orthanc", servers.orthanc)):
-        with factory() as server:
-            print(f"[{name}] STOW-RS ...", flush=True)
-            # The first series is the one WADO reads back; the others are fresh copies (new
-            # UIDs, so no re-send) to take the median over several runs on a noisy machine.
-            runs = [bench_stow(server, parts, args.batch)]
-            runs += [bench_stow(server, ct_series_bytes(args.slices)[2], args.batch) for _ in range(args.repeats - 1)]
-            r = {"stow": _median_run(runs), "stow_runs": [run["instances_per_s"] for run in runs]}
-            r["stow_peak_rss_mb"] = server.peak_rss_mb()
-            if args.cstore:
-                print(f"[{name}] C-STORE ...", flush=True)
-                cruns = [bench_cstore(server, ct_series_bytes(args.slices)[2]) for _ in range(args.repeats)]
-                r["cstore"] = _median_run(cruns)
-                r["cstore_runs"] = [run["instances_per_s"] for run in cruns]
-            print(f"[{name}] WADO-RS ...", flush=True)
-            r["wado"] = bench_wado(server, study, series)
-            if small:
+    results: dict[str, dict] = {"CloudPACS": {}, "Orthanc": {}}
+    # Both servers run side by side; every measurement alternates between them.
+    with servers.cloudpacs() as cloudpacs, servers.orthanc() as orthanc:
+        both = {"CloudPACS": cloudpacs, "Orthanc": orthanc}
+        print("STOW-RS ...", flush=True)
+        # The first series is the one WADO reads back; every later round sends a fresh
+        # copy (new UIDs, so no re-send) to both servers.
+        rounds = [parts] + [ct_series_bytes(args.slices)[2] for _ in range(args.repeats - 1)]
+        stow = _alternating(both, lambda server, n: bench_stow(server, rounds[n], args.batch), len(rounds))
+        for name, r in results.items():
+            r["stow"] = _median_run(stow[name])
+            r["stow_runs"] = [run["instances_per_s"] for run in stow[name]]
+            r["stow_peak_rss_mb"] = both[name].peak_rss_mb()
+        if args.cstore:
+            print("C-STORE ...", flush=True)
+            sent = [ct_series_bytes(args.slices)[2] for _ in range(args.repeats)]
+            cstore = _alternating(both, lambda server, n: bench_cstore(server, sent[n]), args.repeats)
+            for name, r in results.items():
+                r["cstore"] = _median_run(cstore[name])
+                r["cstore_runs"] = [run["instances_per_s"] for run in cstore[name]]
+        print("WADO-RS ...", flush=True)
+        wado = _alternating(both, lambda server, n: bench_wado(server, study, series, repeats=1), 3)
+        for name, r in results.items():
+            r["wado"] = {"mb_per_s": statistics.median(run["mb_per_s"] for run in wado[name]),
+                         "bytes": wado[name][0]["bytes"]}
+        if small:
+            for name, server in both.items():
                 print(f"[{name}] indexing {len(small)} studies for QIDO ...", flush=True)
                 bench_stow(server, small, 100)
-                r["qido"] = bench_qido(server, len(small))
-            if args.big_gb and name == "CloudPACS":
-                print(f"[{name}] ingesting a {args.big_gb} GB study ...", flush=True)
-                r["big"] = bench_stow(server, list(big_study_parts(int(args.big_gb * 1e9))), 4)
-                r["big_peak_rss_mb"] = server.peak_rss_mb()
-            results[name] = r
-            print(json.dumps(r, indent=1), flush=True)
+            for name, server in both.items():
+                results[name]["qido"] = bench_qido(server, len(small))
+        if args.big_gb:
+            print(f"[CloudPACS] ingesting a {args.big_gb} GB study ...", flush=True)
+            results["CloudPACS"]["big"] = bench_stow(cloudpacs, list(big_study_parts(int(args.big_gb * 1e9))), 4)
+            results["CloudPACS"]["big_peak_rss_mb"] = cloudpacs.peak_rss_mb()
+    print(json.dumps(results, indent=1), flush=True)
     return results
 
 

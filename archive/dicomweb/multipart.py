@@ -213,11 +213,11 @@ class MultipartReader:
             idx = buf.find(delimiter)
             if idx >= 0:
                 if idx:
-                    yield bytes(buf[:idx])
+                    yield _copy(buf, idx)
                 del buf[: idx + len(delimiter)]
                 return
             if len(buf) > keep:
-                out = bytes(buf[:-keep])
+                out = _copy(buf, len(buf) - keep)
                 del buf[:-keep]
                 yield out
             if not self._fill():
@@ -228,6 +228,12 @@ class MultipartReader:
         self._buf.clear()
         while self._fill():
             self._buf.clear()
+
+
+def _copy(buf: bytearray, end: int) -> bytes:
+    """buf[:end] as bytes in one copy (bytes(buf[:end]) makes two: a bytearray, then bytes)."""
+    with memoryview(buf) as view, view[:end] as head:
+        return bytes(head)
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:

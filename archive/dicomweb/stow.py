@@ -83,7 +83,7 @@ def _spool_parts(reader: MultipartReader, root_type: str, spooled: list[SpooledF
             spooled.append(PartFailure(errors.CANNOT_UNDERSTAND,
                                        f"part {part.index + 1} has Content-Type {part_type}, not {DICOM}"))
             continue
-        spool = SpooledFile()
+        spool = SpooledFile(hashed=False)  # hashed in the parse process (parse_ahead)
         spooled.append(spool)
         try:
             for chunk in _with_part10_preamble(part.chunks()):
@@ -162,10 +162,13 @@ def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | No
     for start in range(0, len(todo), INGEST_BATCH):
         positions = todo[start:start + INGEST_BATCH]
         batch = [items[n] for n in positions]
-        parsed = parsing.results([spool.path for spool in batch])
+        prepared = parsing.results([spool.path for spool in batch])
+        for spool, ready in zip(batch, prepared, strict=True):
+            spool.digest_set(ready.sha256)
         for n in positions:
             items[n] = None  # consumed by instances_ingest, whatever happens
-        stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor, parsed_ahead=parsed,
+        stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor,
+                                  parsed_ahead=[ready.outcome for ready in prepared],
                                   expected_study_uid=study_uid, context=context)
         for n, result in zip(positions, stored, strict=True):
             results[n] = result

@@ -25,14 +25,17 @@ def spool_dir() -> Path:
 class SpooledFile:
     """A temporary file being filled chunk by chunk. Removed on close unless claimed.
 
-    `claim()` hands the path over to whoever moves it into storage."""
+    `claim()` hands the path over to whoever moves it into storage. With hashed=False the
+    caller hashes the complete file elsewhere and hands in the digest (`digest_set`): STOW-RS
+    does so in its parse process, off the thread that receives the body."""
 
-    def __init__(self, max_bytes: int | None = None):
+    def __init__(self, max_bytes: int | None = None, *, hashed: bool = True):
         self.max_bytes = max_bytes if max_bytes is not None else settings.INGEST_MAX_INSTANCE_BYTES
         fd, name = tempfile.mkstemp(prefix="spool-", suffix=".dcm", dir=spool_dir())
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
+        self._digest: str | None = None
         self.size = 0
         self._claimed = False
 
@@ -43,6 +46,7 @@ class SpooledFile:
         spooled = cls.__new__(cls)
         spooled.max_bytes = max_bytes if max_bytes is not None else settings.INGEST_MAX_INSTANCE_BYTES
         spooled._hash = hashlib.sha256()
+        spooled._digest = None
         spooled.size = 0
         spooled._claimed = False
         spooled.path = spool_dir() / f"spool-{os.urandom(8).hex()}.dcm"
@@ -63,7 +67,8 @@ class SpooledFile:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise TooLarge(self.max_bytes)
-        self._hash.update(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
         self._file.write(chunk)
 
     def finish(self) -> None:
@@ -74,7 +79,15 @@ class SpooledFile:
 
     @property
     def sha256(self) -> str:
+        if self._digest is not None:
+            return self._digest
+        if self._hash is None:
+            raise RuntimeError("this spooled file is hashed by its caller, who has not said the digest yet")
         return self._hash.hexdigest()
+
+    def digest_set(self, sha256: str) -> None:
+        """The SHA-256 of the complete file, computed by whoever read it back."""
+        self._digest = sha256
 
     def claim(self) -> Path:
         self.finish()

@@ -1,7 +1,9 @@
 """The STOW-RS parse process (archive.ingest.parse_ahead): same answers as parsing in the
-web worker, refusals carried back as values, the caller's limits applied, and a parse
-process that dies is replaced without losing the instance or the web worker."""
+web worker, the file's SHA-256, refusals carried back as values, the caller's limits
+applied, and a parse process that dies is replaced without losing the instance or the web
+worker."""
 
+import hashlib
 import os
 import signal
 import time
@@ -26,9 +28,10 @@ def ct_file(tmp_path):
 def test_parsed_in_another_process_same_as_here(ct_file):
     parsing = parse_ahead.ParseAhead()
     parsing.submit(ct_file)
-    parsed = parsing.result(ct_file)
-    assert isinstance(parsed, ParsedInstance)
-    assert parsed == parse_instance(ct_file)
+    prepared = parsing.result(ct_file)
+    assert isinstance(prepared.outcome, ParsedInstance)
+    assert prepared.outcome == parse_instance(ct_file)
+    assert prepared.sha256 == hashlib.sha256(ct_file.read_bytes()).hexdigest()
     pool = parse_ahead._pool_get()
     assert os.getpid() not in {p.pid for p in pool._processes.values()}
     assert pool.submit(os.getpid).result() != os.getpid()
@@ -39,7 +42,7 @@ def test_refusal_comes_back_with_its_code(tmp_path):
     path.write_bytes(b"plain text, not DICOM" * 20)
     parsing = parse_ahead.ParseAhead()
     parsing.submit(path)
-    refused = parsing.result(path)
+    refused = parsing.result(path).outcome
     assert isinstance(refused, InvalidInstance)
     assert refused.code == errors.CANNOT_UNDERSTAND and "not a DICOM file" in refused.reason
 
@@ -55,7 +58,7 @@ def test_the_callers_inflate_limit_is_used(tmp_path, settings):
     settings.INGEST_MAX_INFLATED_BYTES = 1000
     parsing = parse_ahead.ParseAhead()
     parsing.submit(path)
-    refused = parsing.result(path)
+    refused = parsing.result(path).outcome
     assert isinstance(refused, InvalidInstance) and refused.code == errors.OUT_OF_RESOURCES
 
 
@@ -64,7 +67,7 @@ def test_writeback_is_started_by_the_parse_process(ct_file, monkeypatch):
     the parse process cannot be watched)."""
     started = []
     monkeypatch.setattr(parse_ahead, "writeback_start", started.append)
-    assert isinstance(parse_ahead.prepare(ct_file, 1 << 20), ParsedInstance)
+    assert isinstance(parse_ahead.prepare(ct_file, 1 << 20).outcome, ParsedInstance)
     assert started == [ct_file]
     tier1.writeback_start(ct_file)  # the real call works on a read-only descriptor
 
@@ -76,7 +79,7 @@ def test_a_killed_parse_process_is_replaced(ct_file):
     parsing.submit(ct_file)
     for process in list(pool._processes.values()):
         os.kill(process.pid, signal.SIGKILL)
-    assert isinstance(parsing.result(ct_file), ParsedInstance)  # parsed again in a new pool
+    assert isinstance(parsing.result(ct_file).outcome, ParsedInstance)  # parsed again in a new pool
     assert parse_ahead._pool_get() is not pool
     wait_for(lambda: pool._broken, timeout=10, what="the old pool to be marked broken")
 
@@ -85,5 +88,26 @@ def test_without_parse_processes_parses_on_this_thread(ct_file, settings):
     settings.INGEST_PARSE_PROCESSES = 0
     parsing = parse_ahead.ParseAhead()
     parsing.submit(ct_file)
-    assert parsing.result(ct_file) == parse_instance(ct_file)
+    assert parsing.result(ct_file).outcome == parse_instance(ct_file)
     assert not parsing._futures
+
+
+def test_files_not_started_are_parsed_here_from_the_back(tmp_path, monkeypatch):
+    """results(): with the parse process busy, this thread parses the waiting files. The
+    first one may already sit in the pool's call queue, where it can no longer be taken."""
+    paths = []
+    for n, ds in enumerate(make_ct_series(4, 16, 16)):
+        paths.append(tmp_path / f"{n}.dcm")
+        paths[-1].write_bytes(to_bytes(ds))
+    pool = parse_ahead._pool_get()
+    pool.submit(time.sleep, 1)
+    parsing = parse_ahead.ParseAhead()
+    for path in paths:
+        parsing.submit(path)
+    here = []
+    parse = parse_ahead.parse_outcome  # called by prepare(); the parse process has its own copy
+    monkeypatch.setattr(parse_ahead, "parse_outcome", lambda path, **kw: here.append(path) or parse(path, **kw))
+    prepared = parsing.results(paths)
+    assert here[:3] == paths[:0:-1]  # the last three, last first
+    assert [p.outcome.sop_uid for p in prepared] == [parse_instance(p).sop_uid for p in paths]
+    assert [p.sha256 for p in prepared] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
