@@ -138,6 +138,11 @@ def run(args) -> dict:
     # Both servers run side by side; every measurement alternates between them.
     with servers.cloudpacs() as cloudpacs, servers.orthanc() as orthanc:
         both = {"CloudPACS": cloudpacs, "Orthanc": orthanc}
+        # One untimed 30-instance body to each first: connections, caches and first-use
+        # imports are warm before anything is timed, on both servers alike.
+        warmup = ct_series_bytes(30)[2]
+        for server in both.values():
+            bench_stow(server, warmup, args.batch)
         print("STOW-RS ...", flush=True)
         # The first series is the one WADO reads back; every later round sends a fresh
         # copy (new UIDs, so no re-send) to both servers.
