@@ -31,7 +31,9 @@ def ct_series_bytes(slices: int) -> tuple[str, str, list[bytes]]:
 
 
 def bench_stow(server, parts: list[bytes], batch: int) -> dict:
-    session = requests.Session()
+    """One client, one kept-alive connection per server (`server.session`), as a sender
+    that streams a study does: the warm-up and every round reach the same web worker."""
+    session = server.__dict__.setdefault("session", requests.Session())
     started = time.perf_counter()
     for i in range(0, len(parts), batch):
         dicomweb.stow(session, server.base_url, parts[i:i + batch], server.headers)
