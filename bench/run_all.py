@@ -33,7 +33,7 @@ def ct_series_bytes(slices: int) -> tuple[str, str, list[bytes]]:
 def bench_stow(server, parts: list[bytes], batch: int) -> dict:
     """One client, one kept-alive connection per server (`server.session`), as a sender
     that streams a study does: the warm-up and every round reach the same web worker."""
-    session = server.__dict__.setdefault("session", requests.Session())
+    session = server.session
     started = time.perf_counter()
     for i in range(0, len(parts), batch):
         dicomweb.stow(session, server.base_url, parts[i:i + batch], server.headers)

@@ -56,6 +56,7 @@ class Server:
         self.name, self.base_url, self.proc, self.workdir = name, base_url, proc, workdir
         self.headers = headers or {}
         self.dicom_port, self.ae_title = dicom_port, ae_title
+        self.session = requests.Session()  # one kept-alive connection for every STOW body
 
     def peak_rss_mb(self) -> float:
         return max(rss_peak_kb(p) for p in process_tree(self.proc.pid)) / 1024

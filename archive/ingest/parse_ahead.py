@@ -14,7 +14,6 @@ does not survive a fork). Its processes start from a fork server that has the pa
 imported already. `INGEST_PARSE_PROCESSES=0` parses on the request's own thread instead.
 """
 
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -29,10 +28,11 @@ from django.conf import settings
 from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance, parse_outcome
+from archive.ingest.spool import file_sha256
 from archive.storage.tier1 import writeback_start
 
 log = logging.getLogger(__name__)
-PRELOAD = ["archive.ingest.parse", "archive.storage.tier1"]
+PRELOAD = ["archive.ingest.parse", "archive.ingest.spool", "archive.storage.tier1"]
 
 _lock = threading.Lock()
 _pool: tuple[int, ProcessPoolExecutor] | None = None  # (pid that made it, pool)
@@ -42,14 +42,6 @@ _pool: tuple[int, ProcessPoolExecutor] | None = None  # (pid that made it, pool)
 class Prepared:
     outcome: ParsedInstance | InvalidInstance  # the header, or why the file is refused
     sha256: str  # of the whole file
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def prepare(path: Path, max_inflated_bytes: int) -> Prepared:

@@ -22,6 +22,15 @@ def spool_dir() -> Path:
     return path
 
 
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    """The SHA-256 of a complete file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class SpooledFile:
     """A temporary file being filled chunk by chunk. Removed on close unless claimed.
 
@@ -45,17 +54,13 @@ class SpooledFile:
         dataset): hash it and move it into the spool without copying its bytes."""
         spooled = cls.__new__(cls)
         spooled.max_bytes = max_bytes if max_bytes is not None else settings.INGEST_MAX_INSTANCE_BYTES
-        spooled._hash = hashlib.sha256()
-        spooled._digest = None
-        spooled.size = 0
+        spooled.size = path.stat().st_size
+        if spooled.size > spooled.max_bytes:
+            raise TooLarge(spooled.max_bytes)
+        spooled._hash = None
+        spooled._digest = file_sha256(path, chunk_size)
         spooled._claimed = False
         spooled.path = spool_dir() / f"spool-{os.urandom(8).hex()}.dcm"
-        with open(path, "rb") as source:
-            while chunk := source.read(chunk_size):
-                spooled._hash.update(chunk)
-                spooled.size += len(chunk)
-            if spooled.size > spooled.max_bytes:
-                raise TooLarge(spooled.max_bytes)
         try:
             os.replace(path, spooled.path)
         except OSError:  # another file system

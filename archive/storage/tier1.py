@@ -39,30 +39,21 @@ def tier1_put(source: Path, key: str, *, durable: bool = True) -> Path:
     return target
 
 
-def _syncfs():
-    """libc's syncfs(2) (Linux): flush one file system's data and metadata in one call,
-    cheaper than an fsync per file and per directory for a batch."""
+def _libc_function(name: str, argtypes: list | None = None):
+    """A libc function (Linux), or None where this libc has none."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.syncfs
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True), name)
     except (OSError, AttributeError):
         return None
-
-
-_SYNCFS = _syncfs()
-
-
-def _sync_file_range():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    if argtypes is not None:
+        function.argtypes = argtypes
     return function
 
 
-_SYNC_FILE_RANGE = _sync_file_range()
+# syncfs(2): flush one file system's data and metadata in one call, cheaper than an fsync
+# per file and per directory for a batch.
+_SYNCFS = _libc_function("syncfs")
+_SYNC_FILE_RANGE = _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 SYNC_FILE_RANGE_WRITE = 2
 
 
