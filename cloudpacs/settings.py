@@ -5,6 +5,7 @@ var/, a Celery broker that needs no server). CLOUDPACS_ENV=production turns on t
 checks that refuse unsafe configurations.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
