@@ -1,10 +1,16 @@
 """Gunicorn settings shared by `make run` and the Docker image (gunicorn reads this file
-from its working directory).
+from its working directory). Gunicorn manages the processes; each worker is uvicorn
+serving the ASGI application (cloudpacs.serving), so slow uploads wait in the event loop
+instead of holding a thread. Access logs are written by cloudpacs.serving.gate, without
+query strings (QIDO-RS searches carry patient names and IDs there)."""
 
-Access logs show the path but never the query string: QIDO-RS searches carry patient
-names and IDs there (PatientName=..., PatientID=...), and no PHI may reach the logs."""
-
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"'
+wsgi_app = "cloudpacs.asgi:application"
+worker_class = "cloudpacs.serving.worker.Worker"
+# A worker whose event loop does not come round for this long is restarted. Requests are
+# not bounded by it: their views run in threads, and idle bodies time out on their own.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
 
 
 def post_worker_init(worker):

@@ -253,6 +253,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+# Serving (cloudpacs.serving): a request body that sends nothing for this long is dropped
+# (408), and one client (credential, and address) holds at most this many uploads open.
+UPLOAD_IDLE_TIMEOUT = envint("UPLOAD_IDLE_TIMEOUT", 30)
+STOW_MAX_CONCURRENT = envint("STOW_MAX_CONCURRENT", 8)
+UPLOAD_SLOTS_FILE = envstr("UPLOAD_SLOTS_FILE", str(VAR_DIR / "run" / "upload-slots"))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),

@@ -14,12 +14,11 @@ case "$role" in
     if [ "${STORAGE_CREATE_BUCKETS:-0}" = "1" ]; then
       python docker/ensure_buckets.py
     fi
-    exec gunicorn cloudpacs.wsgi \
+    # gunicorn.conf.py: uvicorn workers serving cloudpacs.asgi (see cloudpacs/serving/).
+    exec gunicorn \
       --bind "0.0.0.0:${PORT:-8000}" \
-      --workers "${WEB_WORKERS:-3}" --threads "${WEB_THREADS:-4}" \
-      --timeout 600 --graceful-timeout 30 \
-      --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
-      --access-logfile - "$@"
+      --workers "${WEB_WORKERS:-3}" \
+      --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" "$@"
     ;;
   worker)
     # Storage steps mostly wait on S3: threads overlap them (bench/archive.py measures it).

@@ -28,8 +28,8 @@ if $BIN/python manage.py help dicom_gateway >/dev/null 2>&1; then
   $BIN/python manage.py dicom_gateway --port "${DICOM_PORT:-11112}" &
   pids+=($!)
 fi
-$BIN/gunicorn cloudpacs.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --timeout 600 \
-  --access-logfile - &
+# gunicorn.conf.py: uvicorn workers serving cloudpacs.asgi (see cloudpacs/serving/).
+$BIN/gunicorn --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" &
 pids+=($!)
 echo "CloudPACS is running at http://$HOST:$PORT (Ctrl-C to stop)"
 wait -n "${pids[@]}"

@@ -6,18 +6,22 @@ from tenants import roles
 from tenants.audit import Actor, AuditEvent
 
 
-def client_ip(request) -> str | None:
-    """The client's address. Behind TRUSTED_PROXY_COUNT proxies, each appends the address
-    it saw to X-Forwarded-For; entries further left were written by the client and can be
-    forged, so only the one our outermost proxy appended is believed."""
-    from django.conf import settings
-
-    hops = settings.TRUSTED_PROXY_COUNT
+def forwarded_client(remote_addr: str | None, forwarded_for: str, hops: int) -> str | None:
+    """The client's address. Behind `hops` proxies, each appends the address it saw to
+    X-Forwarded-For; entries further left were written by the client and can be forged,
+    so only the one our outermost proxy appended is believed."""
     if hops > 0:
-        forwarded = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        forwarded = [h.strip() for h in forwarded_for.split(",") if h.strip()]
         if len(forwarded) >= hops:
             return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR")
+    return remote_addr
+
+
+def client_ip(request) -> str | None:
+    from django.conf import settings
+
+    return forwarded_client(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", ""),
+                            settings.TRUSTED_PROXY_COUNT)
 
 
 @dataclass

@@ -174,3 +174,54 @@ class CeleryWorker:
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-4000:] if self.log_path.exists() else ""
+
+
+def web_server_command(port: int, workers: int = 2) -> list[str]:
+    """The web server exactly as `make run` (scripts/run_embedded.sh) and docker/ start it:
+    gunicorn, configured by gunicorn.conf.py in the repository root."""
+    return [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers)]
+
+
+class WebServer:
+    """The web server (uvicorn workers under gunicorn) in its own process group."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, workers: int = 2) -> None:
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings", **env}
+        self.port = free_port()
+        self.workers = workers
+        self.log_path = log_dir / f"web-{uuid.uuid4().hex[:8]}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(web_server_command(self.port, self.workers), cwd=REPO,
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        wait_for(self._ready, timeout=timeout, interval=0.2, what="the web server")
+
+    def _ready(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            raise RuntimeError(f"web server exited: {self.log_tail()}")
+        # Every worker has booted once gunicorn has logged each one's startup.
+        return self.log_tail(100_000).count("Application startup complete") >= self.workers
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def log_tail(self, size: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""

@@ -59,12 +59,14 @@ class StowOutcome:
 
 
 def request_stream(request):
-    """The request body as a stream. Django wraps wsgi.input in a LimitedStream of
-    CONTENT_LENGTH bytes (0 if absent); reading it directly never applies
-    DATA_UPLOAD_MAX_MEMORY_SIZE, which only guards request.body/POST. A chunked body has
-    no length: servers that de-chunk (gunicorn) say so with wsgi.input_terminated, and then
-    wsgi.input is read to its end. Returns None if the body cannot be read safely."""
-    if request.META.get("CONTENT_LENGTH"):
+    """The request body as a stream. Under ASGI (how CloudPACS is served) the server has
+    received the whole body, chunked or not, into a spool file before the view runs.
+    Under WSGI, Django wraps wsgi.input in a LimitedStream of CONTENT_LENGTH bytes (0 if
+    absent); reading it directly never applies DATA_UPLOAD_MAX_MEMORY_SIZE, which only
+    guards request.body/POST. A chunked body has no length: servers that de-chunk say so
+    with wsgi.input_terminated, and then wsgi.input is read to its end. Returns None if
+    the body cannot be read safely."""
+    if "wsgi.input" not in request.META or request.META.get("CONTENT_LENGTH"):
         return request
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         return request.META["wsgi.input"] if request.META.get("wsgi.input_terminated") else None
