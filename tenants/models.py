@@ -4,6 +4,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
+from uuid import uuid4
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -46,6 +47,10 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=63, unique=True)
+    # The clinic's durable identity, never re-used: its data keys are bound to it (not to the
+    # numeric id, which a clinic re-created in a new database does not keep), so a restore
+    # hands each object to its own clinic. Re-create a clinic with its uuid (create_tenant --uuid).
+    uuid = models.UUIDField(default=uuid4, unique=True, editable=False)
     ae_title = models.CharField(max_length=16, unique=True, validators=[validate_ae_title])
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=ACTIVE)
     created_at = models.DateTimeField(default=timezone.now)

@@ -1,5 +1,7 @@
 """Writes to clinics, members and credentials. Views, commands and tests call these."""
 
+from uuid import UUID
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -13,19 +15,22 @@ from tenants.models import ApiToken, Invitation, Membership, Tenant, User, uniqu
 
 @transaction.atomic
 def tenant_create(*, slug: str, name: str, owner_email: str, owner_password: str | None,
-                  actor: Actor | None = None) -> tuple[Tenant, bool]:
-    """Create a clinic with its owner. An existing slug is left as it is: returns (tenant, False)."""
+                  actor: Actor | None = None, uuid: UUID | None = None) -> tuple[Tenant, bool]:
+    """Create a clinic with its owner. An existing slug is left as it is: returns (tenant, False).
+
+    `uuid` re-creates a clinic with its durable identity (before a restore from a region)."""
     existing = Tenant.objects.filter(slug=slug).first()
     if existing is not None:
         return existing, False
-    tenant = Tenant.objects.create(slug=slug, name=name, ae_title=unique_ae_title(slug))
+    ident = {"uuid": uuid} if uuid else {}
+    tenant = Tenant.objects.create(slug=slug, name=name, ae_title=unique_ae_title(slug), **ident)
     user = User.objects.filter(email__iexact=owner_email).first()
     if user is None:
         user = User.objects.create_user(owner_email, owner_password)
     Membership.objects.for_tenant(tenant).create(user=user, role=roles.OWNER)
     actor = actor or Actor.system("create_tenant")
     audit_record(tenant=tenant, actor=actor, action="tenant.created", obj_type="tenant", obj_id=tenant.pk,
-                 detail={"slug": slug})
+                 detail={"slug": slug, "uuid": str(tenant.uuid)})
     audit_record(tenant=tenant, actor=actor, action="member.added", obj_type="user", obj_id=user.pk,
                  detail={"email": user.email, "role": roles.OWNER})
     return tenant, True

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -68,24 +69,51 @@ def master_key_id() -> str:
     return hashlib.sha256(b"cloudpacs-master-key-id" + master_key()).hexdigest()[:16]
 
 
-def _aad(tenant_id: int, version: int) -> bytes:
-    # Binds a wrapped key to its clinic and version: a row copied elsewhere will not unwrap.
+# A wrapped key binds (as AAD) the clinic's durable uuid and the key version, so a row or
+# key document handed to another clinic will not unwrap, whatever numeric ids the clinics
+# have in this database: WRAP_V2 | nonce(12) | sealed key(48). Keys wrapped before that
+# (nonce | sealed key, 60 bytes) bound the numeric clinic id; they still unwrap with it, are
+# re-wrapped when exported (key_export) or upgraded (upgrade_data_keys), and a restore
+# re-wraps them for the clinic it matched by slug.
+WRAP_V2 = b"CPK2"
+_V2_SIZE = len(WRAP_V2) + 12 + 32 + 16
+
+
+def _aad(tenant_uuid, version: int) -> bytes:
+    return f"cloudpacs-data-key:v2:{tenant_uuid}:{version}".encode()
+
+
+def _legacy_aad(tenant_id: int, version: int) -> bytes:
     return f"cloudpacs-data-key:{tenant_id}:{version}".encode()
 
 
-def _wrap(key: bytes, tenant_id: int, version: int) -> bytes:
+def is_legacy(wrapped: bytes) -> bool:
+    wrapped = bytes(wrapped)
+    return not (len(wrapped) == _V2_SIZE and wrapped.startswith(WRAP_V2))
+
+
+def _wrap(key: bytes, tenant_uuid, version: int) -> bytes:
     nonce = os.urandom(12)
-    return nonce + AESGCM(master_key()).encrypt(nonce, key, _aad(tenant_id, version))
+    return WRAP_V2 + nonce + AESGCM(master_key()).encrypt(nonce, key, _aad(tenant_uuid, version))
 
 
-def unwrap(wrapped: bytes, tenant_id: int, version: int) -> bytes:
+def unwrap(wrapped: bytes, *, tenant_uuid, legacy_tenant_id: int, version: int) -> bytes:
+    """The data key; `legacy_tenant_id` is the numeric clinic id an old-format key is bound to."""
+    wrapped = bytes(wrapped)
+    if is_legacy(wrapped):
+        nonce, sealed, aad = wrapped[:12], wrapped[12:], _legacy_aad(legacy_tenant_id, version)
+    else:
+        nonce, sealed, aad = wrapped[4:16], wrapped[16:], _aad(tenant_uuid, version)
     try:
-        return AESGCM(master_key()).decrypt(bytes(wrapped[:12]), bytes(wrapped[12:]),
-                                            _aad(tenant_id, version))
+        return AESGCM(master_key()).decrypt(nonce, sealed, aad)
     except InvalidTag:
-        raise KeyUnavailable(f"data key v{version} of clinic {tenant_id} does not unwrap with the "
+        raise KeyUnavailable(f"data key v{version} of clinic {tenant_uuid} does not unwrap with the "
                         f"configured master key ({master_key_id()}); is CLOUDPACS_MASTER_KEY "
                         "the one this archive was written with?") from None
+
+
+def _row_key(row: DataKey, tenant) -> bytes:
+    return unwrap(row.wrapped, tenant_uuid=tenant.uuid, legacy_tenant_id=tenant.pk, version=row.version)
 
 
 def data_key_rotate(*, tenant) -> DataKey:
@@ -95,7 +123,7 @@ def data_key_rotate(*, tenant) -> DataKey:
         version = (last.version + 1) if last else 1
         DataKey.objects.for_tenant(tenant).filter(active=True).update(active=False)
         return DataKey.objects.for_tenant(tenant).create(
-            version=version, wrapped=_wrap(os.urandom(32), tenant.pk, version), active=True)
+            version=version, wrapped=_wrap(os.urandom(32), tenant.uuid, version), active=True)
 
 
 def active_data_key(*, tenant) -> tuple[int, bytes]:
@@ -106,7 +134,7 @@ def active_data_key(*, tenant) -> tuple[int, bytes]:
             row = data_key_rotate(tenant=tenant)
         except IntegrityError:  # a concurrent first use created version 1
             row = DataKey.objects.for_tenant(tenant).get(active=True)
-    return row.pk, unwrap(row.wrapped, tenant.pk, row.version)
+    return row.pk, _row_key(row, tenant)
 
 
 _exported: set[tuple[str, int]] = set()
@@ -122,28 +150,95 @@ def key_export(*, region: str, key_id: int) -> None:
         return
     name = f"_keys/{key_id}.json"
     if not object_exists(region, name):
-        row = DataKey.unscoped.select_related("tenant").get(pk=key_id)
-        doc = {"key_id": row.pk, "tenant_id": row.tenant_id, "tenant_slug": row.tenant.slug,
-               "version": row.version, "wrapped": base64.b64encode(bytes(row.wrapped)).decode(),
-               "master_key_id": master_key_id(), "created_at": row.created_at.isoformat()}
-        object_put(region, name, io.BytesIO(json.dumps(doc).encode()))
+        row = _upgraded(DataKey.unscoped.select_related("tenant").get(pk=key_id))
+        object_put(region, name, io.BytesIO(json.dumps(_key_doc(row)).encode()))
     _exported.add((region, key_id))
 
 
+def _key_doc(row: DataKey) -> dict:
+    return {"key_id": row.pk, "tenant_uuid": str(row.tenant.uuid), "tenant_slug": row.tenant.slug,
+            "tenant_id": row.tenant_id, "version": row.version,
+            "wrapped": base64.b64encode(bytes(row.wrapped)).decode(),
+            "master_key_id": master_key_id(), "created_at": row.created_at.isoformat()}
+
+
+def _upgraded(row: DataKey) -> DataKey:
+    """The row, its key re-wrapped bound to the clinic's uuid if it was wrapped the old way."""
+    if is_legacy(row.wrapped):
+        row.wrapped = _wrap(_row_key(row, row.tenant), row.tenant.uuid, row.version)
+        DataKey.unscoped.filter(pk=row.pk).update(wrapped=row.wrapped)
+    return row
+
+
+def data_keys_upgrade(regions) -> int:
+    """Re-wrap every old-format data key for its clinic's uuid and replace its key document in
+    `regions`, so a later restore matches it by uuid (not by slug). Returns how many."""
+    from archive.storage.objects import object_put
+
+    upgraded = 0
+    for row in DataKey.unscoped.select_related("tenant").order_by("pk"):
+        if not is_legacy(row.wrapped):
+            continue
+        _upgraded(row)
+        for region in regions:
+            object_put(region, f"_keys/{row.pk}.json", io.BytesIO(json.dumps(_key_doc(row)).encode()))
+        upgraded += 1
+    return upgraded
+
+
+class KeyRefused(Exception):
+    """A region's key document names a clinic that is not here, or is not that clinic's key."""
+
+
+def _doc_clinic(doc: dict, wrapped: bytes):
+    from tenants.models import Tenant
+
+    slug = doc.get("tenant_slug")
+    if is_legacy(wrapped):  # old documents name the clinic by slug only (not authenticated)
+        tenant = Tenant.objects.filter(slug=slug).first() if slug else None
+        if tenant is None:
+            raise KeyRefused(f"clinic {slug!r} (old-format key, matched by slug) is not here")
+        return tenant
+    try:
+        ident = uuid.UUID(str(doc.get("tenant_uuid")))
+    except ValueError:
+        raise KeyRefused("the key document names no clinic uuid") from None
+    tenant = Tenant.objects.filter(uuid=ident).first()
+    if tenant is None:
+        raise KeyRefused(f"clinic {slug!r} ({ident}) is not here: re-create it with "
+                         f"create_tenant {slug} --uuid {ident}")
+    return tenant
+
+
 def key_import(doc: dict) -> DataKey:
-    """Recreate a data key row from its exported copy (same id, same wrapped bytes)."""
-    row, _ = DataKey.unscoped.get_or_create(
-        pk=doc["key_id"], defaults={"tenant_id": doc["tenant_id"], "version": doc["version"],
-                                    "wrapped": base64.b64decode(doc["wrapped"]), "active": False})
-    if row.tenant_id != doc["tenant_id"]:
-        raise KeyUnavailable(f"data key {row.pk} belongs to another clinic here than in the region")
-    unwrap(row.wrapped, row.tenant_id, row.version)  # fails loudly with a wrong master key
+    """Recreate a data key row from its exported copy (same id), for the clinic whose durable
+    identity the key is bound to. Raises KeyRefused when that clinic is not here or the key
+    is not its own, KeyUnavailable when the master key is not the one it was wrapped with."""
+    wrapped = base64.b64decode(doc["wrapped"])
+    tenant, version = _doc_clinic(doc, wrapped), int(doc["version"])
+    try:
+        key = unwrap(wrapped, tenant_uuid=tenant.uuid, legacy_tenant_id=doc.get("tenant_id"), version=version)
+    except KeyUnavailable:
+        if doc.get("master_key_id") != master_key_id():
+            raise  # the wrong master key: nothing will unwrap, stop
+        raise KeyRefused(f"data key {doc['key_id']} is not a key of clinic {tenant.slug!r}") from None
+    row = DataKey.unscoped.select_related("tenant").filter(pk=doc["key_id"]).first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                return DataKey.unscoped.create(
+                    pk=doc["key_id"], tenant=tenant, version=version, active=False,
+                    wrapped=wrapped if not is_legacy(wrapped) else _wrap(key, tenant.uuid, version))
+        except IntegrityError:
+            raise KeyRefused(f"clinic {tenant.slug!r} has another data key v{version} here already") from None
+    if row.tenant_id != tenant.pk or _row_key(row, row.tenant) != key:
+        raise KeyRefused(f"data key {row.pk} belongs to another clinic here than in the region")
     return row
 
 
 def data_key_for(*, tenant_id: int, key_id: int) -> bytes:
     """The data key named in an object's header; it must belong to that clinic."""
-    row = DataKey.unscoped.filter(pk=key_id, tenant_id=tenant_id).first()
+    row = DataKey.unscoped.select_related("tenant").filter(pk=key_id, tenant_id=tenant_id).first()
     if row is None:
         raise KeyUnavailable(f"data key {key_id} of clinic {tenant_id} is unknown")
-    return unwrap(row.wrapped, tenant_id, row.version)
+    return _row_key(row, row.tenant)

@@ -140,3 +140,165 @@ def test_restore_keeps_deleted_studies_gone(tenant, owner, make_member, fresh_bu
     call_command("restore_from_region", "secondary", stdout=out)
     assert "1 restored" in out.getvalue() and "2 of deleted studies kept gone" in out.getvalue()
     assert {i.study.patient_identifier for i in Instance.objects.for_tenant(tenant)} == {"KEEP"}
+
+
+def _disaster(tenants, tier1, seaweed, fresh_buckets):
+    """The index, tier 1 and the whole primary region are gone; the clinic rows stay."""
+    for clinic in tenants:
+        _wipe_index(clinic)
+    for path in sorted(tier1.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    primary = seaweed["primary"].client()
+    for item in primary.list_objects_v2(Bucket=fresh_buckets["primary"]).get("Contents", []):
+        primary.delete_object(Bucket=fresh_buckets["primary"], Key=item["Key"])
+
+
+def _recreate_in_other_order(first, second, *, with_uuids=True):
+    """As if both clinics were re-created, the second one first, in a new database (with
+    their uuids, as create_tenant --uuid does, or new ones): each numeric id now belongs to
+    the other clinic. Swapping the rows' identities does it without deleting the clinics'
+    append-only audit events."""
+    import uuid as uuidlib
+
+    from tenants.models import Tenant
+
+    idents = [(t.slug, t.name, t.uuid if with_uuids else uuidlib.uuid4()) for t in (first, second)]
+    Tenant.objects.filter(pk=first.pk).update(slug="moving", uuid=uuidlib.uuid4())
+    Tenant.objects.filter(pk=second.pk).update(slug=idents[0][0], name=idents[0][1], uuid=idents[0][2])
+    Tenant.objects.filter(pk=first.pk).update(slug=idents[1][0], name=idents[1][1], uuid=idents[1][2])
+    return Tenant.objects.get(pk=second.pk), Tenant.objects.get(pk=first.pk)
+
+
+def _archive_two_clinics(clinics):
+    """A two-slice study per clinic in both regions; returns {slug: StudyInstanceUID}."""
+    studies = {}
+    for clinic in clinics:
+        series = make_ct_series(2, patient_id=f"{clinic.slug.upper()}-1")
+        studies[clinic.slug] = series[0].StudyInstanceUID
+        for ds in series:
+            assert ingest_bytes(clinic, to_bytes(ds)).ok
+        for row in Outbox.objects.for_tenant(clinic):
+            assert pipeline.outbox_drive_inline(row.pk)
+    return studies
+
+
+def _studies_of(clinic):
+    from archive.models import Study
+
+    return set(Study.objects.for_tenant(clinic).values_list("study_instance_uid", flat=True))
+
+
+def test_restore_into_clinics_recreated_in_the_other_order(tenant, other_tenant, fresh_buckets, seaweed,
+                                                           tier1):
+    studies = _archive_two_clinics([tenant, other_tenant])
+    _disaster([tenant, other_tenant], tier1, seaweed, fresh_buckets)
+    acme, other = _recreate_in_other_order(tenant, other_tenant)
+    assert (acme.slug, other.slug) == ("acme", "other") and acme.pk == other_tenant.pk
+
+    one = StringIO()  # one clinic first: only its own objects count
+    call_command("restore_from_region", "secondary", "--tenant", "other", stdout=one)
+    assert "restore: 2/2 objects, 2 restored" in one.getvalue()
+    assert (_studies_of(other), _studies_of(acme)) == ({studies["other"]}, set())
+
+    out = StringIO()
+    call_command("restore_from_region", "secondary", stdout=out)
+    assert "restore: 4/4 objects, 2 restored, 2 already indexed" in out.getvalue()
+    for clinic in (acme, other):
+        assert _studies_of(clinic) == {studies[clinic.slug]}
+        assert Instance.objects.for_tenant(clinic).count() == 2
+        status = storage_status(tenant=clinic)
+        assert (status["primary_verified"], status["secondary_verified"]) == (2, 2)
+        for instance in Instance.objects.for_tenant(clinic):  # readable in its clinic
+            tier1_path(instance.storage_key).unlink()
+            with open_instance(instance) as fh:
+                assert fh.read(132)[128:] == b"DICM"
+
+
+def test_restore_refuses_objects_whose_clinic_is_not_here(tenant, other_tenant, fresh_buckets, seaweed,
+                                                          tier1):
+    """Clinics re-created under their slugs but without their uuids: a slug alone does not
+    prove it is the same clinic, so nothing is restored into either, and the command says
+    which objects it refused and exits non-zero."""
+    from django.core.management.base import CommandError
+
+    _archive_two_clinics([tenant, other_tenant])
+    _disaster([tenant, other_tenant], tier1, seaweed, fresh_buckets)
+    acme, other = _recreate_in_other_order(tenant, other_tenant, with_uuids=False)
+
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="4 refused"):
+        call_command("restore_from_region", "secondary", stdout=out, stderr=err)
+    assert "0 restored" in out.getvalue() and "4 refused" in out.getvalue()
+    refused = [line for line in err.getvalue().splitlines() if line.startswith("refused: ")]
+    assert len(refused) == 4
+    assert sum(f"create_tenant acme --uuid {tenant.uuid}" in line for line in refused) == 2
+    assert not any(name in err.getvalue() for name in ("Doe", "Jane", "ACME-1", "OTHER-1"))
+    assert not Instance.unscoped.filter(tenant__in=[acme, other]).exists()
+
+
+def _make_key_documents_old_format(region_client, bucket):
+    """Rewrite the region's key documents as archives written before keys were bound to
+    the clinic's uuid: wrapped under the numeric clinic id, no uuid recorded."""
+    import base64
+    import json
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from archive.storage.models import DataKey
+
+    for item in region_client.list_objects_v2(Bucket=bucket, Prefix="_keys/")["Contents"]:
+        doc = json.loads(region_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        row = DataKey.unscoped.get(pk=doc["key_id"])
+        key = keys.data_key_for(tenant_id=row.tenant_id, key_id=row.pk)
+        nonce = os.urandom(12)
+        aad = f"cloudpacs-data-key:{row.tenant_id}:{row.version}".encode()
+        doc["wrapped"] = base64.b64encode(nonce + AESGCM(keys.master_key()).encrypt(nonce, key, aad)).decode()
+        del doc["tenant_uuid"]
+        region_client.put_object(Bucket=bucket, Key=item["Key"], Body=json.dumps(doc).encode())
+
+
+def test_restore_of_old_format_keys_matches_clinics_by_slug(tenant, other_tenant, fresh_buckets, seaweed,
+                                                            tier1):
+    """An archive written before keys were bound to uuids restores by the slug its key
+    documents record, re-wrapped for the clinic found, even re-created in another order."""
+    from archive.storage.models import DataKey
+
+    studies = _archive_two_clinics([tenant, other_tenant])
+    _make_key_documents_old_format(seaweed["secondary"].client(), fresh_buckets["secondary"])
+    _disaster([tenant, other_tenant], tier1, seaweed, fresh_buckets)
+    acme, other = _recreate_in_other_order(tenant, other_tenant, with_uuids=False)
+
+    out = StringIO()
+    call_command("restore_from_region", "secondary", stdout=out)
+    assert "restore: 4/4 objects, 4 restored" in out.getvalue()
+    for clinic in (acme, other):
+        assert _studies_of(clinic) == {studies[clinic.slug]}
+        assert not any(keys.is_legacy(row.wrapped) for row in DataKey.objects.for_tenant(clinic))
+
+
+def test_upgrade_data_keys_rebinds_old_keys_to_the_clinic_uuid(tenant, fresh_buckets, seaweed):
+    """The migration path for a deployed archive: old-format keys are re-wrapped and their
+    key documents replaced in both regions, then restore matches them by uuid."""
+    import json
+
+    from archive.storage.models import DataKey
+
+    _archive_two_clinics([tenant])
+    _make_key_documents_old_format(seaweed["secondary"].client(), fresh_buckets["secondary"])
+    row = DataKey.objects.for_tenant(tenant).get()
+    key = keys.data_key_for(tenant_id=tenant.pk, key_id=row.pk)
+    doc = json.loads(seaweed["secondary"].client().get_object(
+        Bucket=fresh_buckets["secondary"], Key=f"_keys/{row.pk}.json")["Body"].read())
+    DataKey.unscoped.filter(pk=row.pk).update(wrapped=keys.base64.b64decode(doc["wrapped"]))
+    assert keys.data_key_for(tenant_id=tenant.pk, key_id=row.pk) == key  # old rows still unwrap
+
+    out = StringIO()
+    call_command("upgrade_data_keys", stdout=out)
+    assert "1 data key" in out.getvalue()
+    assert not keys.is_legacy(DataKey.unscoped.get(pk=row.pk).wrapped)
+    assert keys.data_key_for(tenant_id=tenant.pk, key_id=row.pk) == key
+    for region, server in seaweed.items():
+        doc = json.loads(server.client().get_object(
+            Bucket=fresh_buckets[region], Key=f"_keys/{row.pk}.json")["Body"].read())
+        assert doc["tenant_uuid"] == str(tenant.uuid) and not keys.is_legacy(keys.base64.b64decode(doc["wrapped"]))

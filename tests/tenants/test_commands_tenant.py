@@ -120,3 +120,24 @@ def test_create_tenant_requires_name_owner_and_password(db):
     with pytest.raises(CommandError, match="--owner"):
         call_command("create_tenant", "acme", "--name", "X", "--password", PASSWORD, stdout=io.StringIO())
     assert not Tenant.objects.exists()
+
+
+def test_create_tenant_with_its_uuid_recreates_its_identity(db):
+    """Before a restore, a clinic is re-created with the uuid its data keys are bound to."""
+    import uuid
+
+    ident = uuid.uuid4()
+    out = io.StringIO()
+    call_command("create_tenant", "acme", "--name", "Acme", "--owner", "a@acme.test", "--password", PASSWORD,
+                 "--uuid", str(ident), stdout=out)
+    assert Tenant.objects.get(slug="acme").uuid == ident and f"uuid {ident}" in out.getvalue()
+    with pytest.raises(CommandError, match="another clinic has the uuid"):
+        call_command("create_tenant", "other", "--name", "O", "--owner", "o@o.test", "--password", PASSWORD,
+                     "--uuid", str(ident), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="exists already with another uuid"):
+        call_command("create_tenant", "acme", "--name", "Acme", "--owner", "a@acme.test", "--password",
+                     PASSWORD, "--uuid", str(uuid.uuid4()), stdout=io.StringIO())
+    assert list(Tenant.objects.values_list("slug", flat=True)) == ["acme"]
+    with pytest.raises(CommandError, match="uuid"):
+        call_command("create_tenant", "bad", "--name", "B", "--owner", "b@b.test", "--password", PASSWORD,
+                     "--uuid", "not-a-uuid", stdout=io.StringIO())

@@ -30,12 +30,16 @@ class Command(BaseCommand):
             self.stdout.write(f"restore: {done}/{report.total} objects, {report.restored} restored, "
                               f"{report.skipped} already indexed, {report.deleted} of deleted studies kept gone, "
                               f"{len(report.failed)} failed, "
+                              f"{len(report.refused)} refused (clinic not here or not theirs), "
                               f"{report.bytes / 1e6:.1f} MB")
             self.stdout.flush()
 
         report = region_restore(region=region, tenant=clinic, drive=not no_copy, progress=progress)
         for failure in report.failed:
             self.stderr.write(f"failed: {failure}")
-        if report.failed:
-            raise CommandError(f"{len(report.failed)} objects could not be restored")
+        for refusal in report.refused:
+            self.stderr.write(f"refused: {refusal}")
+        if report.failed or report.refused:
+            raise CommandError(f"{len(report.failed)} objects could not be restored, "
+                               f"{len(report.refused)} refused: their clinic is not here or not theirs")
         self.stdout.write(self.style.SUCCESS(f"restored {report.restored} instances from {region}"))
