@@ -7,6 +7,7 @@ The health-check script is run for real against a live server, Redis and closed 
 
 import os
 import re
+import runpy
 import socket
 import subprocess
 import sys
@@ -112,7 +113,16 @@ def test_dockerfile_builds_a_non_root_gunicorn_image():
         for source in sources.split():
             assert (ROOT / source).exists(), f"COPY {source}: no such file"
     entrypoint = (DOCKER / "entrypoint.sh").read_text()
-    assert "exec gunicorn cloudpacs.wsgi" in entrypoint
+    # Docker and `make run` start the same server: gunicorn configured by gunicorn.conf.py
+    # (uvicorn workers serving the ASGI app), never the WSGI app with threads that slow
+    # uploads could all hold.
+    assert re.search(r"^\s+exec gunicorn \\$", entrypoint, re.M)
+    assert "wsgi" not in entrypoint and "--threads" not in entrypoint
+    run_script = (ROOT / "scripts" / "run_embedded.sh").read_text()
+    assert re.search(r"^\$BIN/gunicorn --bind ", run_script, re.M) and "wsgi" not in run_script
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["wsgi_app"] == "cloudpacs.asgi:application"
+    assert conf["worker_class"] == "cloudpacs.serving.worker.Worker"
     for role in APP_SERVICES:
         assert re.search(rf"^\s+{role}\)$", entrypoint, re.M), f"entrypoint has no role {role}"
     subprocess.run(["sh", "-n", str(DOCKER / "entrypoint.sh")], check=True)
