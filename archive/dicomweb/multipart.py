@@ -6,6 +6,7 @@ boundary is searched with `bytearray.find`, keeping the last `len(delimiter) - 1
 a chunk back so a delimiter that straddles two reads is still found.
 """
 
+import re
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -15,6 +16,10 @@ MAX_PREAMBLE_BYTES = 1 << 20
 LWSP = b" \t"
 # Transport padding allowed after a boundary (RFC 2046 allows some; nobody needs more).
 MAX_PADDING_BYTES = 1024
+
+
+# RFC 2046 5.1.1: boundary := 0*69<bchars> bcharsnospace
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class MultipartError(ValueError):
@@ -81,8 +86,9 @@ def related_boundary(content_type: str, *, accepted_type: str = "application/dic
     boundary = params.get("boundary", "")
     if not boundary:
         raise MultipartError("the Content-Type has no boundary parameter")
-    if len(boundary) > 70 or not boundary.isascii():
-        raise MultipartError("the boundary must be 1 to 70 ASCII characters (RFC 2046)")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MultipartError("the boundary must be 1 to 70 characters of letters, digits and "
+                             "'()+_,-./:=? or spaces, not ending in a space (RFC 2046 5.1.1)")
     return boundary.encode("ascii")
 
 

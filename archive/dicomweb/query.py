@@ -1,5 +1,6 @@
 """Parse a QIDO-RS query string (PS3.18 8.3.4) into a `SearchQuery`."""
 
+import re
 from dataclasses import dataclass, field
 
 from django.http import QueryDict
@@ -32,17 +33,23 @@ class SearchQuery:
         return self.include_all or any(t not in INDEXED for t in self.include)
 
 
+# limit and offset are decimal integers up to 2**31 - 1. A larger limit is absurd, and a
+# larger offset is past the end of any clinic's results (beyond 2**63 - 1 the database
+# cannot even take it, which was a 500): both are refused with a 400 saying so. Within
+# that range a limit is capped at MAX_LIMIT (with a Warning, as PS3.18 8.3.4.4 allows)
+# and an offset past the last match simply gives an empty page.
+MAX_PAGING_VALUE = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
 def _int_param(params: QueryDict, name: str, default: int) -> int:
     raw = params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadQuery(f"{name} must be a non-negative integer, not {raw!r}") from exc
-    if value < 0:
-        raise BadQuery(f"{name} must be a non-negative integer, not {raw!r}")
-    return value
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_PAGING_VALUE:
+        shown = raw if len(raw) <= 20 else raw[:20] + "..."
+        raise BadQuery(f"{name} must be an integer from 0 to {MAX_PAGING_VALUE}, not {shown!r}")
+    return int(raw)
 
 
 def parse_query(params: QueryDict, level: str) -> SearchQuery:

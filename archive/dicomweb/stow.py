@@ -134,6 +134,8 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
         root_type = parse_content_type(content_type)[1].get("type", "")
     except UnsupportedMediaType as exc:
         return StowOutcome(415, _error_body(str(exc)))
+    except MultipartError as exc:
+        return StowOutcome(400, _error_body(f"bad Content-Type: {exc}; nothing was stored"))
     parsing = ParseAhead()
     items: list[SpooledFile | PartFailure] = []
     try:

@@ -7,6 +7,7 @@ writes one audit event, before the first byte goes out.
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pydicom
@@ -167,22 +168,25 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
 RAW_VRS = {"OB", "OW", "OD", "OF", "OL", "OV", "UN", "OB or OW"}
 
 
+# A BulkDataURI path as /metadata writes them (archive/dicomweb/json.py): a tag, or
+# sequence tag / item index (from 0) / ... / tag, tags in 8 hex digits.
+BULK_PATH = re.compile(r"[0-9A-Fa-f]{8}(/[0-9]{1,9}/[0-9A-Fa-f]{8})*")
+
+
 def _bulk_value(fh, ds, path: str) -> Iterator[bytes]:
     """The value at `path` ("TAG" or "TAG/item/TAG..."), read on its own: a large value
     left on disk by read_header streams from its offset in the file."""
-    parts = path.strip("/").split("/")
-    node, elem = ds, None
-    try:
-        while parts:
-            tag = int(parts.pop(0), 16)
-            if parts:
-                node = node[tag].value[int(parts.pop(0))]
-            else:
-                elem = node.get_item(tag, keep_deferred=True)
-                if elem is None:
-                    raise KeyError(tag)
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise fr.FrameError(f"no bulk data at {path}") from exc
+    if not BULK_PATH.fullmatch(path):
+        raise fr.FrameError(f"no bulk data at {path}: a path is TAG or TAG/item/TAG..., "
+                            "tags in 8 hex digits")
+    parts = path.split("/")
+    node = ds
+    for seq_tag, index in zip(parts[:-1:2], parts[1::2], strict=True):
+        node = _sequence_item(node, int(seq_tag, 16), int(index), path)
+    tag = int(parts[-1], 16)
+    elem = node.get_item(tag, keep_deferred=True)
+    if elem is None:
+        raise fr.FrameError(f"no bulk data at {path}")
     deferred = (isinstance(elem, pydicom.dataelem.RawDataElement) and elem.value is None
                 and elem.value_tell is not None)
     if deferred and elem.VR in RAW_VRS and elem.length != 0xFFFFFFFF:
@@ -193,6 +197,21 @@ def _bulk_value(fh, ds, path: str) -> Iterator[bytes]:
     if not isinstance(value, bytes | bytearray):
         raise fr.FrameError(f"no bulk data at {path}")
     return iter([bytes(value)])
+
+
+def _sequence_item(node, tag: int, index: int, path: str):
+    """Item `index` of the sequence `tag` of `node`. Only a sequence is read: a value of
+    another VR (pixel data, say) is not loaded just to find it has no items."""
+    raw = node.get_item(tag, keep_deferred=True)
+    if raw is None or raw.VR not in ("SQ", None):  # None: implicit VR, known once read
+        raise fr.FrameError(f"no bulk data at {path}: {tag:08X} is not a sequence here")
+    if isinstance(raw, pydicom.dataelem.RawDataElement) and raw.value is None \
+            and raw.length > fr.max_decode_bytes():
+        raise fr.TooLarge(f"sequence {tag:08X} too large to read here")
+    elem = node[tag]
+    if elem.VR != "SQ" or index >= len(elem.value):
+        raise fr.FrameError(f"no bulk data at {path}: sequence {tag:08X} has no item {index}")
+    return elem.value[index]
 
 
 def _file_range(fh, offset: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
@@ -217,7 +236,7 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
         inst = one_instance(request, study_uid, series_uid, sop_uid)
     except Http404 as exc:
         return error(404, str(exc))
-    if tag_path.strip("/").upper() == "7FE00010":
+    if tag_path.upper() == "7FE00010":
         count = inst.number_of_frames or 1
         return frames(request, study_uid, series_uid, sop_uid, ",".join(str(n) for n in range(1, count + 1)))
     try:
