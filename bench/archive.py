@@ -82,7 +82,7 @@ def main() -> None:
                "CLOUDPACS_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
                "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/7"),
                "CELERY_TASK_DEFAULT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}"}
-        with servers.cloudpacs(extra_env=env) as server:
+        with servers.cloudpacs(extra_env=env, worker=False) as server:
             # Storage steps wait on the network: a thread pool overlaps them (as deployed).
             worker = CeleryWorker(server.env, env["CELERY_TASK_DEFAULT_QUEUE"], scratch,
                                   concurrency=args.concurrency, pool=args.pool)

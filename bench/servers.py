@@ -1,5 +1,5 @@
 """Start the two servers being compared, each on loopback with its own scratch folder:
-CloudPACS (gunicorn, as deployed) and Orthanc with its DICOMweb plugin (the peer)."""
+CloudPACS (as `make run` deploys it) and Orthanc with its DICOMweb plugin (the peer)."""
 
 import json
 import os
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.servers import free_port, port_open, wait_for
+from tests.servers import free_port, port_open, wait_for, web_server_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ORTHANC_PLUGINS = "/usr/share/orthanc/plugins"
@@ -93,9 +93,10 @@ def orthanc():
 
 
 @contextmanager
-def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None):
-    """CloudPACS on gunicorn with a fresh database and storage in a scratch folder.
-    Uses DATABASE_URL when set (PostgreSQL), else SQLite in the scratch folder."""
+def cloudpacs(workers: int = 2, extra_env: dict | None = None, worker: bool = True):
+    """CloudPACS as `make run` starts it (web server, DICOM gateway and, unless `worker` is
+    False, the Celery worker with beat) with a fresh database and storage in a scratch
+    folder. Uses DATABASE_URL when set (PostgreSQL), else SQLite in the scratch folder."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-cloudpacs-"))
     port = free_port()
     env = {**os.environ, "CLOUDPACS_VAR_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
@@ -119,11 +120,15 @@ def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None)
     gateway_log = open(workdir / "gateway.log", "w")
     gateway = subprocess.Popen([*manage, "dicom_gateway", "--port", str(dicom_port)], env=env, cwd=ROOT,
                                stdout=gateway_log, stderr=gateway_log)
-    log = open(workdir / "gunicorn.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(py).parent / "gunicorn"), "cloudpacs.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--timeout", "600"],
-        env=env, cwd=ROOT, stdout=log, stderr=log)
+    log = open(workdir / "web.log", "w")
+    proc = subprocess.Popen(web_server_command(port, workers), env=env, cwd=ROOT, stdout=log, stderr=log)
+    celery = None
+    if worker:  # as `make run` starts it: thread pool, beat inside, the archive pipeline running
+        worker_log = open(workdir / "worker.log", "w")
+        celery = subprocess.Popen(
+            [str(Path(py).parent / "celery"), "-A", "cloudpacs", "worker", "--loglevel=WARNING",
+             "--pool", "threads", "--concurrency=4", "--beat", f"--schedule={workdir / 'beat'}"],
+            env=env, cwd=ROOT, stdout=worker_log, stderr=worker_log)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         wait_for(lambda: port_open(dicom_port), timeout=60, what="the DICOM gateway")
@@ -133,7 +138,7 @@ def cloudpacs(workers: int = 2, threads: int = 4, extra_env: dict | None = None)
         server.env = env
         yield server
     finally:
-        for process in (proc, gateway):
+        for process in (proc, gateway, *([celery] if celery else [])):
             process.terminate()
             process.wait(timeout=30)
         log.close()
