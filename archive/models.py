@@ -23,9 +23,14 @@ class HeaderJSONField(models.JSONField):
         return "%s"
 
 
+# Identifiers are stored whole, also beyond their VR's length, never cut (see
+# archive.ingest.parse.IDENTIFIER_MAX_CHARS, which refuses anything longer than this).
+IDENTIFIER_MAX_LENGTH = 256
+
+
 class Patient(TenantOwned):
-    patient_id = models.CharField(max_length=64, blank=True)
-    issuer_of_patient_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True)
+    issuer_of_patient_id = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True)
     patient_name = models.CharField(max_length=324, blank=True)
     birth_date = models.CharField(max_length=8, blank=True)
     sex = models.CharField(max_length=16, blank=True)
@@ -44,15 +49,15 @@ class Study(TenantOwned):
     study_instance_uid = models.CharField(max_length=64)
     study_date = models.CharField(max_length=8, blank=True, db_index=True)
     study_time = models.CharField(max_length=16, blank=True)
-    accession_number = models.CharField(max_length=64, blank=True)
-    study_id = models.CharField(max_length=16, blank=True)
+    accession_number = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True)
+    study_id = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True)
     study_description = models.CharField(max_length=128, blank=True)
     referring_physician_name = models.CharField(max_length=324, blank=True)
     # Copies of the patient's attributes, for one-table searches.
     patient_name = models.CharField(max_length=324, blank=True)
     patient_name_search = models.CharField(max_length=324, blank=True, help_text="upper-cased for matching")
     # PatientID (0010,0020); `patient_id` is the foreign key's column.
-    patient_identifier = models.CharField(max_length=64, blank=True)
+    patient_identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, blank=True)
     patient_birth_date = models.CharField(max_length=8, blank=True)
     patient_sex = models.CharField(max_length=16, blank=True)
     specific_character_set = models.CharField(max_length=128, blank=True)

@@ -5,12 +5,17 @@ from django.urls import path, register_converter
 from django.views.decorators.http import require_safe
 
 from archive.dicomweb import qido, rendered, wado
+from archive.uids import UID_URL_REGEX, is_valid_uid
 
 
 class UIDConverter:
-    regex = r"[0-9][0-9.]{0,63}"
+    """Only a valid UID (PS3.5 9.1) matches; anything else is 404 before a view runs."""
+
+    regex = UID_URL_REGEX
 
     def to_python(self, value: str) -> str:
+        if not is_valid_uid(value):
+            raise ValueError("not a UID")  # Django: this pattern does not match
         return value
 
     def to_url(self, value: str) -> str:

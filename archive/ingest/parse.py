@@ -13,6 +13,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
+from archive.uids import UID_MAX_CHARS, is_valid_uid, strip_uid_padding
 
 # Values larger than this are left on disk while parsing and become BulkDataURIs in the
 # stored metadata.
@@ -20,6 +21,15 @@ DEFER_SIZE = 4096
 BULK_THRESHOLD = 1024
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 PIXEL_DATA_TAGS = {Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009)}
+# PatientID (LO, 64), IssuerOfPatientID (LO, 64), AccessionNumber (SH, 16) and StudyID
+# (SH, 16) pick the patient and find the study: cut, two IDs that differ after the cut
+# would become one patient. Senders do exceed these VRs (RIS accession numbers of 20 and
+# more characters are common), and a PACS that refused them would turn away real studies
+# from working modalities, so they are stored whole up to the index columns' width
+# (archive.models); a longer value is no identifier, and the instance is refused.
+IDENTIFIER_MAX_CHARS = 256
+# PatientName is never cut either: PN allows 3 component groups of 64 characters.
+PERSON_NAME_MAX_CHARS = 324
 
 
 @dataclass
@@ -36,13 +46,45 @@ class ParsedInstance:
     metadata: dict = field(repr=False)
 
 
-def _text(ds, keyword: str, limit: int = 324) -> str:
+def _text(ds, keyword: str, limit: int | None = 324) -> str:
     value = ds.get(keyword)
     if value is None or value == "":
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
         value = "\\".join(str(v) for v in value)
     return str(value).strip()[:limit]
+
+
+def _identifier(ds, keyword: str, limit: int = IDENTIFIER_MAX_CHARS) -> str:
+    """A value that identifies a patient or study: whole, or the instance is refused."""
+    value = _text(ds, keyword, None)
+    if len(value) > limit:
+        raise InvalidInstance(errors.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                              f"{keyword} is {len(value)} characters long; at most {limit} are "
+                              "stored, and an identifier is never cut")
+    return value
+
+
+def _uid(ds, keyword: str) -> str:
+    """The UID as sent, without its padding; "" if absent. Taken from the raw bytes while
+    pydicom has not converted them: its UID() strips whitespace on both ends."""
+    tag = Tag(keyword)
+    if tag not in ds:
+        return ""
+    raw = ds.get_item(tag, keep_deferred=True).value
+    if isinstance(raw, bytes):
+        return strip_uid_padding(raw.decode("ascii", errors="replace"))  # non-ASCII fails the check
+    return strip_uid_padding(_text(ds, keyword, None))  # converted already, or too long to read early
+
+
+def _check_uid(keyword: str, value: str, code: int) -> None:
+    """Refuse a value that is no UID; never store it cut (PS3.5 9.1, archive.uids)."""
+    if len(value) > UID_MAX_CHARS:
+        raise InvalidInstance(code, f"{keyword} is not a valid UID: it is {len(value)} characters "
+                                    f"long, a UID has at most {UID_MAX_CHARS}")
+    if not is_valid_uid(value):
+        raise InvalidInstance(code, f"{keyword} is not a valid UID (PS3.5 9.1: digits and dots, "
+                                    "no leading zero in a component, at most 64 characters)")
 
 
 def _int(ds, keyword: str) -> int | None:
@@ -137,31 +179,37 @@ def parse_instance(path: Path, *, max_inflated_bytes: int | None = None) -> Pars
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
     if not transfer_syntax:
         raise InvalidInstance(errors.CANNOT_UNDERSTAND, "no file meta information (TransferSyntaxUID)")
+    _check_uid("TransferSyntaxUID", transfer_syntax, errors.CANNOT_UNDERSTAND)
     if transfer_syntax != DeflatedExplicitVRLittleEndian:
         # Element positions of a deflated data set are in the inflated stream, not the file;
         # a truncated deflate stream already fails to inflate.
         _check_not_truncated(ds, size)
     try:
-        missing = [kw for kw in REQUIRED_UIDS if not _text(ds, kw, 64)]
+        uids = {kw: _uid(ds, kw) for kw in REQUIRED_UIDS}
     except Exception as exc:  # noqa: BLE001
         raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"unreadable header: {exc}") from exc
+    missing = [kw for kw, value in uids.items() if not value]
     if missing:
         raise InvalidInstance(errors.DATASET_DOES_NOT_MATCH_SOP_CLASS, f"missing {', '.join(missing)}")
+    for kw, value in uids.items():
+        _check_uid(kw, value, errors.DATASET_DOES_NOT_MATCH_SOP_CLASS)
     try:
         metadata = _metadata_json(ds)
-        patient_name = _text(ds, "PatientName")
+        patient_name = _identifier(ds, "PatientName", PERSON_NAME_MAX_CHARS)
+    except InvalidInstance:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad character sets, malformed values
         raise InvalidInstance(errors.CANNOT_UNDERSTAND, f"unreadable header values: {exc}") from exc
 
     return ParsedInstance(
-        study_uid=_text(ds, "StudyInstanceUID", 64),
-        series_uid=_text(ds, "SeriesInstanceUID", 64),
-        sop_uid=_text(ds, "SOPInstanceUID", 64),
-        sop_class_uid=_text(ds, "SOPClassUID", 64),
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        sop_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
         transfer_syntax_uid=transfer_syntax,
         patient={
-            "patient_id": _text(ds, "PatientID", 64),
-            "issuer_of_patient_id": _text(ds, "IssuerOfPatientID", 64),
+            "patient_id": _identifier(ds, "PatientID"),
+            "issuer_of_patient_id": _identifier(ds, "IssuerOfPatientID"),
             "patient_name": patient_name,
             "birth_date": _text(ds, "PatientBirthDate", 8),
             "sex": _text(ds, "PatientSex", 16),
@@ -169,8 +217,8 @@ def parse_instance(path: Path, *, max_inflated_bytes: int | None = None) -> Pars
         study={
             "study_date": _text(ds, "StudyDate", 8),
             "study_time": _text(ds, "StudyTime", 16),
-            "accession_number": _text(ds, "AccessionNumber", 64),
-            "study_id": _text(ds, "StudyID", 16),
+            "accession_number": _identifier(ds, "AccessionNumber"),
+            "study_id": _identifier(ds, "StudyID"),
             "study_description": _text(ds, "StudyDescription", 128),
             "referring_physician_name": _text(ds, "ReferringPhysicianName"),
             "specific_character_set": _text(ds, "SpecificCharacterSet", 128),
