@@ -108,6 +108,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and envint("DB_POOL_MAX_SIZE", 10) > 0:
+    # Under ASGI each request runs in a thread of its own, and a connection a thread kept
+    # would outlive it unclosed: connections come from a pool per process instead
+    # (psycopg's, through Django), which also bounds how many one process opens.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": envint("DB_POOL_MAX_SIZE", 10), "timeout": 30}
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # One test database file per test run (pytest process), so two suites run at once on
