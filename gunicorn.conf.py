@@ -11,6 +11,9 @@ worker_class = "cloudpacs.serving.worker.Worker"
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+# gunicorn's control socket would be one path in the home folder shared by every server
+# on the machine (make run beside the test suite's servers); nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker):
