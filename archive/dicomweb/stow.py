@@ -30,15 +30,7 @@ from tenants.decorators import require_perm
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
-# PS3.7 C.4 general status 0111H "Duplicate SOP Instance". Used for an instance whose SOP
-# Instance UID is stored already with different content. Why a failure and not a success
-# with a WarningReason: PS3.18 Table I.1-1 puts in ReferencedSOPSequence only instances
-# "successfully stored", and the warning reasons of I.2.1 (B000 coerced, B006 elements
-# discarded, B007 does not match SOP class) all describe the *sent* instance being kept
-# with changes. Here none of the sent bytes are kept (the first copy stays). Acknowledging
-# it would let a sender delete the only copy of the different content. Microsoft's and
-# Google's DICOMweb servers also answer this case as a failure.
-DUPLICATE_SOP_INSTANCE = 0x0111
+DUPLICATE_SOP_INSTANCE = errors.DUPLICATE_SOP_INSTANCE  # why a failure: see archive.ingest.errors
 PRIVATE_CREATOR = "CLOUDPACS"  # private block carrying a readable failure detail
 
 

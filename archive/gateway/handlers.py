@@ -13,7 +13,6 @@ from tenants.audit import Actor, audit_record
 log = logging.getLogger(__name__)
 
 SUCCESS = 0x0000
-WARNING_COERCION = 0xB000
 OUT_OF_RESOURCES = 0xA700
 REFUSED_NOT_AUTHORIZED = 0x0124
 
@@ -63,8 +62,10 @@ def handle_store(event) -> int | tuple:
         counters["present"] += 1
         return SUCCESS
     if result.outcome == Outcome.CONFLICT:
+        # A failure, as STOW-RS answers it: a warning (B000H) counts as stored for most
+        # modalities, which may then delete the only copy of the content we did not keep.
         counters["conflict"] += 1
-        return _status(WARNING_COERCION, result.reason)
+        return _status(errors.DUPLICATE_SOP_INSTANCE, result.reason)
     counters["failed"] += 1
     return _status(result.failure_code or errors.CANNOT_UNDERSTAND, result.reason)
 

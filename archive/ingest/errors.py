@@ -2,6 +2,16 @@
 
 # PS3.4 / PS3.18 failure reasons (FailureReason (0008,1197) in STOW; C-STORE status).
 PROCESSING_FAILURE = 0x0110
+# PS3.7 C.4 general status 0111H "Duplicate SOP Instance": the SOP Instance UID is stored
+# already with different content. A failure, not a success with a warning (STOW-RS
+# WarningReason, C-STORE B000H), at every door: PS3.18 Table I.1-1 puts in
+# ReferencedSOPSequence only instances "successfully stored", and the warnings (B000H
+# coerced, B006H elements discarded, B007H does not match SOP class) all describe the
+# *sent* instance being kept with changes. Here none of the sent bytes are kept (the first
+# copy stays); most modalities count a warning as stored and may then delete the only
+# copy of the different content. Microsoft's and Google's DICOMweb servers also answer
+# this case as a failure.
+DUPLICATE_SOP_INSTANCE = 0x0111
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 OUT_OF_RESOURCES = 0xA700
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
