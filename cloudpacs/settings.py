@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from botocore.config import Config as BotoConfig
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from cloudpacs.env import envbool, envint, envlist, envstr
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc for /api/docs/ from our own static files, not a CDN
+    "csp",
     "tenants",
     "archive",
     "billing",
@@ -63,6 +66,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so that responses the middleware below answers by itself (a tenant's 404, static
+    # files) carry the policy too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -102,12 +108,6 @@ DATABASES = {
         conn_max_age=envint("DB_CONN_MAX_AGE", 60),
     )
 }
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # WAL lets the web process and the Celery worker use the file at the same time.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
 if DATABASES["default"]["ENGINE"].endswith("postgresql") and envint("DB_POOL_MAX_SIZE", 10) > 0:
     # Under ASGI each request runs in a thread of its own, and a connection a thread kept
     # would outlive it unclosed: connections come from a pool per process instead
@@ -115,6 +115,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql") and envint("DB_POOL_MAX
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": envint("DB_POOL_MAX_SIZE", 10), "timeout": 30}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL lets the web process and the Celery worker use the file at the same time.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # One test database file per test run (pytest process), so two suites run at once on
@@ -171,9 +177,33 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The proxy's word on the scheme is taken only when there is a proxy: without one, any
+    # client could claim HTTPS by sending the header itself.
+    if TRUSTED_PROXY_COUNT:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    # Health checks inside the container speak plain HTTP to the app, past the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)  # hard to undo: opt in
+# Content-Security-Policy (django-csp): scripts, styles, images, fonts and connections from our
+# own origin only, no inline script or style (templates/ and static/ have none, a test checks),
+# no plugins, no framing, forms submit only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -230,6 +260,11 @@ INGEST_MAX_INFLATED_BYTES = envint("INGEST_MAX_INFLATED_BYTES", 64 * 1024**2)
 # Processes per web worker that parse STOW-RS parts while the rest of the body arrives
 # (archive.ingest.parse_ahead); 0 parses on the request's thread.
 INGEST_PARSE_PROCESSES = envint("INGEST_PARSE_PROCESSES", 1)
+# Serving (cloudpacs.serving): a request body that sends nothing for this long is dropped
+# (408), and one client (credential, and address) holds at most this many uploads open.
+UPLOAD_IDLE_TIMEOUT = envint("UPLOAD_IDLE_TIMEOUT", 30)
+STOW_MAX_CONCURRENT = envint("STOW_MAX_CONCURRENT", 8)
+UPLOAD_SLOTS_FILE = envstr("UPLOAD_SLOTS_FILE", str(VAR_DIR / "run" / "upload-slots"))
 # WADO-RS refuses (413) a request that would need more of an instance in memory than this.
 WADO_MAX_DECODE_BYTES = envint("WADO_MAX_DECODE_BYTES", 512 * 1024**2)
 # Browser upload (tus resumable uploads): one folder per clinic, random ids, no PHI in paths.
@@ -260,11 +295,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-# Serving (cloudpacs.serving): a request body that sends nothing for this long is dropped
-# (408), and one client (credential, and address) holds at most this many uploads open.
-UPLOAD_IDLE_TIMEOUT = envint("UPLOAD_IDLE_TIMEOUT", 30)
-STOW_MAX_CONCURRENT = envint("STOW_MAX_CONCURRENT", 8)
-UPLOAD_SLOTS_FILE = envstr("UPLOAD_SLOTS_FILE", str(VAR_DIR / "run" / "upload-slots"))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
@@ -287,6 +317,7 @@ CELERY_BEAT_SCHEDULE = {
                              "schedule": float(envint("FIXITY_AUDIT_INTERVAL_SECONDS", 24 * 3600))},
     "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
     "archive-expire-uploads": {"task": "archive.expire_uploads", "schedule": 3600.0},
+    "archive-sweep-leftovers": {"task": "archive.sweep_leftovers", "schedule": 3600.0},
 }
 # Audit anchors: each clinic's chain head, signed, written to both regions this often; events
 # deleted within one interval after they were written can go unnoticed.
@@ -304,6 +335,11 @@ STORAGE_TASK_MAX_RETRIES = envint("STORAGE_TASK_MAX_RETRIES", 6)
 STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
 # Tier 1 keeps studies this many days after ingest (and always until both regions verified).
 TIER1_KEEP_DAYS = envint("TIER1_KEEP_DAYS", 30)
+# Leftovers sweep (archive.storage.leftovers): tier-1 files no index row owns are removed
+# once this old (an ingest commits its rows seconds after placing its files); files in
+# INGEST_TMP_DIR outside a live process's folder once this old.
+TIER1_ORPHAN_GRACE_SECONDS = envint("TIER1_ORPHAN_GRACE_SECONDS", 3600)
+SPOOL_SWEEP_AFTER_SECONDS = envint("SPOOL_SWEEP_AFTER_SECONDS", 6 * 3600)
 # Instances re-read per fixity run (oldest-checked first); 0 = all.
 FIXITY_AUDIT_BATCH = envint("FIXITY_AUDIT_BATCH", 0)
 
@@ -320,6 +356,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST API of a CloudPACS clinic, under /t/<slug>/api/.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from our static files (drf-spectacular-sidecar): no CDN sees who reads the docs.
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOGGING = {
