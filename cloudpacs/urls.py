@@ -1,3 +1,5 @@
+from csp.constants import NONCE, SELF
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -10,6 +12,18 @@ if settings.ADMIN_REQUIRE_2FA:
     # The admin login then asks for a TOTP code; operators enrol at /account/2fa/setup/.
     admin.site.__class__ = OTPAdminSite
 
+# What Redoc needs beyond the site's policy, on its page only: the <style> elements it writes
+# (styled-components, allowed by this page's nonce, which templates/drf_spectacular/redoc.html
+# hands to Redoc), the two it writes while its bundle loads, before it knows the nonce (by hash:
+# an empty one and perfect-scrollbar's; a newer Redoc may change them, tests/e2e/test_csp_pages.py
+# would say), its icons (data: URIs), and its search index in a worker from a blob: URL.
+REDOC_CSP = {
+    "style-src": [NONCE, "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                  "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"],
+    "img-src": ["data:"],
+    "worker-src": [SELF, "blob:"],
+}
+
 clinic_patterns = [
     path("", include("tenants.urls_clinic")),
     path("", include("archive.urls")),
@@ -21,7 +35,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", csp_update(REDOC_CSP)(SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
     path("t/<slug:tenant_slug>/", include(clinic_patterns)),
     path("", include("tenants.urls")),
 ]
