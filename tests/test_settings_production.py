@@ -4,6 +4,7 @@ Settings are read once per process, so each case starts a fresh Python.
 """
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -22,10 +23,15 @@ GOOD = {
     "CLOUDPACS_MASTER_KEY": base64.b64encode(bytes(range(32))).decode(),
 }
 # Anything the caller's environment might set that would change the outcome.
-SCRUB = tuple(GOOD)
+SCRUB = (*GOOD, "TRUSTED_PROXY_COUNT", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+         "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD")
 
 
-def start(tmp_path, **overrides) -> subprocess.CompletedProcess:
+STARTED = ("import django; django.setup(); from django.conf import settings; "
+           "print('started', settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_SSL_REDIRECT)")
+
+
+def start(tmp_path, code: str = STARTED, **overrides) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(GOOD, CLOUDPACS_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="cloudpacs.settings")
     for key, value in overrides.items():
@@ -33,8 +39,6 @@ def start(tmp_path, **overrides) -> subprocess.CompletedProcess:
             env.pop(key, None)
         else:
             env[key] = value
-    code = ("import django; django.setup(); from django.conf import settings; "
-            "print('started', settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_SSL_REDIRECT)")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
@@ -82,3 +86,58 @@ def test_development_may_turn_debug_on(tmp_path):
     result = start(tmp_path, CLOUDPACS_ENV=None, SECRET_KEY=None, ALLOWED_HOSTS=None, DEBUG="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("started True")
+
+
+# Plain HTTP and HTTPS requests (as the TLS proxy forwards them) to a production process.
+REQUESTS = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+
+def ask(path, **headers):
+    r = Client(HTTP_HOST="pacs.example.org").get(path, **headers)
+    return [r.status_code, r.headers.get("Location"), r.headers.get("Strict-Transport-Security")]
+
+print(json.dumps({
+    "http_page": ask("/login/"),
+    "http_healthz": ask("/healthz"),
+    "http_readyz_redirected": ask("/readyz")[0] in (301, 302),
+    "https_healthz": ask("/healthz", HTTP_X_FORWARDED_PROTO="https"),
+    "cookies_secure": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY],
+    "nosniff": settings.SECURE_CONTENT_TYPE_NOSNIFF, "referrer": settings.SECURE_REFERRER_POLICY,
+}))
+"""
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def test_production_redirects_to_https_and_sends_hsts(tmp_path):
+    result = start(tmp_path, REQUESTS)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers["http_page"] == [301, "https://pacs.example.org/login/", None]
+    assert answers["https_healthz"] == [200, None, HSTS]
+    assert answers["cookies_secure"] == [True, True, True]
+    assert answers["nosniff"] is True and answers["referrer"] == "same-origin"
+
+
+def test_health_checks_answer_over_plain_http(tmp_path):
+    # Docker's health check asks the app itself, past the TLS proxy.
+    result = start(tmp_path, REQUESTS)
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers["http_healthz"] == [200, None, None]
+    assert answers["http_readyz_redirected"] is False
+
+
+def test_the_forwarded_scheme_is_believed_only_behind_a_proxy(tmp_path):
+    # With no proxy in front, a client claiming HTTPS by header is still plain HTTP.
+    result = start(tmp_path, REQUESTS, TRUSTED_PROXY_COUNT="0")
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers["https_healthz"] == [200, None, None]
+
+
+def test_hsts_preload_is_opt_in(tmp_path):
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SECURE_HSTS_PRELOAD)"
+    assert start(tmp_path, code).stdout.strip() == "False"
+    assert start(tmp_path, code, SECURE_HSTS_PRELOAD="1").stdout.strip() == "True"
