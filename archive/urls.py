@@ -12,7 +12,8 @@ urlpatterns: list = [
     # Shared with QIDO-RS (GET): one path, dispatched by method (archive/dicomweb/routing.py).
     path("dicomweb/studies", by_method(GET=qido.search_studies, POST="archive.dicomweb.stow.store"),
          name="dicomweb_studies"),
-    path("dicomweb/studies/<str:study_uid>",
+    # <uid:>, as every DICOMweb UID: a value that is no UID (a NUL, say) is a 404 here.
+    path("dicomweb/studies/<uid:study_uid>",
          by_method(GET=wado.retrieve_study, POST="archive.dicomweb.stow.store"),
          name="dicomweb_study"),
     # QIDO-RS and WADO-RS (archive/dicomweb/urls.py).

@@ -53,6 +53,9 @@ def _int_param(params: QueryDict, name: str, default: int) -> int:
 
 
 def parse_query(params: QueryDict, level: str) -> SearchQuery:
+    for key, values in params.lists():
+        if any("\x00" in v for v in [key, *values]):  # no DICOM value has one; PostgreSQL refuses it
+            raise BadQuery(f"query parameter {key[:64]!r} contains a NUL character")
     query = SearchQuery(level=level)
     limit = _int_param(params, "limit", DEFAULT_LIMIT)
     query.limit_clamped = limit > MAX_LIMIT

@@ -110,3 +110,19 @@ def test_qido_absurd_limit_offset_is_400(client, tenant, token, params, message,
 def test_qido_large_offset_past_the_end_is_empty(client, tenant, token, ct):
     response = client.get(url(tenant, "studies"), {"offset": str(2**31 - 1)}, **bearer(token))
     assert response.status_code == 200 and response.json() == []
+
+
+@pytest.mark.parametrize("params", [{"PatientID": "\x00"}, {"PatientName": "DOE\x00*"},
+                                    {"StudyInstanceUID": "1.2\x00"}, {"includefield": "\x00"}])
+def test_qido_nul_character_is_400(client, tenant, token, params):
+    """PostgreSQL text cannot hold NUL: a NUL in a query value was a 500 there."""
+    response = client.get(url(tenant, "studies"), params, **bearer(token))
+    assert response.status_code == 400, response.content
+    assert "NUL" in response.json()["error"]
+
+
+@pytest.mark.parametrize("rest", ["studies/1.2%00", "studies/1.2%00/metadata", "studies/1.2%00/series",
+                                  "studies/1.2.3/series/1.2%00", "studies/%00"])
+def test_wado_nul_in_a_uid_is_404(client, tenant, token, rest):
+    response = client.get(url(tenant, rest), **bearer(token))
+    assert response.status_code == 404, response.content
