@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-from tenants import roles
+from tenants import roles, signin_audit
 from tenants.principal import client_ip
 from tenants.views.twofactor import backup_codes_issue, show_backup_codes
 
@@ -42,14 +43,20 @@ def account(request: HttpRequest) -> HttpResponse:
     status = 200
     if action == "password":
         if password_form.is_valid():
-            password_form.save()
+            with transaction.atomic():  # changed and audited, or neither
+                password_form.save()
+                signin_audit.signin_record(user=user, request=request,
+                                           action=signin_audit.PASSWORD_CHANGED)
             update_session_auth_hash(request, user)
             logger.info("password changed user_id=%s ip=%s", user.pk, client_ip(request))
             messages.success(request, "Your password was changed.")
             return redirect("account")
         status = 400
     elif action == "backup_codes" and has_device:
-        codes = backup_codes_issue(user)
+        with transaction.atomic():
+            codes = backup_codes_issue(user)
+            signin_audit.signin_record(user=user, request=request,
+                                       action=signin_audit.BACKUP_CODES_RENEWED)
         logger.info("2fa backup codes renewed user_id=%s", user.pk)
         return show_backup_codes(request, codes, reverse("account"))
     elif action == "disable_2fa" and has_device:
@@ -79,9 +86,12 @@ def _disable_2fa(request: HttpRequest) -> HttpResponse | None:
     if not user.check_password(request.POST.get("password", "")):
         messages.error(request, "To turn off two-factor authentication, enter your password.")
         return None
-    for device in list(devices_for_user(user, confirmed=None)):
-        device.delete()
-    StaticDevice.objects.filter(user=user).delete()
+    with transaction.atomic():  # removed and audited, or neither
+        for device in list(devices_for_user(user, confirmed=None)):
+            device.delete()
+        StaticDevice.objects.filter(user=user).delete()
+        signin_audit.signin_record(user=user, request=request,
+                                   action=signin_audit.SECOND_FACTOR_REMOVED)
     logger.info("2fa disabled user_id=%s ip=%s", user.pk, client_ip(request))
     messages.success(request, "Two-factor authentication is off.")
     return redirect("account")

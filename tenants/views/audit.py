@@ -24,14 +24,19 @@ from django.views.decorators.http import require_GET
 
 from tenants.audit import AuditEvent, audit_record
 from tenants.decorators import require_perm
+from tenants.signin_audit import SIGNIN_ACTIONS
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 CSV_COLUMNS = ["seq", "created_at", "actor_type", "actor_id", "actor_label", "action",
                "object_type", "object_id", "ip", "user_agent", "detail", "prev_hash", "hash"]
+# Kinds of event an auditor asks for together, whatever their action names.
+CATEGORIES = {"signins": ("Sign-ins", SIGNIN_ACTIONS)}
 
 
 class AuditFilterForm(forms.Form):
+    category = forms.ChoiceField(required=False, choices=[("", "All events")] + [
+        (key, label) for key, (label, _) in CATEGORIES.items()])
     action = forms.CharField(required=False, max_length=64,
                              help_text='Exact action, or a prefix ending in "." such as "member."')
     actor = forms.CharField(required=False, max_length=254, help_text="Email, token name or id")
@@ -49,7 +54,7 @@ class AuditFilterForm(forms.Form):
 
     def active_filters(self) -> dict:
         """The filters in effect, as plain strings (for the audit event and the links)."""
-        names = ["action", "actor", "object_type", "object_id", "date_from", "date_to"]
+        names = ["category", "action", "actor", "object_type", "object_id", "date_from", "date_to"]
         return {n: str(self.cleaned_data[n]) for n in names if self.cleaned_data.get(n)}
 
 
@@ -60,6 +65,8 @@ def _day_start(day) -> datetime:
 def audit_event_list(*, tenant, filters: dict) -> QuerySet:
     """The clinic's events matching the filters, newest first."""
     events = AuditEvent.objects.for_tenant(tenant).order_by("-seq")
+    if filters.get("category"):
+        events = events.filter(action__in=CATEGORIES[filters["category"]][1])
     action = filters.get("action")
     if action:
         events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)

@@ -14,7 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 
-from tenants import throttle
+from tenants import signin_audit, throttle
 from tenants.forms import LoginForm
 from tenants.models import User
 from tenants.principal import client_ip
@@ -67,13 +67,20 @@ def _attempt(request: HttpRequest, form: LoginForm, ip: str | None) -> User | No
     user = User.objects.filter(email__iexact=email).first()
     lock = throttle.account_lock(user=user, email=email)
     if lock is not None:
-        # Locked: the password is not even checked, so the answer cannot leak it.
+        # Locked: the password is not even checked, so the answer cannot leak it. Not in the
+        # audit log either: these cost nothing and count against no limit, so anyone could
+        # fill a clinic's log with them; the lockout itself is recorded.
         logger.info("login refused: account locked user_id=%s ip=%s", user.pk if user else "-", ip)
         form.add_error(None, LOCKED_MESSAGE.format(minutes=lock.minutes_left))
         return None
     authenticated = authenticate(request, username=email, password=form.cleaned_data["password"])
     if authenticated is None:
+        # authenticate() sent user_login_failed, which recorded the failure.
         lock = throttle.login_failed(user=user, email=email, ip=ip)
+        if lock is not None and user is not None:
+            signin_audit.signin_record(user=user, request=request, action=signin_audit.LOCKOUT,
+                                       detail={"until": lock.until.isoformat(),
+                                               "minutes": lock.minutes_left})
         message = LOCKED_MESSAGE.format(minutes=lock.minutes_left) if lock else WRONG_MESSAGE
         form.add_error(None, message)
         return None

@@ -19,6 +19,7 @@ from django_otp import user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tenants import signin_audit
 from tenants.forms import OtpCodeForm
 from tenants.principal import client_ip
 from tenants.views.auth import safe_next
@@ -73,6 +74,9 @@ def setup(request: HttpRequest) -> HttpResponse:
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
                 codes = backup_codes_issue(request.user)
+                signin_audit.signin_record(user=request.user, request=request,
+                                           action=signin_audit.SECOND_FACTOR_ENROLLED,
+                                           detail={"replaced": has_device})
         if ok:
             otp_login(request, device)
             logger.info("2fa enrolled user_id=%s ip=%s", request.user.pk, client_ip(request))
@@ -124,11 +128,19 @@ def verify(request: HttpRequest) -> HttpResponse:
             request.session.cycle_key()
             logger.info("2fa verified user_id=%s ip=%s device=%s", request.user.pk, ip,
                         type(device).__name__)
+            method = "backup_code" if isinstance(device, StaticDevice) else "totp"
+            signin_audit.signin_record(user=request.user, request=request,
+                                       action=signin_audit.SECOND_FACTOR_VERIFIED,
+                                       detail={"method": method})
             if isinstance(device, StaticDevice):
                 left = device.token_set.count()
                 messages.warning(request, f"You used a backup code; {left} left. "
                                           "Make new ones on your account page if you run low.")
             return redirect(next_url)
         logger.info("2fa failed user_id=%s ip=%s", request.user.pk, ip)
+        # Throttled tries too: each comes from a session that already had the password.
+        signin_audit.signin_record(user=request.user, request=request,
+                                   action=signin_audit.LOGIN_FAILED,
+                                   detail={"reason": "second_factor"})
         form.add_error("code", error)
     return render(request, "tenants/2fa_verify.html", {"form": form, "next": next_url})
