@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.utils import timezone
 
 from archive.ingest.service import Outcome, instance_ingest
@@ -73,7 +74,27 @@ def _restore_keys(region: str, tenant: Tenant | None) -> tuple[dict[int, Tenant]
     for tenant_id, row in newest.items():
         if not DataKey.unscoped.filter(tenant_id=tenant_id, active=True).exists():
             DataKey.unscoped.filter(pk=row.pk).update(active=True)
+    _key_ids_past_restored()
     return owners, refused
+
+
+def _key_ids_past_restored() -> None:
+    """Keys come back with their ids (object headers name them): move PostgreSQL's id
+    sequence past them, or the next new key of a new database collides with one. Only ever
+    forward, so a key being created meanwhile keeps its id. (SQLite does this itself.)"""
+    if connection.vendor != "postgresql":
+        return
+    table = DataKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM " +
+                       connection.ops.quote_name(table) + ")", [table])
+        sequence, highest = cursor.fetchone()
+        if sequence is None or highest is None:
+            return
+        cursor.execute(f"SELECT last_value, is_called FROM {sequence}")  # a name PostgreSQL quoted
+        last, called = cursor.fetchone()
+        if (last + 1 if called else last) <= highest:
+            cursor.execute("SELECT setval(%s, %s)", [sequence, highest])
 
 
 class _Refused(Exception):

@@ -27,8 +27,15 @@ def fresh_buckets(s3_regions, seaweed, settings):
         storages[region] = {**storages[region], "OPTIONS": {**storages[region]["OPTIONS"], "bucket_name": bucket}}
     settings.STORAGES = storages
     keys._exported.clear()
-    yield {region: storages[region]["OPTIONS"]["bucket_name"] for region in seaweed}
+    buckets = {region: storages[region]["OPTIONS"]["bucket_name"] for region in seaweed}
+    yield buckets
     keys._exported.clear()
+    for region, bucket in buckets.items():  # each bucket holds volumes of the server's few
+        client = seaweed[region].client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=bucket)
 
 
 def _wipe_index(tenant):
@@ -302,3 +309,24 @@ def test_upgrade_data_keys_rebinds_old_keys_to_the_clinic_uuid(tenant, fresh_buc
         doc = json.loads(server.client().get_object(
             Bucket=fresh_buckets[region], Key=f"_keys/{row.pk}.json")["Body"].read())
         assert doc["tenant_uuid"] == str(tenant.uuid) and not keys.is_legacy(keys.base64.b64decode(doc["wrapped"]))
+
+
+def test_new_data_keys_after_a_restore_into_a_new_database(tenant, make_tenant, fresh_buckets, seaweed, tier1):
+    """Keys come back with their ids; a new database's id sequence must move past them, or
+    the next clinic's first key (or a rotation) collides with a restored one."""
+    from django.db import connection
+
+    from archive.storage.models import DataKey
+
+    _archive_two_clinics([tenant])
+    _disaster([tenant], tier1, seaweed, fresh_buckets)
+    with connection.cursor() as cursor:  # as in a new database: ids start again at 1
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(pg_get_serial_sequence('archive_datakey', 'id'), 1, false)")
+        else:
+            cursor.execute("DELETE FROM sqlite_sequence WHERE name = 'archive_datakey'")
+    call_command("restore_from_region", "secondary", stdout=StringIO())
+    restored = set(DataKey.unscoped.values_list("pk", flat=True))
+    newcomer_key, _ = keys.active_data_key(tenant=make_tenant("newcomer"))
+    rotated = keys.data_key_rotate(tenant=tenant)
+    assert newcomer_key not in restored and rotated.pk not in restored | {newcomer_key}
