@@ -84,8 +84,10 @@ def test_no_page_breaks_the_policy_or_calls_another_origin(live_server, tenant, 
                                   by_role=roles.OWNER, invited_by=owner, actor=Actor.system("test"))
     base = f"/t/{tenant.slug}"
 
-    # Anonymous: an invitation link, the login page, a page that does not exist.
+    # Anonymous: an invitation link, the login page, a page that does not exist (and the
+    # platform operators' admin login).
     _visit(page, watch, f"/invite/{invite}/")
+    _visit(page, watch, "/admin/login/")
     _visit(page, watch, "/no-such-page/", status=404)
     _visit(page, watch, base + "/")
     assert "/login/" in page.url
@@ -158,7 +160,7 @@ def test_no_page_breaks_the_policy_or_calls_another_origin(live_server, tenant, 
 
     assert watch.violations == [], "\n".join(watch.violations)
     assert watch.foreign == []
-    visited = {"/login/", "/account/2fa/setup/", "/account/2fa/verify/", "/api/docs/", f"/invite/{invite}/",
+    visited = {"/login/", "/admin/login/", "/account/2fa/setup/", "/account/2fa/verify/", "/api/docs/", f"/invite/{invite}/",
                *pages}
     assert visited - set(watch.documents) == set()
     unprotected = [path for path, policy in watch.documents.items()
