@@ -10,7 +10,6 @@ VR encoding than the meta says) are refused above settings.WADO_MAX_DECODE_BYTES
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -57,12 +56,20 @@ def check_whole_read(fh: BinaryIO, *, deflated: bool | None = None) -> None:
     cap = max_decode_bytes()
     too_large = TooLarge(f"instance too large to read whole here (over {cap} bytes); "
                          "retrieve it as application/dicom instead")
-    if os.fstat(fh.fileno()).st_size > cap:
+    position = fh.tell()
+    size = fh.seek(0, os.SEEK_END)  # the plaintext size (tier-1 files are encrypted)
+    fh.seek(position)
+    if size > cap:
         raise too_large
     if deflated is None:
         deflated = _meta_transfer_syntax(fh) == DeflatedExplicitVRLittleEndian
-    if deflated and inflated_size(Path(fh.name), cap) is None:
-        raise too_large
+    if deflated:
+        try:
+            fits = inflated_size(fh, cap) is not None
+        finally:
+            fh.seek(position)
+        if not fits:
+            raise too_large
 
 
 def read_header(fh: BinaryIO) -> Dataset:

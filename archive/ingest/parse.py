@@ -1,8 +1,10 @@
 """Read and check an instance's header from disk, never loading pixel data."""
 
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from django.conf import settings
@@ -122,13 +124,16 @@ def _metadata_json(ds) -> dict:
     return meta
 
 
-def inflated_size(path: Path, limit: int) -> int | None:
-    """For a Deflated Explicit VR Little Endian file, the size of its data set once inflated,
-    counted chunk by chunk, or None as soon as it passes `limit`. pydicom inflates such a
-    file whole in memory, so a tiny file could otherwise ask for gigabytes."""
+def inflated_size(path: Path | BinaryIO, limit: int) -> int | None:
+    """For a Deflated Explicit VR Little Endian file (a path, or an open file object read
+    from its start), the size of its data set once inflated, counted chunk by chunk, or
+    None as soon as it passes `limit`. pydicom inflates such a file whole in memory, so a
+    tiny file could otherwise ask for gigabytes."""
     from pydicom.filereader import _read_file_meta_info, read_preamble
 
-    with open(path, "rb") as fp:
+    if not isinstance(path, Path):
+        path.seek(0)
+    with open(path, "rb") if isinstance(path, Path) else nullcontext(path) as fp:
         read_preamble(fp, False)
         _read_file_meta_info(fp)
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)

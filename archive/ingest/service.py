@@ -17,7 +17,8 @@ from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Outbox, Patient, Series, Study
 from archive.retention.services import retention_on_ingest
-from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_put
+from archive.storage.keys import active_data_key
+from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,12 @@ class IngestContext:
     def __init__(self) -> None:
         self.studies: dict[str, Study] = {}
         self.series: dict[str, Series] = {}
+        self.data_key: tuple[int, bytes] | None = None  # (key id, key) tier 1 is sealed with
+
+    def data_key_for(self, tenant) -> tuple[int, bytes]:
+        if self.data_key is None:
+            self.data_key = active_data_key(tenant=tenant)
+        return self.data_key
 
     def forget(self) -> None:
         self.studies.clear()
@@ -170,10 +177,13 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
     if not new:
         return
     pending = {}
+    key_id, data_key = context.data_key_for(tenant)
     try:
         for accepted in new:
             accepted.key = accepted.key or Instance.new_storage_key(tenant.pk)
-            pending[accepted.key] = tier1_put(accepted.spooled.claim(), accepted.key, durable=False)
+            # Encrypted into tier 1; the plaintext spool file goes when the batch is done.
+            pending[accepted.key] = tier1_seal(accepted.spooled.path, accepted.key, data_key=data_key,
+                                               key_id=key_id, durable=False)
         # Durable on disk before the index says so, and before anyone is told "stored".
         tier1_flush(list(pending.values()))
         try:

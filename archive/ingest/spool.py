@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from archive.storage.scratch import scratch_dir
+
 
 class TooLarge(Exception):
     def __init__(self, limit: int):
@@ -17,9 +19,9 @@ class TooLarge(Exception):
 
 
 def spool_dir() -> Path:
-    path = Path(settings.INGEST_TMP_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """This process's own folder under INGEST_TMP_DIR: whatever a crash leaves in it is
+    swept as soon as the process is gone (archive.storage.scratch)."""
+    return scratch_dir()
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -14,6 +14,7 @@ the header lets old objects keep their key after a rotation. Memory use is one s
 """
 
 import hashlib
+import io
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -167,3 +168,106 @@ class _HashingReader:
         data = self._src.read(n)
         self.sha256.update(data)
         return data
+
+
+class DecryptingReader(io.RawIOBase):
+    """A seekable, read-only file object over the plaintext of an encrypted object on a
+    seekable source (a tier-1 file), for readers that jump around (WADO frames, pydicom).
+
+    Segments authenticate on their own (counter and last flag are in each nonce; the last
+    segment is known from the source's size), so a read decrypts only the segments it
+    touches, keeping the last few in a small cache. Every byte returned has been
+    authenticated; truncation at a segment boundary fails on the then-last segment. The
+    reader closes `src` when it is closed."""
+
+    CACHE_SEGMENTS = 2
+
+    def __init__(self, src: BinaryIO, *, key_lookup: Callable[[int], bytes]) -> None:
+        super().__init__()
+        self._src = src
+        try:
+            header = _read_full(src, HEADER_SIZE)
+            self._segment_size, self.key_id, salt, self._prefix = parse_header(header)
+            self._aead = _object_key(key_lookup(self.key_id), header, salt)
+            body = src.seek(0, os.SEEK_END) - HEADER_SIZE
+        except BaseException:
+            src.close()
+            raise
+        sealed = self._segment_size + TAG_SIZE
+        self._segments = max(1, -(-body // sealed))
+        last_sealed = body - (self._segments - 1) * sealed
+        if last_sealed < TAG_SIZE:
+            src.close()
+            raise DecryptionError("object truncated")
+        self.size = (self._segments - 1) * self._segment_size + last_sealed - TAG_SIZE
+        self._pos = 0
+        self._cache: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            position = offset
+        elif whence == os.SEEK_CUR:
+            position = self._pos + offset
+        elif whence == os.SEEK_END:
+            position = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if position < 0:
+            raise ValueError("negative seek position")
+        self._pos = position
+        return position
+
+    def _segment(self, index: int) -> bytes:
+        plain = self._cache.get(index)
+        if plain is not None:
+            return plain
+        sealed = self._segment_size + TAG_SIZE
+        self._src.seek(HEADER_SIZE + index * sealed)
+        data = _read_full(self._src, sealed)
+        last = index == self._segments - 1
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, index, last), data, None)
+        except InvalidTag:
+            raise DecryptionError(f"segment {index} failed authentication "
+                                  "(altered, truncated, reordered, or wrong key)") from None
+        if len(self._cache) >= self.CACHE_SEGMENTS:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[index] = plain
+        return plain
+
+    def read(self, n: int = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        end = self.size if n is None or n < 0 else min(self.size, self._pos + n)
+        parts = []
+        while self._pos < end:
+            index, start = divmod(self._pos, self._segment_size)
+            plain = self._segment(index)
+            take = min(len(plain) - start, end - self._pos)
+            # A whole segment is handed out as it is, without a copy.
+            parts.append(plain if start == 0 and take == len(plain) else plain[start:start + take])
+            self._pos += take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._cache.clear()
+            self._src.close()
+        super().close()

@@ -23,7 +23,7 @@ class CopyCheck:
     key_id: int | None = None
 
 
-class _Tee:
+class Tee:
     """Hashes and counts what passes through."""
 
     def __init__(self, src: BinaryIO) -> None:
@@ -44,7 +44,7 @@ def copy_check(instance, region: str) -> CopyCheck:
         stream = object_open(region, instance.storage_key)
     except ObjectMissing as exc:
         return CopyCheck(False, "missing", str(exc))
-    tee = _Tee(stream)
+    tee = Tee(stream)
     plain_sha, plain_size, key_id = hashlib.sha256(), 0, None
 
     def lookup(kid: int) -> bytes:

@@ -7,6 +7,7 @@ equally valid ciphertext; verification decrypts what is actually stored). The ou
 done when both regions hold a verified copy; `outbox_sweep` re-drives rows left idle.
 """
 
+import hashlib
 import logging
 from datetime import timedelta
 
@@ -15,9 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from archive.models import Instance, Outbox
-from archive.storage.crypto import EncryptingReader
-from archive.storage.integrity import copy_check
-from archive.storage.keys import active_data_key, key_export
+from archive.storage.crypto import decrypt_chunks
+from archive.storage.integrity import Tee, copy_check
+from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.objects import object_open, object_put
 from archive.storage.regions import PRIMARY, REGIONS, SECONDARY
@@ -64,7 +65,8 @@ def next_step(instance: Instance) -> tuple[str, str] | None:
 
 def copy_upload(instance: Instance, region: str) -> None:
     """Put an encrypted copy into `region`: the other region's verified ciphertext if there
-    is one (so both regions hold the same bytes), else encrypt from tier 1."""
+    is one, else the tier-1 file (the same format and key), so every copy holds the same
+    bytes. Instance.sha256 stays the checksum of the plaintext, checked on every copy."""
     copy = _copy(instance, region)
     if copy.state in (InstanceCopy.UPLOADED, InstanceCopy.VERIFIED):
         return
@@ -83,23 +85,39 @@ def copy_upload(instance: Instance, region: str) -> None:
                 stream.close()
             cipher_sha, cipher_size, key_id = other.cipher_sha256, other.cipher_size, other.key_id
         else:
-            path = tier1_path(instance.storage_key)
-            if not path.exists():
-                raise NoSource(f"instance {instance.pk} is in neither tier 1 nor {source}")
-            key_id, data_key = active_data_key(tenant=instance.tenant)
-            key_export(region=region, key_id=key_id)
-            with open(path, "rb") as fh:
-                reader = EncryptingReader(fh, data_key=data_key, key_id=key_id)
-                object_put(region, instance.storage_key, reader)
-            if reader.plain_sha256 != instance.sha256:
-                raise RuntimeError(f"tier-1 file of instance {instance.pk} no longer matches "
-                                   "its ingest checksum")
-            cipher_sha, cipher_size = reader.cipher_sha256.hexdigest(), reader.size
+            try:
+                fh = open(tier1_path(instance.storage_key), "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                raise NoSource(f"instance {instance.pk} is in neither tier 1 nor {source}") from None
+            with fh:
+                # Tier 1 holds the ciphertext already: check it, then upload it as it is.
+                cipher_sha, cipher_size, key_id = _tier1_check(instance, fh)
+                key_export(region=region, key_id=key_id)
+                fh.seek(0)
+                object_put(region, instance.storage_key, fh)
     except Exception as exc:
         _update(copy, state=InstanceCopy.FAILED, last_error=f"upload: {exc}"[:2000])
         raise
     _update(copy, state=InstanceCopy.UPLOADED, cipher_sha256=cipher_sha, cipher_size=cipher_size,
             key_id=key_id, uploaded_at=timezone.now(), last_error="")
+
+
+def _tier1_check(instance: Instance, fh) -> tuple[str, int, int]:
+    """(ciphertext SHA-256, size, key id) of an open tier-1 file, once its plaintext has
+    been decrypted and matched with the ingest checksum."""
+    tee = Tee(fh)
+    key_ids = []
+
+    def lookup(kid: int) -> bytes:
+        key_ids.append(kid)
+        return data_key_for(tenant_id=instance.tenant_id, key_id=kid)
+
+    plain = hashlib.sha256()
+    for chunk in decrypt_chunks(tee, key_lookup=lookup):
+        plain.update(chunk)
+    if plain.hexdigest() != instance.sha256:
+        raise RuntimeError(f"tier-1 file of instance {instance.pk} no longer matches its ingest checksum")
+    return tee.sha256.hexdigest(), tee.size, key_ids[0]
 
 
 def copy_verify(instance: Instance, region: str) -> bool:

@@ -1,11 +1,18 @@
 """Reading an instance's bytes. Every reader (WADO, C-GET, export, viewer) goes through
 `open_instance`, so where the bytes come from is decided in one place: tier 1 when the
 file is there, else the encrypted copy in the primary and then the secondary region,
-decrypted and checked against the ingest checksum (archive/storage/tiers.py)."""
+checked against the ingest checksum and kept in tier 1 (archive/storage/tiers.py).
+Either way the caller gets a seekable file object of the plaintext, decrypted segment by
+segment as it reads."""
 
+import logging
 from typing import BinaryIO
 
-from archive.storage.tier1 import tier1_path
+from archive.storage.crypto import DecryptionError
+from archive.storage.keys import data_key_for
+from archive.storage.tier1 import tier1_open
+
+log = logging.getLogger(__name__)
 
 
 class InstanceUnavailable(Exception):
@@ -13,19 +20,35 @@ class InstanceUnavailable(Exception):
 
 
 def open_instance(instance) -> BinaryIO:
-    """A binary file object positioned at the start of the Part 10 file; caller closes it.
+    """A seekable binary file object positioned at the start of the Part 10 file; the
+    caller closes it.
 
-    `instance` needs only `storage_key` (an Instance or any object carrying it)."""
+    `instance` needs `storage_key` and `tenant_id` (an Instance, or any object carrying
+    them; without `tenant_id` the Instance row is looked up by its key)."""
+    from archive.models import Instance
+
+    if getattr(instance, "tenant_id", None) is None:
+        instance = Instance.unscoped.filter(storage_key=instance.storage_key).first()
+        if instance is None:
+            raise InstanceUnavailable("no instance with this storage key")
+    tenant_id = instance.tenant_id
+
+    def key_lookup(key_id: int) -> bytes:
+        return data_key_for(tenant_id=tenant_id, key_id=key_id)
+
     try:
-        return open(tier1_path(instance.storage_key), "rb")  # noqa: SIM115 - caller closes
+        return tier1_open(instance.storage_key, key_lookup=key_lookup)
     except FileNotFoundError:
         pass
+    except DecryptionError as exc:  # a damaged tier-1 file: read a region's copy instead
+        log.warning("tier-1 file of instance %s is unreadable (%s); reading a region copy",
+                    getattr(instance, "pk", "?"), exc)
     # Not in tier 1 (evicted, or a lost local disk): fetch from the regions.
-    from archive.models import Instance
     from archive.storage.tiers import instance_local_path
 
     if not isinstance(instance, Instance) or not instance.sha256:
         instance = Instance.unscoped.filter(storage_key=instance.storage_key).first()
         if instance is None:
             raise InstanceUnavailable("no instance with this storage key")
-    return open(instance_local_path(instance), "rb")  # noqa: SIM115 - caller closes
+    instance_local_path(instance, refresh=True)
+    return tier1_open(instance.storage_key, key_lookup=key_lookup)

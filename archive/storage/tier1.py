@@ -1,13 +1,28 @@
-"""Tier 1: the local disk where an instance lands before its encrypted copies reach both
-regions. A file is fsynced here before the instance is acknowledged."""
+"""Tier 1: the local disk where an instance lands before its copies reach both regions.
+A file is durable here before the instance is acknowledged.
+
+Tier 1 holds no plaintext: each file is the instance encrypted with the clinic's data key,
+in the same format (archive.storage.crypto) and under the same key as the region copies,
+so the pipeline uploads the tier-1 bytes as they are and reads decrypt segment by segment
+(`tier1_open`). A file is written beside its final name and renamed into place, so a
+crash leaves a partial file under a temporary name (which the orphan sweep removes),
+never a truncated instance."""
 
 import ctypes
 import ctypes.util
 import os
-import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
+
+from archive.storage import crypto
+
+# Suffix of a tier-1 file still being written (see `tier1_writing`).
+PARTIAL_SUFFIX = ".partial"
 
 
 def tier1_root() -> Path:
@@ -22,21 +37,41 @@ def tier1_path(key: str) -> Path:
     return tier1_root() / key
 
 
-def tier1_put(source: Path, key: str, *, durable: bool = True) -> Path:
-    """Move a spooled file into tier 1 atomically. With durable=False the caller makes a
-    whole batch durable at once with `tier1_flush()` before acknowledging it."""
+@contextmanager
+def tier1_writing(key: str, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A file to write the (encrypted) tier-1 file of `key` into; it takes the key's name
+    when the block ends without an exception, and is removed otherwise. With
+    durable=False the caller makes a whole batch durable at once with `tier1_flush()`
+    before acknowledging it (the kernel starts writing each file back meanwhile)."""
     target = tier1_path(key)
     target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
+    partial = Path(name)
     try:
-        os.replace(source, target)
-    except OSError:  # different file system: copy, then remove the source
-        shutil.copyfile(source, target)
-        with open(target, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.unlink(source)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     if durable:
         tier1_flush([target])
-    return target
+    else:
+        writeback_start(target)
+
+
+def tier1_seal(source: Path, key: str, *, data_key: bytes, key_id: int, durable: bool = True) -> Path:
+    """Encrypt a spooled plaintext file into tier 1 under `key`. The source stays where it
+    is: its owner removes it."""
+    with open(source, "rb") as src, tier1_writing(key, durable=durable) as out:
+        for chunk in crypto.encrypt_chunks(src, data_key=data_key, key_id=key_id):
+            out.write(chunk)
+    return tier1_path(key)
+
+
+def tier1_open(key: str, *, key_lookup: Callable[[int], bytes]) -> crypto.DecryptingReader:
+    """A seekable plaintext view of a tier-1 file; FileNotFoundError when it is not there."""
+    return crypto.DecryptingReader(open(tier1_path(key), "rb"), key_lookup=key_lookup)  # noqa: SIM115
 
 
 def _libc_function(name: str, argtypes: list | None = None):

@@ -1,13 +1,12 @@
 """Reading through the tiers, and evicting tier 1.
 
 A read is served from tier 1 when the file is there; otherwise the first region with a
-good copy (primary, then secondary) is decrypted back into tier 1 (checked against the
-ingest checksum before it is used), so the next read is local again."""
+good copy (primary, then secondary) is copied back into tier 1 as it is (the same
+ciphertext: tier 1 and the regions share the format and the clinic's key), after it has
+been decrypted and checked against the ingest checksum, so the next read is local again."""
 
 import hashlib
 import logging
-import os
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,40 +21,45 @@ from archive.storage.models import InstanceCopy
 from archive.storage.objects import ObjectMissing, object_open
 from archive.storage.reader import InstanceUnavailable
 from archive.storage.regions import REGIONS
-from archive.storage.tier1 import tier1_path, tier1_put
+from archive.storage.tier1 import tier1_path, tier1_writing
 
 log = logging.getLogger(__name__)
 
 
+class _WritingTee:
+    """Writes what passes through to `out`."""
+
+    def __init__(self, src, out) -> None:
+        self._src, self._out = src, out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self._out.write(data)
+        return data
+
+
 def _fetch_into_tier1(instance: Instance, region: str) -> Path:
-    tmp_dir = Path(settings.INGEST_TMP_DIR)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     stream = object_open(region, instance.storage_key)
-    fd, tmp_name = tempfile.mkstemp(prefix="fetch-", dir=tmp_dir)
     try:
-        sha, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
+        with tier1_writing(instance.storage_key) as out:
+            sha, size = hashlib.sha256(), 0
             for chunk in crypto.decrypt_chunks(
-                    stream, key_lookup=lambda kid: data_key_for(tenant_id=instance.tenant_id, key_id=kid)):
+                    _WritingTee(stream, out),
+                    key_lookup=lambda kid: data_key_for(tenant_id=instance.tenant_id, key_id=kid)):
                 sha.update(chunk)
                 size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if sha.hexdigest() != instance.sha256 or size != instance.size_bytes:
-            raise crypto.DecryptionError("decrypted content does not match the ingest checksum")
-        return tier1_put(Path(tmp_name), instance.storage_key)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+            if sha.hexdigest() != instance.sha256 or size != instance.size_bytes:
+                raise crypto.DecryptionError("decrypted content does not match the ingest checksum")
     finally:
         stream.close()
+    return tier1_path(instance.storage_key)
 
 
-def instance_local_path(instance: Instance) -> Path:
-    """A local, verified plaintext file of the instance: tier 1, else fetched from a region."""
+def instance_local_path(instance: Instance, *, refresh: bool = False) -> Path:
+    """The tier-1 file (encrypted) of the instance, fetched from a region and checked
+    first if it is not there (or, with refresh=True, in any case: a damaged tier-1 file)."""
     path = tier1_path(instance.storage_key)
-    if path.exists():
+    if path.exists() and not refresh:
         return path
     errors = []
     for region in REGIONS:

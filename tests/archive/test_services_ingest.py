@@ -6,6 +6,7 @@ from pydicom.data import get_testdata_file
 from archive.ingest.service import Outcome, instance_ingest
 from archive.ingest.spool import spool_chunks
 from archive.models import Instance, Outbox, Study
+from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
 from tenants.audit import Actor
 from tests.dicom_factory import make_ct_series, to_bytes
@@ -26,7 +27,9 @@ def test_stores_indexes_and_queues(tenant):
     assert (study.num_instances, study.num_series, study.modalities) == (3, 1, "CT")
     assert study.patient_name == "Doe^Jane" and study.patient_name_search == "DOE^JANE"
     instance = results[0].instance
-    assert tier1_path(instance.storage_key).read_bytes() == to_bytes(datasets[0])
+    with open_instance(instance) as fh:  # tier 1 holds it encrypted
+        assert fh.read() == to_bytes(datasets[0])
+    assert b"DICM" not in tier1_path(instance.storage_key).read_bytes()
     assert Outbox.objects.for_tenant(tenant).filter(instance=instance, kind=Outbox.ARCHIVE).count() == 1
     assert "7FE00010" in instance.metadata and "BulkDataURI" in instance.metadata["7FE00010"]
 

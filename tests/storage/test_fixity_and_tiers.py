@@ -82,7 +82,8 @@ def test_reads_fall_back_to_primary_then_secondary(tenant, archived, seaweed):
     assert tier1_path(instance.storage_key).exists()
     tier1_path(instance.storage_key).unlink()
     _flip_byte(seaweed["primary"], instance.storage_key)
-    assert instance_local_path(instance).read_bytes() == data  # primary corrupt: secondary
+    with open_instance(instance) as fh:  # primary corrupt: secondary
+        assert fh.read() == data
     tier1_path(instance.storage_key).unlink()
     _flip_byte(seaweed["secondary"], instance.storage_key)
     with pytest.raises(InstanceUnavailable):

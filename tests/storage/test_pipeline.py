@@ -10,8 +10,8 @@ from archive.models import Outbox
 from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
 from archive.storage.objects import object_open
+from archive.storage.reader import open_instance
 from archive.storage.selectors import instance_copies_summary
-from archive.storage.tier1 import tier1_path
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port
@@ -38,7 +38,8 @@ def test_both_regions_get_verified_encrypted_copies(tenant, s3_regions, seaweed)
         assert {r: c.state for r, c in copies.items()} == {"primary": "verified", "secondary": "verified"}
         # The secondary holds the primary's bytes: one ciphertext, one checksum.
         assert copies["primary"].cipher_sha256 == copies["secondary"].cipher_sha256
-        plain = tier1_path(instance.storage_key).read_bytes()
+        with open_instance(instance) as fh:
+            plain = fh.read()
         for server in seaweed.values():
             stored = server.client().get_object(Bucket=server.bucket, Key=instance.storage_key)["Body"].read()
             assert NAME.encode() not in stored and b"DICM" not in stored

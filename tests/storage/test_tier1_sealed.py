@@ -1,0 +1,175 @@
+"""Tier 1 holds only ciphertext (the clinic's data key, the regions' format); reads seek
+into it segment by segment; the pipeline uploads it as it is; the leftovers sweep removes
+what no index row or live process owns and seals tier-1 files left in plaintext."""
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archive.models import Instance, Outbox
+from archive.storage import crypto, pipeline
+from archive.storage.keys import active_data_key
+from archive.storage.leftovers import leftovers_sweep
+from archive.storage.models import InstanceCopy
+from archive.storage.reader import open_instance
+from archive.storage.scratch import scratch_dir
+from archive.storage.tier1 import tier1_path, tier1_seal
+from tests.archive.stow_helpers import files_under
+from tests.archive.test_services_ingest import ingest_bytes
+from tests.dicom_factory import make_ct_series, to_bytes
+from tests.servers import REPO
+
+NAME = "Confidential^Patricia"
+KEY = os.urandom(32)
+SEG = 1024
+
+
+def _phi(ds) -> list[bytes]:
+    return [NAME.encode(), str(ds.StudyInstanceUID).encode(), str(ds.SOPInstanceUID).encode(), b"DICM"]
+
+
+def test_tier1_holds_ciphertext_that_reads_back_whole(tenant):
+    ds = make_ct_series(1, patient_name=NAME)[0]
+    data = to_bytes(ds)
+    instance = ingest_bytes(tenant, data).instance
+    stored = tier1_path(instance.storage_key).read_bytes()
+    assert not [marker for marker in _phi(ds) if marker in stored]
+    assert crypto.read_key_id(io.BytesIO(stored)) == active_data_key(tenant=tenant)[0]
+    with open_instance(instance) as fh:
+        assert fh.read() == data
+        fh.seek(200)
+        assert fh.read(64) == data[200:264]
+        assert fh.seek(0, os.SEEK_END) == len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, SEG + 1, 7 * SEG + 3])
+def test_decrypting_reader_seeks_and_reads_like_the_plaintext(size):
+    data = os.urandom(size)
+    blob = b"".join(crypto.encrypt_chunks(io.BytesIO(data), data_key=KEY, key_id=1, segment_size=SEG))
+    reader = crypto.DecryptingReader(io.BytesIO(blob), key_lookup=lambda kid: KEY)
+    assert reader.size == size and reader.read() == data and reader.read(5) == b""
+    for start in sorted({0, 1, SEG - 1, SEG, SEG + 5, 3 * SEG - 2, size, size + 3}):
+        for n in (0, 1, SEG, 2 * SEG + 7, -1):
+            reader.seek(start)
+            got = reader.read(n)
+            assert got == (data[start:] if n < 0 else data[start:start + n])
+            assert reader.tell() == start + len(got)
+    if size >= 3:
+        reader.seek(-3, os.SEEK_END)
+        assert reader.read() == data[-3:]
+
+
+@pytest.mark.parametrize("damage", ["flip", "cut_at_segment", "drop_tag"])
+def test_decrypting_reader_refuses_altered_or_truncated_files(damage):
+    data = os.urandom(4 * SEG + 100)
+    blob = bytearray(b"".join(crypto.encrypt_chunks(io.BytesIO(data), data_key=KEY, key_id=1, segment_size=SEG)))
+    sealed = SEG + crypto.TAG_SIZE
+    if damage == "flip":
+        blob[crypto.HEADER_SIZE + 2 * sealed + 5] ^= 1
+    elif damage == "cut_at_segment":
+        blob = blob[:crypto.HEADER_SIZE + 3 * sealed]  # a whole segment short: the new last fails
+    else:
+        blob = blob[:-crypto.TAG_SIZE]
+    reader = crypto.DecryptingReader(io.BytesIO(bytes(blob)), key_lookup=lambda kid: KEY)
+    with pytest.raises(crypto.DecryptionError):
+        reader.read()
+
+
+def test_pipeline_uploads_the_tier1_ciphertext_as_it_is(tenant, s3_regions, seaweed):
+    instance = ingest_bytes(tenant, to_bytes(make_ct_series(1, patient_name=NAME)[0])).instance
+    sealed = tier1_path(instance.storage_key).read_bytes()
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(instance=instance).pk)
+    for region, server in seaweed.items():
+        stored = server.client().get_object(Bucket=server.bucket, Key=instance.storage_key)["Body"].read()
+        assert stored == sealed
+        copy = InstanceCopy.objects.for_tenant(tenant).get(instance=instance, region=region)
+        assert copy.cipher_sha256 == hashlib.sha256(sealed).hexdigest()
+        assert copy.key_id == crypto.read_key_id(io.BytesIO(sealed))
+
+
+def test_pipeline_refuses_a_tier1_file_that_no_longer_matches(tenant, s3_regions):
+    instance = ingest_bytes(tenant, to_bytes(make_ct_series(1)[0])).instance
+    key_id, key = active_data_key(tenant=tenant)
+    other = tier1_path("elsewhere/x")
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(b"something else entirely")
+    tier1_seal(other, instance.storage_key, data_key=key, key_id=key_id)  # right key, wrong content
+    with pytest.raises(RuntimeError, match="no longer matches"):
+        pipeline.copy_upload(instance, "primary")
+    assert InstanceCopy.objects.for_tenant(tenant).get(instance=instance, region="primary").state == "failed"
+
+
+def _age(path: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_sweep_removes_tier1_files_no_instance_owns_after_the_grace(tenant, settings):
+    settings.TIER1_ORPHAN_GRACE_SECONDS = 3600
+    kept = ingest_bytes(tenant, to_bytes(make_ct_series(1)[0])).instance
+    orphan = ingest_bytes(tenant, to_bytes(make_ct_series(1)[0])).instance
+    Instance.objects.for_tenant(tenant).filter(pk=orphan.pk).delete()  # as if never committed
+    young = ingest_bytes(tenant, to_bytes(make_ct_series(1)[0])).instance
+    Instance.objects.for_tenant(tenant).filter(pk=young.pk).delete()
+    stray = tier1_path(f"{tenant.pk}/not-ours")
+    stray.write_bytes(b"\0" * 300)  # neither sealed with our keys nor DICOM: kept, logged
+    plain = tier1_path(f"{tenant.pk}/plain-unindexed")
+    plain.write_bytes(b"\0" * 128 + b"DICM" + NAME.encode())
+    partial = tier1_path(f"{tenant.pk}/.abc.partial")
+    partial.write_bytes(b"half")
+    for path in (tier1_path(kept.storage_key), tier1_path(orphan.storage_key), stray, plain, partial):
+        _age(path, 7200)
+    result = leftovers_sweep()
+    assert (result.tier1_orphans, result.tier1_kept_unknown) == (3, 1)
+    assert tier1_path(kept.storage_key).exists() and tier1_path(young.storage_key).exists()
+    assert not tier1_path(orphan.storage_key).exists() and not plain.exists() and not partial.exists()
+    assert stray.exists()
+
+
+def test_sweep_seals_tier1_files_left_in_plaintext(tenant):
+    data = to_bytes(make_ct_series(1, patient_name=NAME)[0])
+    instance = ingest_bytes(tenant, data).instance
+    path = tier1_path(instance.storage_key)
+    path.write_bytes(data)  # as written before tier 1 was encrypted
+    _age(path, 7200)
+    assert leftovers_sweep().tier1_sealed == 1
+    assert NAME.encode() not in path.read_bytes()
+    with open_instance(instance) as fh:
+        assert fh.read() == data
+
+
+CHILD = """
+import os, sys, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "cloudpacs.settings"
+django.setup()
+from archive.ingest.spool import SpooledFile
+spool = SpooledFile()
+spool.write(b"half of a data set")
+spool.finish()
+print(spool.path, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_sweep_removes_the_spool_of_a_killed_process_only(settings):
+    mine = scratch_dir() / "in-progress.dcm"
+    mine.write_bytes(b"a transfer of this live process")
+    _age(mine, 10 * 24 * 3600)  # however old: its process is alive
+    env = {**os.environ, "INGEST_TMP_DIR": settings.INGEST_TMP_DIR}
+    child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=REPO, env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    left = Path(child.stdout.readline().strip())
+    assert left.exists()
+    assert leftovers_sweep().spool_files == 0  # the child is alive: its file stays
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    assert leftovers_sweep().spool_files == 1
+    assert not left.exists() and not left.parent.exists()
+    assert files_under(settings.INGEST_TMP_DIR) == [mine]
