@@ -82,3 +82,12 @@ def expire_uploads() -> int:
     from archive.upload.store import uploads_expire
 
     return uploads_expire()
+
+
+@shared_task(name="archive.sweep_leftovers", acks_late=True)
+def sweep_leftovers() -> dict:
+    """Periodic (beat): remove spool files of ended transfers and tier-1 files no index
+    row owns (both left by crashed or killed processes); seal plaintext tier-1 files."""
+    from archive.storage.leftovers import leftovers_sweep
+
+    return leftovers_sweep().as_dict()
