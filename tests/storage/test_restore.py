@@ -330,3 +330,35 @@ def test_new_data_keys_after_a_restore_into_a_new_database(tenant, make_tenant, 
     newcomer_key, _ = keys.active_data_key(tenant=make_tenant("newcomer"))
     rotated = keys.data_key_rotate(tenant=tenant)
     assert newcomer_key not in restored and rotated.pk not in restored | {newcomer_key}
+
+
+def test_renamed_objects_and_forged_key_documents_do_not_move_studies(tenant, other_tenant, fresh_buckets,
+                                                                     seaweed, tier1):
+    """The clinic comes from the key the object decrypts with, bound to the clinic's uuid:
+    an object moved under another clinic's number still goes to its own clinic, and a key
+    document edited to name another clinic is refused with its objects."""
+    import json
+
+    from django.core.management.base import CommandError
+
+    from archive.storage.models import DataKey
+
+    studies = _archive_two_clinics([tenant, other_tenant])
+    client, bucket = seaweed["secondary"].client(), fresh_buckets["secondary"]
+    moved = Instance.objects.for_tenant(tenant).first().storage_key
+    renamed = f"{other_tenant.pk}/{moved.split('/', 1)[1]}"
+    client.copy_object(Bucket=bucket, Key=renamed, CopySource={"Bucket": bucket, "Key": moved})
+    client.delete_object(Bucket=bucket, Key=moved)
+    forged = f"_keys/{DataKey.objects.for_tenant(other_tenant).get().pk}.json"
+    doc = json.loads(client.get_object(Bucket=bucket, Key=forged)["Body"].read())
+    doc.update(tenant_uuid=str(tenant.uuid), tenant_slug=tenant.slug, tenant_id=tenant.pk)
+    client.put_object(Bucket=bucket, Key=forged, Body=json.dumps(doc).encode())
+    _disaster([tenant, other_tenant], tier1, seaweed, fresh_buckets)
+
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="2 refused"):
+        call_command("restore_from_region", "secondary", stdout=out, stderr=err)
+    assert "2 restored" in out.getvalue()
+    assert _studies_of(tenant) == {studies["acme"]} and not _studies_of(other_tenant)
+    assert Instance.objects.for_tenant(tenant).filter(storage_key=renamed).exists()
+    assert err.getvalue().count("is not a key of clinic 'acme'") == 2
