@@ -33,7 +33,8 @@ class MembershipInline(_ReadOnlyMemberships, admin.TabularInline):
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "ae_title", "status", "created_at"]
     list_filter = ["status"]
-    search_fields = ["name", "slug", "ae_title"]
+    search_fields = ["name", "slug", "ae_title", "uuid"]
+    readonly_fields = ["uuid"]  # its data keys are bound to it: a restore needs it (create_tenant --uuid)
     inlines = [MembershipInline]
 
 

@@ -57,6 +57,9 @@ def test_operator_lists_tenants_users_and_memberships(ops, tenant, other_tenant,
     tenant_page = ops.get(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
     assert tenant_page.status_code == 200
     assert member.email in tenant_page.content.decode()  # the membership inline
+    assert str(tenant.uuid) in tenant_page.content.decode()  # a restore needs it
+    found = ops.get(reverse("admin:tenants_tenant_changelist"), {"q": str(tenant.uuid)}).content.decode()
+    assert "Acme Clinic" in found and "Other Clinic" not in found
     assert ops.get(reverse("admin:tenants_user_changelist"), {"q": "owner@acme"}).status_code == 200
     assert ops.get(reverse("admin:tenants_user_add")).status_code == 200
     assert ops.get(reverse("admin:tenants_user_change", args=[member.pk])).status_code == 200
