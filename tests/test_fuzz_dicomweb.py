@@ -48,14 +48,10 @@ def send(client, archive, method: str, path: str, query: list[tuple[str, str]] =
     if query:
         url += "?" + urlencode(list(query))
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
-    if method == "POST":
-        response = client.generic("POST", url, body, content_type=content_type,
-                                  **bearer(archive["token"]), **extra)
-    else:
-        response = client.get(url, **bearer(archive["token"]), **extra)
-    if response.streaming:
-        b"".join(response.streaming_content)
-    assert response.status_code < 500, (method, url, headers, response.content[:300])
+    response = client.generic(method, url, body, content_type=content_type, **bearer(archive["token"]),
+                              **extra)
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    assert response.status_code < 500, (method, url, headers, content[:300])
     return response.status_code
 
 
@@ -114,6 +110,9 @@ accept_header = st.one_of(st.lists(media_range, min_size=1, max_size=3).map(", "
                           st.text(latin1, max_size=60))
 
 
+# Mostly GET; the others must be refused cleanly (405, or STOW's answers on a study path).
+methods = st.sampled_from(["GET"] * 8 + ["HEAD", "OPTIONS", "POST", "DELETE", "PUT", "PATCH"])
+
 # ---- QIDO-RS -----------------------------------------------------------------------------
 
 @settings(FUZZ, max_examples=250)
@@ -127,8 +126,12 @@ def test_qido_never_5xx(client, archive, data, params):
     study, series, _ = archive["instances"][0]
     paths = ["studies", "series", "instances", f"studies/{study}/series", f"studies/{study}/instances",
              f"studies/{study}/series/{series}/instances"]
-    path = data.draw(st.sampled_from(paths)) if data is not None else "studies"
-    send(client, archive, "GET", path, params)
+    path, method, accept = "studies", "GET", None
+    if data is not None:
+        path = data.draw(st.sampled_from(paths), label="path")
+        method = data.draw(methods, label="method")
+        accept = data.draw(st.one_of(st.none(), accept_header), label="accept")
+    send(client, archive, method, path, params, headers={"Accept": accept} if accept is not None else None)
 
 
 # ---- WADO-RS -----------------------------------------------------------------------------
@@ -168,7 +171,8 @@ def test_wado_never_5xx(client, archive, data, accept):
         tag_path.map(lambda p: f"{instance}/bulkdata/{p}")), label="path")
     query = data.draw(st.lists(st.tuples(st.sampled_from(["quality", "viewport", "window", "annotation",
                                                           "charset", "accept"]), odd_text), max_size=2))
-    send(client, archive, "GET", rest, query, headers={"Accept": accept} if accept is not None else None)
+    send(client, archive, data.draw(methods, label="method"), rest, query,
+         headers={"Accept": accept} if accept is not None else None)
 
 
 # ---- STOW-RS -----------------------------------------------------------------------------
