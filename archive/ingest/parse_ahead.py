@@ -6,7 +6,10 @@ results after the closing boundary. Why a process and not a thread: header parsi
 Python and holds the GIL, so on a thread it mostly waited for the receiving thread (about
 +5% instances/s); in a process it runs on another core (about +30%, bench/run_all.py).
 The SHA-256 is computed there too, from the file just written (still in the page cache),
-which takes a quarter of a millisecond per CT slice off the receiving thread.
+which takes a quarter of a millisecond per CT slice off the receiving thread. The spool
+file's writeback is not started: it is plaintext, and it is removed as soon as it is
+sealed into tier 1 (whose files do get their writeback started), before the flush, so
+its pages mostly never reach the disk.
 A parse process that dies costs a retry, never the web worker.
 
 One pool per web worker process, made on first use (gunicorn forks workers, and a pool
@@ -29,10 +32,9 @@ from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import file_sha256
-from archive.storage.tier1 import writeback_start
 
 log = logging.getLogger(__name__)
-PRELOAD = ["archive.ingest.parse", "archive.ingest.spool", "archive.storage.tier1"]
+PRELOAD = ["archive.ingest.parse", "archive.ingest.spool"]
 
 _lock = threading.Lock()
 _pool: tuple[int, ProcessPoolExecutor] | None = None  # (pid that made it, pool)
@@ -45,9 +47,7 @@ class Prepared:
 
 
 def prepare(path: Path, max_inflated_bytes: int) -> Prepared:
-    """Runs in the parse process: start writing the file to disk (so the flush before the
-    acknowledgement finds the bytes there already), hash it, parse its header."""
-    writeback_start(path)
+    """Runs in the parse process: hash the file, parse its header."""
     return Prepared(parse_outcome(path, max_inflated_bytes=max_inflated_bytes), file_sha256(path))
 
 

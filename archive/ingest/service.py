@@ -181,9 +181,10 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
     try:
         for accepted in new:
             accepted.key = accepted.key or Instance.new_storage_key(tenant.pk)
-            # Encrypted into tier 1; the plaintext spool file goes when the batch is done.
             pending[accepted.key] = tier1_seal(accepted.spooled.path, accepted.key, data_key=data_key,
                                                key_id=key_id, durable=False)
+            # The plaintext goes now, before the flush, so its pages need never reach the disk.
+            accepted.spooled.close()
         # Durable on disk before the index says so, and before anyone is told "stored".
         tier1_flush(list(pending.values()))
         try:

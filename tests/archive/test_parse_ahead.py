@@ -13,7 +13,6 @@ import pytest
 from archive.ingest import errors, parse_ahead
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance, parse_instance
-from archive.storage import tier1
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import wait_for
 
@@ -60,16 +59,6 @@ def test_the_callers_inflate_limit_is_used(tmp_path, settings):
     parsing.submit(path)
     refused = parsing.result(path).outcome
     assert isinstance(refused, InvalidInstance) and refused.code == errors.OUT_OF_RESOURCES
-
-
-def test_writeback_is_started_by_the_parse_process(ct_file, monkeypatch):
-    """prepare() starts the file's writeback before parsing (checked in this process:
-    the parse process cannot be watched)."""
-    started = []
-    monkeypatch.setattr(parse_ahead, "writeback_start", started.append)
-    assert isinstance(parse_ahead.prepare(ct_file, 1 << 20).outcome, ParsedInstance)
-    assert started == [ct_file]
-    tier1.writeback_start(ct_file)  # the real call works on a read-only descriptor
 
 
 def test_a_killed_parse_process_is_replaced(ct_file):

@@ -24,6 +24,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage
 
+from archive.dicomweb.stow import INGEST_BATCH
 from archive.gateway.models import DicomPeer
 from archive.gateway.server import start_gateway
 from archive.models import Instance
@@ -48,10 +49,11 @@ def web(settings, tmp_path):
     """The web server (one worker) on this test's database, spool and tier 1."""
     from django.db import connection
 
+    settings.UPLOAD_DIR = str(tmp_path / "uploads")
     server = WebServer({"DATABASE_URL": database_url(connection.settings_dict),
                         "CLOUDPACS_MASTER_KEY": TEST_MASTER_KEY, "CLOUDPACS_VAR_DIR": str(tmp_path / "var"),
                         "TIER1_PATH": settings.TIER1_PATH, "INGEST_TMP_DIR": settings.INGEST_TMP_DIR,
-                        "UPLOAD_DIR": str(tmp_path / "uploads")}, tmp_path, workers=1)
+                        "UPLOAD_DIR": settings.UPLOAD_DIR}, tmp_path, workers=1)
     server.start()
     yield server
     server.stop()
@@ -158,6 +160,12 @@ def index_writes_blocked():
         yield
 
 
+def _sealed_slice(tier1: Path, before: set, spool: str, waiting: int) -> list[Path] | None:
+    """The first slice's tier-1 files once all are sealed and their plaintext removed."""
+    new = [p for p in files_under(tier1) if p not in before and not p.name.endswith(".partial")]
+    return new if len(new) == INGEST_BATCH and len(files_under(spool)) == waiting else None
+
+
 def test_web_worker_killed_mid_ingest_leaves_nothing_after_the_sweep(web, tenant, make_token, settings):
     token = make_token(tenant, scopes=("upload", "read"))
     headers = {"Authorization": f"Bearer {token}"}
@@ -166,7 +174,9 @@ def test_web_worker_killed_mid_ingest_leaves_nothing_after_the_sweep(web, tenant
     body, content_type = multipart([to_bytes(make_ct_series(1, patient_name=NAME)[0])])
     assert requests.post(stow_url, data=body, headers={**headers, "Content-Type": content_type},
                          timeout=60).status_code == 200
-    datasets = make_ct_series(10, 128, 128, patient_name=NAME)
+    # More parts than one ingest slice: the first slice waits for the index with its files
+    # sealed in tier 1 (their plaintext removed), the rest wait in the spool in plaintext.
+    datasets = make_ct_series(INGEST_BATCH + 6, patient_name=NAME)
     body, content_type = multipart([to_bytes(ds) for ds in datasets])
     tier1 = Path(settings.TIER1_PATH)
     before = set(files_under(tier1))
@@ -182,21 +192,22 @@ def test_web_worker_killed_mid_ingest_leaves_nothing_after_the_sweep(web, tenant
     sender = threading.Thread(target=send)
     with index_writes_blocked():
         sender.start()
-        placed = wait_for(lambda: (lambda new: new if len(new) == len(datasets) else None)(
-            [p for p in files_under(tier1) if p not in before and not p.name.endswith(".partial")]),
-            timeout=60, what="the worker to place the instances in tier 1 and wait for the index")
+        waiting = len(datasets) - INGEST_BATCH
+        placed = wait_for(lambda: _sealed_slice(tier1, before, settings.INGEST_TMP_DIR, waiting), timeout=60,
+                          what="the worker to seal a slice into tier 1 and wait for the index")
         os.kill(worker, signal.SIGKILL)
         sender.join(timeout=60)
     assert failed  # the client saw the connection drop: nothing was acknowledged
     assert Instance.objects.for_tenant(tenant).count() == 1
-    # The killed worker left its spool (plaintext) and tier-1 files no row owns (sealed).
-    assert files_under(settings.INGEST_TMP_DIR)
+    # The killed worker left the parts of the next slice in its spool (plaintext) and the
+    # sealed files of the first in tier 1, which no row owns.
+    assert len(files_under(settings.INGEST_TMP_DIR)) == waiting
     for path in placed:
         stored = path.read_bytes()
         assert not [uid for ds in datasets for uid in (ds.SOPInstanceUID, ds.StudyInstanceUID)
                     if str(uid).encode() in stored]
         assert NAME.encode() not in stored and b"DICM" not in stored
     result = leftovers_sweep(orphan_grace_seconds=0)
-    assert result.tier1_orphans == len(datasets) and result.spool_files > 0
+    assert (result.tier1_orphans, result.spool_files) == (INGEST_BATCH, waiting)
     assert files_under(settings.INGEST_TMP_DIR) == []
     assert set(files_under(tier1)) == before

@@ -173,3 +173,22 @@ def test_sweep_removes_the_spool_of_a_killed_process_only(settings):
     assert leftovers_sweep().spool_files == 1
     assert not left.exists() and not left.parent.exists()
     assert files_under(settings.INGEST_TMP_DIR) == [mine]
+
+
+def test_plaintext_spool_is_gone_before_tier1_is_flushed(tenant, monkeypatch, settings):
+    """The flush (syncfs) writes every dirty page of the file system: a plaintext spool file
+    still there would be written to the disk with the ciphertext."""
+    from archive.ingest import service
+    from archive.ingest.spool import spool_chunks
+
+    at_flush, real_flush = [], service.tier1_flush
+
+    def flush_watched(paths):
+        at_flush.append(files_under(settings.INGEST_TMP_DIR))
+        real_flush(paths)
+
+    monkeypatch.setattr(service, "tier1_flush", flush_watched)
+    blobs = [to_bytes(ds) for ds in make_ct_series(3, patient_name=NAME)]
+    results = service.instances_ingest(tenant=tenant, spooled=[spool_chunks([b]) for b in blobs],
+                                       actor=service.Actor.system("test"))
+    assert all(r.ok for r in results) and at_flush == [[]]
