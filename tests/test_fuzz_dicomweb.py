@@ -8,8 +8,10 @@ Deterministic (derandomize) and bounded (max_examples): the whole file runs in w
 a minute. A failure prints the request hypothesis shrank it to; add that as an example.
 """
 
+import io
 from urllib.parse import quote, urlencode
 
+import pydicom
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -26,13 +28,12 @@ FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=False
 
 @pytest.fixture
 def archive(tenant, make_token, private_dirs):  # noqa: F811
-    """A clinic with a small CT series and a compressed two-frame instance stored."""
+    """A clinic with a small CT series (one image with a nested bulk value) and a
+    compressed two-frame instance stored."""
     series = make_ct_series(2, 8, 8)
+    series[1].add_new(0x00400275, "SQ", [pydicom.Dataset()])  # RequestAttributesSequence
+    series[1].RequestAttributesSequence[0].add_new(0x00091010, "OB", bytes(2000))
     ingest_datasets(tenant, series)
-    import io
-
-    import pydicom
-
     rle = bundled("SC_rgb_rle_2frame.dcm")
     ingest(tenant, rle)
     instances = [(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
