@@ -176,11 +176,13 @@ class DecryptingReader(io.RawIOBase):
 
     Segments authenticate on their own (counter and last flag are in each nonce; the last
     segment is known from the source's size), so a read decrypts only the segments it
-    touches, keeping the last few in a small cache. Every byte returned has been
-    authenticated; truncation at a segment boundary fails on the then-last segment. The
-    reader closes `src` when it is closed."""
+    touches, keeping the last one. Every byte returned has been authenticated; truncation
+    at a segment boundary fails on the then-last segment. The reader closes `src` when it
+    is closed."""
 
-    CACHE_SEGMENTS = 2
+    # One segment kept: a viewer's request for one frame must stay well below the file's size
+    # in memory (tests/archive/test_wado_memory.py); re-decrypting a segment costs ~0.5 ms.
+    CACHE_SEGMENTS = 1
 
     def __init__(self, src: BinaryIO, *, key_lookup: Callable[[int], bytes]) -> None:
         super().__init__()
@@ -230,6 +232,8 @@ class DecryptingReader(io.RawIOBase):
         plain = self._cache.get(index)
         if plain is not None:
             return plain
+        while len(self._cache) >= self.CACHE_SEGMENTS:  # freed before the next is made
+            self._cache.pop(next(iter(self._cache)))
         sealed = self._segment_size + TAG_SIZE
         self._src.seek(HEADER_SIZE + index * sealed)
         data = _read_full(self._src, sealed)
@@ -239,8 +243,7 @@ class DecryptingReader(io.RawIOBase):
         except InvalidTag:
             raise DecryptionError(f"segment {index} failed authentication "
                                   "(altered, truncated, reordered, or wrong key)") from None
-        if len(self._cache) >= self.CACHE_SEGMENTS:
-            self._cache.pop(next(iter(self._cache)))
+        del data
         self._cache[index] = plain
         return plain
 
