@@ -7,7 +7,7 @@ from django.db import close_old_connections, connection
 
 from archive.ingest import errors
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
-from archive.ingest.spool import SpooledFile
+from archive.ingest.spool import SpooledFile, TooLarge
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ def handle_store(event) -> int | tuple:
     counters = _state(event.assoc)
     try:
         spooled = SpooledFile.adopt(event.dataset_path)
+    except TooLarge as exc:
+        event.dataset_path.unlink(missing_ok=True)
+        counters["failed"] += 1
+        return _status(OUT_OF_RESOURCES, f"instance is {exc}")
     except OSError:
         log.exception("could not take over a received dataset")
         return OUT_OF_RESOURCES

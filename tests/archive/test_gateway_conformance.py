@@ -65,3 +65,16 @@ def test_invalid_uids_refused_nothing_stored(gateway, tenant, private_dirs):  # 
     statuses = send(gateway, tenant, [long_a, long_b, markup, path])
     assert statuses == [errors.DATASET_DOES_NOT_MATCH_SOP_CLASS] * 4
     assert_nothing_stored(tenant, private_dirs)
+
+
+def test_an_instance_over_the_size_limit_is_refused_out_of_resources(gateway, tenant, private_dirs):  # noqa: F811
+    """Over INGEST_MAX_INSTANCE_BYTES: A700H (out of resources), nothing stored, nothing
+    of it left in the spool; the association goes on."""
+    small, big = make_ct_series(2, 64, 64)
+    private_dirs.INGEST_MAX_INSTANCE_BYTES = 4096  # the big one is 8 KiB of pixels alone
+    big.PixelData = bytes(64 * 64 * 2)
+    small.Rows = small.Columns = 8
+    small.PixelData = bytes(8 * 8 * 2)
+    assert send(gateway, tenant, [big, small]) == [0xA700, 0x0000]
+    assert [i.sop_instance_uid for i in Instance.objects.for_tenant(tenant)] == [small.SOPInstanceUID]
+    assert files_under(private_dirs.INGEST_TMP_DIR) == []
