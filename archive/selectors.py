@@ -96,7 +96,8 @@ def instance_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
 
 # ---- retrieval -------------------------------------------------------------------------
 
-RETRIEVE_FIELDS = ("pk", "study_id", "series_id", "sop_instance_uid", "sop_class_uid",
+# tenant_id: the reader finds the clinic's data key with it (tier 1 is encrypted).
+RETRIEVE_FIELDS = ("pk", "tenant_id", "study_id", "series_id", "sop_instance_uid", "sop_class_uid",
                    "transfer_syntax_uid", "storage_key", "size_bytes", "number_of_frames",
                    "rows", "columns", "instance_number",
                    "study__study_instance_uid", "series__series_instance_uid")

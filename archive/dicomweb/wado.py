@@ -35,6 +35,7 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
 def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tuple[str, Iterator[bytes]]]:
+    keys: dict = {}  # the clinic's data keys, looked up once for the whole response
     for i, inst in enumerate(instances):
         stored = inst.transfer_syntax_uid
         ts = stored if target in (ANY, stored) else target
@@ -43,7 +44,7 @@ def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tup
             continue
         if ts != stored:
             try:
-                with open_instance(inst) as fh:
+                with open_instance(inst, keys=keys) as fh:
                     data = transcode(fh, ts)
                 yield f"application/dicom; transfer-syntax={ts}", iter([data])
                 continue
@@ -52,7 +53,7 @@ def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tup
                 # header saying so, rather than dropping it.
                 log.warning("instance %s sent as stored: cannot transcode to %s", inst.pk, ts,
                             exc_info=True)
-        yield f"application/dicom; transfer-syntax={stored}", file_chunks(open_instance(inst))
+        yield f"application/dicom; transfer-syntax={stored}", file_chunks(open_instance(inst, keys=keys))
 
 
 def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):

@@ -19,12 +19,15 @@ class InstanceUnavailable(Exception):
     """The instance is indexed but its bytes cannot be read from any store."""
 
 
-def open_instance(instance) -> BinaryIO:
+def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
     """A seekable binary file object positioned at the start of the Part 10 file; the
     caller closes it.
 
     `instance` needs `storage_key` and `tenant_id` (an Instance, or any object carrying
-    them; without `tenant_id` the Instance row is looked up by its key)."""
+    them; without `tenant_id` the Instance row is looked up by its key). `keys` is a dict
+    a caller that opens many instances in one request (a series) keeps for the request:
+    each data key is then looked up once, not once per instance (the look-up is a query
+    that cost more than decrypting a CT slice)."""
     from archive.models import Instance
 
     if getattr(instance, "tenant_id", None) is None:
@@ -34,7 +37,11 @@ def open_instance(instance) -> BinaryIO:
     tenant_id = instance.tenant_id
 
     def key_lookup(key_id: int) -> bytes:
-        return data_key_for(tenant_id=tenant_id, key_id=key_id)
+        if keys is None:
+            return data_key_for(tenant_id=tenant_id, key_id=key_id)
+        if (tenant_id, key_id) not in keys:
+            keys[(tenant_id, key_id)] = data_key_for(tenant_id=tenant_id, key_id=key_id)
+        return keys[(tenant_id, key_id)]
 
     try:
         return tier1_open(instance.storage_key, key_lookup=key_lookup)

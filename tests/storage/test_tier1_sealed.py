@@ -192,3 +192,26 @@ def test_plaintext_spool_is_gone_before_tier1_is_flushed(tenant, monkeypatch, se
     results = service.instances_ingest(tenant=tenant, spooled=[spool_chunks([b]) for b in blobs],
                                        actor=service.Actor.system("test"))
     assert all(r.ok for r in results) and at_flush == [[]]
+
+
+def test_series_retrieve_looks_up_the_data_key_once(client, tenant, make_token):
+    """Each open of a sealed file needs the clinic's data key: a series looks it up once,
+    not once per instance (a query per instance cost more than decrypting a CT slice)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token = make_token(tenant, scopes=("read",))
+    counts = []
+    for n in (1, 2, 6):  # the first also records the token's use
+        datasets = make_ct_series(n)
+        for ds in datasets:
+            ingest_bytes(tenant, to_bytes(ds))
+        url = (f"/t/{tenant.slug}/dicomweb/studies/{datasets[0].StudyInstanceUID}"
+               f"/series/{datasets[0].SeriesInstanceUID}")
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, HTTP_ACCEPT='multipart/related; type="application/dicom"; '
+                                  'transfer-syntax=*', HTTP_AUTHORIZATION=f"Bearer {token}")
+            body = b"".join(response.streaming_content)
+        assert response.status_code == 200 and body.count(b"DICM") == n
+        counts.append(len(queries))
+    assert counts[1] == counts[2]
