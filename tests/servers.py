@@ -131,6 +131,22 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{name}"
 
 
+def stop_group(process: subprocess.Popen | None, grace: float) -> None:
+    """End a server started with start_new_session=True and every process it started:
+    SIGTERM to its process group, SIGKILL after `grace` seconds (at once if 0)."""
+    if process is None or process.poll() is not None:
+        return
+    if grace:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 class CeleryWorker:
     """`celery -A cloudpacs worker` in its own process group, consuming one test queue."""
 
@@ -160,17 +176,10 @@ class CeleryWorker:
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_group(self.process, grace=0)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process, grace=15)
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-4000:] if self.log_path.exists() else ""
@@ -215,13 +224,7 @@ class WebServer:
         return [int(pid) for pid in out.stdout.split()]
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process, grace=30)
 
     def log_tail(self, size: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
