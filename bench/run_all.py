@@ -19,7 +19,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloudpacs.settings")
 
-from bench import dicomweb, servers  # noqa: E402
+from bench import dicomweb, netns, servers  # noqa: E402
 from tests.dicom_factory import make_ct_series, to_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -204,6 +204,7 @@ def table(results: dict, args) -> str:
 
 
 def main() -> None:
+    netns.run_confined("bench.run_all")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--batch", type=int, default=30, help="instances per STOW request")

@@ -10,9 +10,11 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
+from bench import netns
 from tests.servers import free_port, port_open, wait_for, web_server_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,9 @@ class Server:
 
 @contextmanager
 def orthanc():
+    if not netns.inside():
+        raise RuntimeError("Orthanc listens on every interface: start it only inside the bench's "
+                           "network namespace (bench.netns.run_confined)")
     if not shutil.which("Orthanc"):
         raise RuntimeError("Orthanc is not installed: apt-get install orthanc orthanc-dicomweb")
     workdir = Path(tempfile.mkdtemp(prefix="bench-orthanc-"))
@@ -104,9 +109,10 @@ def cloudpacs(workers: int = 2, extra_env: dict | None = None, worker: bool = Tr
     created_db = None
     if os.environ.get("DATABASE_URL"):
         created_db = f"cloudpacs_bench_{os.getpid()}"
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {created_db}"],
+        pg_host = netns.postgres_host()
+        subprocess.run(["psql", "-h", pg_host, "-U", "postgres", "-qc", f"CREATE DATABASE {created_db}"],
                        check=True)
-        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{created_db}"
+        env["DATABASE_URL"] = f"postgres://postgres@{quote(pg_host, safe='')}:5432/{created_db}"
     py = sys.executable
     manage = [py, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
@@ -144,6 +150,6 @@ def cloudpacs(workers: int = 2, extra_env: dict | None = None, worker: bool = Tr
         log.close()
         gateway_log.close()
         if created_db:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
+            subprocess.run(["psql", "-h", netns.postgres_host(), "-U", "postgres", "-qc",
                             f"DROP DATABASE IF EXISTS {created_db} WITH (FORCE)"], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
