@@ -17,7 +17,10 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Start the worker's STOW-RS parse process now rather than on its first upload."""
+    """Start the worker's STOW-RS parse process now rather than on its first upload, and
+    set the allocator for megabyte buffers (cloudpacs.serving.malloc)."""
     from archive.ingest.parse_ahead import warm
+    from cloudpacs.serving.malloc import tune
 
+    tune()
     warm()

@@ -14,19 +14,22 @@ def test_a_synchronous_stream_is_sent_as_it_is_read():
     produced = []
 
     def chunks():
-        for i in range(64):  # 16 MiB in all
+        for i in range(64):  # 16 MiB in all, four batches
             produced.append(i)
             yield bytes(CHUNK)
 
     sent_when = []  # how many chunks the iterator had produced when each body message went
+    sent_bytes = []
 
     async def send(message):
         if message["type"] == "http.response.body" and message.get("body"):
             sent_when.append(len(produced))
+            sent_bytes.append(len(message["body"]))
 
     response = StreamingHttpResponse(chunks(), content_type="application/octet-stream")
     asyncio.run(CloudPacsASGIHandler.send_response(object.__new__(CloudPacsASGIHandler), response, send))
-    assert len(sent_when) == 64
-    # The first chunk left before the iterator had read much more than one batch.
-    assert sent_when[0] <= BATCH_BYTES // CHUNK + 1
-    assert sent_when[-1] == 64
+    # Every byte went out, batch by batch: the first before the iterator had read more
+    # than one batch, not after it had been read to its end.
+    assert sent_bytes[0] == BATCH_BYTES
+    assert sent_when[0] <= BATCH_BYTES // CHUNK + 1 < 64
+    assert sum(sent_bytes) == 64 * CHUNK and sent_when[-1] == 64

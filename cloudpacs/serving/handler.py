@@ -19,8 +19,9 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 
 # How much of a synchronous iterator one trip to its thread collects: enough to make the
-# trips cheap next to the bytes, little enough to keep memory flat.
-BATCH_BYTES = 1 << 20
+# trips cheap next to the bytes (4 MiB: 1 MiB was measured ~40% slower for a series), little
+# enough to keep memory flat.
+BATCH_BYTES = 4 << 20
 
 
 class BodyIdle(Exception):
@@ -84,10 +85,11 @@ class CloudPacsASGIHandler(ASGIHandler):
         iterator = iter(response.streaming_content)
         # thread_sensitive: the same thread as the view, which owns its DB connection.
         next_batch = sync_to_async(_next_batch, thread_sensitive=True)
+        # One message per batch: each send is a trip through the event loop. Reading the
+        # next batch while this one is sent was measured slower: both threads then fight
+        # for the GIL.
         while batch := await next_batch(iterator):
-            for part in batch:
-                if part:
-                    await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
         await send({"type": "http.response.body"})
 
 
