@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,24 @@ from tests.servers import free_port, wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@contextmanager
+def running_gateway():
+    """The DICOM gateway on a free loopback port, in this process; yields the port."""
+    port = free_port()
+    server = start_gateway("127.0.0.1", port, block=False)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def gateway(tenant, other_tenant):
     DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
     DicomPeer.objects.for_tenant(other_tenant).create(ae_title="OTHERMOD")
-    port = free_port()
-    server = start_gateway("127.0.0.1", port, block=False)
-    yield port
-    server.shutdown()
-    server.server_close()
+    with running_gateway() as port:
+        yield port
 
 
 def associate(port, called, calling="MODALITY1", contexts=(Verification,)):

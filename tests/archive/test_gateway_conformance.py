@@ -6,15 +6,13 @@ import pytest
 from pynetdicom.sop_class import CTImageStorage
 
 from archive.gateway.models import DicomPeer
-from archive.gateway.server import start_gateway
 from archive.ingest import errors
 from archive.models import Instance, Study
 from archive.storage.tier1 import tier1_path
 from tests.archive.stow_helpers import assert_nothing_stored, files_under, private_dirs  # noqa: F401
-from tests.archive.test_gateway import associate
+from tests.archive.test_gateway import associate, running_gateway
 from tests.archive.test_uid_validation import LONG_STUDY_A, LONG_STUDY_B
 from tests.dicom_factory import make_ct_series
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,11 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def gateway(private_dirs, tenant):  # noqa: F811 - the spool must be this test's before the gateway starts
     DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
-    port = free_port()
-    server = start_gateway("127.0.0.1", port, block=False)
-    yield port
-    server.shutdown()
-    server.server_close()
+    with running_gateway() as port:
+        yield port
 
 
 def send(port, tenant, datasets) -> list[int]:
