@@ -11,7 +11,7 @@ from tests.servers import WebServer, wait_for
 
 
 def _group_members(pgid: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pgid=,pid=,cmd="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pgid=,pid=,cmd="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if line.split()[0] == str(pgid)]
 
 
