@@ -44,6 +44,17 @@ def copy_check(instance, region: str) -> CopyCheck:
         stream = object_open(region, instance.storage_key)
     except ObjectMissing as exc:
         return CopyCheck(False, "missing", str(exc))
+    try:
+        return stream_check(instance, stream)
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+
+
+def stream_check(instance, stream: BinaryIO) -> CopyCheck:
+    """Read an encrypted copy of `instance` from `stream` (a region's object, or the tier-1
+    file) to its end, decrypt it and compare it with the index; the caller closes it."""
     tee = Tee(stream)
     plain_sha, plain_size, key_id = hashlib.sha256(), 0, None
 
@@ -64,10 +75,6 @@ def copy_check(instance, region: str) -> CopyCheck:
         if "unknown" in str(exc):
             return CopyCheck(False, "corrupt", str(exc), key_id=key_id)
         raise
-    finally:
-        close = getattr(stream, "close", None)
-        if close:
-            close()
     if plain_size != instance.size_bytes or plain_sha.hexdigest() != instance.sha256:
         return CopyCheck(False, "corrupt", "decrypted content does not match the checksum "
                          "recorded at ingest", key_id=key_id)

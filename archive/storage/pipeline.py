@@ -7,7 +7,6 @@ equally valid ciphertext; verification decrypts what is actually stored). The ou
 done when both regions hold a verified copy; `outbox_sweep` re-drives rows left idle.
 """
 
-import hashlib
 import logging
 from datetime import timedelta
 
@@ -16,9 +15,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from archive.models import Instance, Outbox
-from archive.storage.crypto import decrypt_chunks
-from archive.storage.integrity import Tee, copy_check
-from archive.storage.keys import data_key_for, key_export
+from archive.storage.integrity import copy_check, stream_check
+from archive.storage.keys import key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.objects import object_open, object_put
 from archive.storage.regions import PRIMARY, REGIONS, SECONDARY
@@ -105,19 +103,11 @@ def copy_upload(instance: Instance, region: str) -> None:
 def _tier1_check(instance: Instance, fh) -> tuple[str, int, int]:
     """(ciphertext SHA-256, size, key id) of an open tier-1 file, once its plaintext has
     been decrypted and matched with the ingest checksum."""
-    tee = Tee(fh)
-    key_ids = []
-
-    def lookup(kid: int) -> bytes:
-        key_ids.append(kid)
-        return data_key_for(tenant_id=instance.tenant_id, key_id=kid)
-
-    plain = hashlib.sha256()
-    for chunk in decrypt_chunks(tee, key_lookup=lookup):
-        plain.update(chunk)
-    if plain.hexdigest() != instance.sha256:
-        raise RuntimeError(f"tier-1 file of instance {instance.pk} no longer matches its ingest checksum")
-    return tee.sha256.hexdigest(), tee.size, key_ids[0]
+    check = stream_check(instance, fh)
+    if not check.ok:
+        raise RuntimeError(f"tier-1 file of instance {instance.pk} no longer matches its ingest "
+                           f"checksum: {check.detail}")
+    return check.cipher_sha256, check.cipher_size, check.key_id
 
 
 def copy_verify(instance: Instance, region: str) -> bool:

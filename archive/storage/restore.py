@@ -12,7 +12,6 @@ Objects whose clinic is not here are refused and reported. Key documents written
 keys were bound to uuids are matched by the slug they record.
 """
 
-import hashlib
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from archive.ingest.service import Outcome, instance_ingest
 from archive.ingest.spool import spool_chunks
 from archive.models import Instance, Outbox
 from archive.storage import crypto
+from archive.storage.integrity import Tee
 from archive.storage.keys import KeyRefused, data_key_for, key_import
 from archive.storage.models import DataKey, InstanceCopy
 from archive.storage.objects import object_keys, object_open
@@ -105,17 +105,6 @@ class _NotInScope(Exception):
     """The object belongs to another clinic than the one being restored."""
 
 
-class _Tee:
-    def __init__(self, src) -> None:
-        self._src, self.sha256, self.size = src, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
-
-
 def _restore_object(region: str, key: str, owners: dict[int, Tenant], refused: dict[int, str],
                     only: Tenant | None, drive: bool) -> int:
     """Restore one object into the clinic its data key is bound to (its header names the key,
@@ -137,7 +126,7 @@ def _restore_object(region: str, key: str, owners: dict[int, Tenant], refused: d
 
     stream = object_open(region, key)
     try:
-        tee = _Tee(stream)
+        tee = Tee(stream)
         spooled = spool_chunks(crypto.decrypt_chunks(tee, key_lookup=lookup))
         result = instance_ingest(tenant=owner, spooled=spooled, actor=ACTOR, storage_key=key)
     finally:
