@@ -10,7 +10,6 @@
   place with the clinic's active key, after a check against the ingest checksum.
 Run by beat hourly (archive.sweep_leftovers) and by `manage.py spool_sweep`."""
 
-import hashlib
 import logging
 import os
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from archive.ingest.spool import file_sha256
 from archive.models import Instance
 from archive.storage import crypto
 from archive.storage.keys import active_data_key
@@ -122,11 +122,7 @@ def _tier1_batch(batch: list[tuple[str, Path]], result: SweepResult) -> None:
 
 
 def _seal_in_place(instance: Instance, path: Path) -> int:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != instance.sha256:
+    if file_sha256(path) != instance.sha256:
         log.warning("tier 1: plaintext file of instance %s does not match its checksum; left for "
                     "the reader to replace from a region", instance.pk)
         return 0
