@@ -24,7 +24,12 @@ from archive.dicomweb.negotiate import (
     choose_dicom_syntax,
     choose_frame_media,
 )
-from archive.dicomweb.streaming import file_chunks, multipart_response
+from archive.dicomweb.streaming import (
+    file_chunks,
+    multipart_length,
+    multipart_response,
+    new_boundary,
+)
 from archive.dicomweb.transcode import TranscodeError, transcode
 from archive.storage.reader import InstanceUnavailable, open_instance
 from tenants.decorators import require_perm
@@ -53,7 +58,26 @@ def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tup
                 # header saying so, rather than dropping it.
                 log.warning("instance %s sent as stored: cannot transcode to %s", inst.pk, ts,
                             exc_info=True)
-        yield f"application/dicom; transfer-syntax={stored}", file_chunks(open_instance(inst, keys=keys))
+        yield f"application/dicom; transfer-syntax={stored}", _stored_chunks(inst, keys)
+
+
+def _stored_chunks(inst, keys: dict) -> Iterator[bytes]:
+    fh = open_instance(inst, keys=keys)
+    if fh.size != inst.size_bytes:
+        # The response's Content-Length counts the indexed size: a file of another size
+        # must end the response as broken, not shift every byte after it.
+        fh.close()
+        raise InstanceUnavailable(f"instance {inst.pk} reads {fh.size} bytes, indexed as {inst.size_bytes}")
+    return file_chunks(fh)
+
+
+def _as_stored_length(instances, target: str, boundary: str) -> int | None:
+    """The body's length when every instance goes out as stored, else None (a transcoded
+    part's size is known only once it is made)."""
+    if any(target not in (ANY, inst.transfer_syntax_uid) for inst in instances):
+        return None
+    return multipart_length(((f"application/dicom; transfer-syntax={inst.transfer_syntax_uid}",
+                              inst.size_bytes) for inst in instances), boundary)
 
 
 def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
@@ -77,8 +101,10 @@ def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: s
     level = "instance" if sop_uid else "series" if series_uid else "study"
     audit_read(request, action="dicomweb.retrieve", obj_id=instances[0].study_id,
                detail={"what": "instances", "level": level, "instances": len(instances)})
+    boundary = new_boundary()
     return multipart_response(_instance_parts(instances, target, first), "application/dicom",
-                              transfer_syntax=None if target == ANY else target)
+                              transfer_syntax=None if target == ANY else target, boundary=boundary,
+                              length=_as_stored_length(instances, target, boundary))
 
 
 @require_perm("archive.download")

@@ -15,6 +15,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from archive.storage.reader import InstanceUnavailable
 from tenants.audit import AuditEvent
 from tests.archive.dicomweb_data import bearer, bundled, ingest, ingest_datasets, url
 from tests.dicom_factory import make_ct_series, to_bytes
@@ -61,6 +62,32 @@ def test_study_series_instance_retrieve_as_stored(client, tenant, token, ct):
     assert len(series) == 3
     [(_, one)] = parts(client.get(url(tenant, instance_path(ds)), **bearer(token)))
     assert one == to_bytes(ds)
+
+
+def test_a_retrieve_as_stored_says_its_length(client, tenant, token, ct):
+    """Known sizes, so the response has a Content-Length (a viewer shows progress) that is
+    exactly the body's; a part that must be transcoded first leaves it out."""
+    datasets, _ = ct
+    ds = datasets[0]
+    for path in (f"studies/{ds.StudyInstanceUID}", instance_path(ds)):
+        response = client.get(url(tenant, path), **bearer(token))
+        body = b"".join(response.streaming_content)
+        assert int(response["Content-Length"]) == len(body)
+    transcoded = client.get(url(tenant, f"studies/{ds.StudyInstanceUID}"), **bearer(token),
+                            HTTP_ACCEPT=f'multipart/related; type="application/dicom"; '
+                                        f"transfer-syntax={ImplicitVRLittleEndian}")
+    assert transcoded.status_code == 200 and not transcoded.has_header("Content-Length")
+    assert len(parts(transcoded)) == 3
+
+
+def test_a_file_of_another_size_than_indexed_breaks_the_response(client, tenant, token, ct):
+    """With a declared length, a part of another size must not shift the rest: the stream
+    ends as broken at that part."""
+    datasets, instances = ct
+    type(instances[1]).unscoped.filter(pk=instances[1].pk).update(size_bytes=instances[1].size_bytes + 1)
+    response = client.get(url(tenant, f"studies/{datasets[0].StudyInstanceUID}"), **bearer(token))
+    with pytest.raises(InstanceUnavailable):
+        b"".join(response.streaming_content)
 
 
 def test_one_audit_event_per_retrieve(client, tenant, token, ct):
