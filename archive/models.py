@@ -1,4 +1,4 @@
-"""The study index: Patient -> Study -> Series -> Instance, per clinic, plus the outbox.
+"""The study index: Patient -> Study -> Series -> Instance, per clinic.
 
 Patient-level attributes are copied onto Study so that worklist and QIDO study searches
 read one table. Object keys are opaque (no PHI): `<tenant id>/<random hex>`.
@@ -137,40 +137,3 @@ class Instance(TenantOwned):
     @staticmethod
     def new_storage_key(tenant_id: int) -> str:
         return f"{tenant_id}/{uuid.uuid4().hex}"
-
-
-class Outbox(TenantOwned):
-    """Work that must follow a committed change (archive to both regions, billing...).
-
-    Written in the same transaction as the change; a task processes it and sets
-    `done_at`; a periodic sweeper re-drives rows left undone."""
-
-    ARCHIVE = "archive"
-    KIND_CHOICES = [(ARCHIVE, "Archive instance to both regions")]
-
-    kind = models.CharField(max_length=32, choices=KIND_CHOICES)
-    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    done_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["done_at", "next_attempt_at"])]
-
-    def __str__(self) -> str:
-        return f"Outbox {self.kind} {self.pk}"
-
-
-# Models that live with their code: the gateway's peers; durable storage's data keys,
-# per-region copies and fixity audits.
-from archive.gateway.models import DicomPeer  # noqa: E402, F401
-from archive.retention.models import (  # noqa: E402, F401
-    DeletionRequest,
-    RetentionPolicy,
-    StudyRetention,
-    StudyTombstone,
-)
-from archive.storage.models import DataKey, FixityFinding, FixityRun, InstanceCopy  # noqa: E402, F401

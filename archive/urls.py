@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from archive.api import views as api
-from archive.dicomweb import qido, wado
+from archive.dicomweb import qido, stow, wado
 from archive.dicomweb import urls as dicomweb_urls
 from archive.dicomweb.routing import by_method
 from archive.gateway import views as gateway_views
@@ -10,11 +10,11 @@ from archive.views import study, worklist
 app_name = "archive"
 urlpatterns: list = [
     # Shared with QIDO-RS (GET): one path, dispatched by method (archive/dicomweb/routing.py).
-    path("dicomweb/studies", by_method(GET=qido.search_studies, POST="archive.dicomweb.stow.store"),
+    path("dicomweb/studies", by_method(GET=qido.search_studies, POST=stow.store),
          name="dicomweb_studies"),
     # <uid:>, as every DICOMweb UID: a value that is no UID (a NUL, say) is a 404 here.
     path("dicomweb/studies/<uid:study_uid>",
-         by_method(GET=wado.retrieve_study, POST="archive.dicomweb.stow.store"),
+         by_method(GET=wado.retrieve_study, POST=stow.store),
          name="dicomweb_study"),
     # QIDO-RS and WADO-RS (archive/dicomweb/urls.py).
     path("dicomweb/", include(dicomweb_urls.urlpatterns)),

@@ -32,7 +32,7 @@ def _check_broker() -> None:
 
 
 def _check_storage() -> None:
-    from archive.storage.regions import check_regions_reachable
+    from cloudpacs.objectstore.regions import check_regions_reachable
 
     check_regions_reachable()
 

@@ -61,6 +61,12 @@ INSTALLED_APPS = [
     "csp",
     "tenants",
     "archive",
+    # The archive's parts with models, tasks or pages of their own (archive/<name>/).
+    "archive.outbox",
+    "archive.storage",
+    "archive.retention",
+    "archive.gateway",
+    "archive.upload",
     "billing",
 ]
 
@@ -312,7 +318,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "archive-sweep-outbox": {"task": "archive.sweep_outbox", "schedule": 60.0},
+    "outbox-sweep": {"task": "outbox.sweep", "schedule": 60.0},
     "archive-fixity-audit": {"task": "archive.fixity_audit",
                              "schedule": float(envint("FIXITY_AUDIT_INTERVAL_SECONDS", 24 * 3600))},
     "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
@@ -329,7 +335,7 @@ CELERY_BEAT_SCHEDULE["tenants-audit-anchor"] = {"task": "tenants.audit_anchor",
 # database. Embedded mode generates MASTER_KEY_FILE once (production requires the variable).
 CLOUDPACS_MASTER_KEY = envstr("CLOUDPACS_MASTER_KEY")
 MASTER_KEY_FILE = envstr("MASTER_KEY_FILE", str(VAR_DIR / "master.key"))
-# An outbox row not done and untouched this long is re-driven by the sweeper.
+# An outbox row (of any kind) not done and untouched this long is re-driven by the sweeper.
 STORAGE_SWEEP_IDLE_SECONDS = envint("STORAGE_SWEEP_IDLE_SECONDS", 300)
 STORAGE_TASK_MAX_RETRIES = envint("STORAGE_TASK_MAX_RETRIES", 6)
 STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)

@@ -6,7 +6,9 @@ from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from archive.views.dashboard import dashboard
 from cloudpacs import health
+from tenants import urls_clinic
 
 if settings.ADMIN_REQUIRE_2FA:
     # The admin login then asks for a TOTP code; operators enrol at /account/2fa/setup/.
@@ -25,7 +27,9 @@ REDOC_CSP = {
 }
 
 clinic_patterns = [
-    path("", include("tenants.urls_clinic")),
+    # The clinic's landing page shows its archive, so it is the archive's view, in the
+    # namespace of the clinic's own pages (tenants cannot import the archive).
+    path("", include(([path("", dashboard, name="dashboard"), *urls_clinic.urlpatterns], urls_clinic.app_name))),
     path("", include("archive.urls")),
     path("billing/", include("billing.urls")),
 ]

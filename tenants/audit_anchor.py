@@ -18,28 +18,18 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from cloudpacs.objectstore.objects import object_open, object_put
+from cloudpacs.objectstore.regions import REGIONS, region_storage
 from tenants.audit_keys import anchor_key, canonical, mac, same
-from tenants.scoping import TenantOwned
+from tenants.models import AuditAnchorState, AuditEvent
 
 log = logging.getLogger(__name__)
 
 ANCHOR_DIR = "_audit"
 ANCHOR_VERSION = 1
-
-
-class AuditAnchorState(TenantOwned):
-    """The head last anchored in both regions, per clinic (bookkeeping, never trusted)."""
-
-    seq = models.PositiveBigIntegerField()
-    hash = models.CharField(max_length=64)
-    anchored_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_anchor_state")]
 
 
 def anchor_name(tenant_id: int, seq: int) -> str:
@@ -76,8 +66,6 @@ def _parse(region: str, name: str, raw: bytes, tenant_id: int, seq: int) -> Anch
 def anchor_latest(region: str, tenant_id: int) -> Anchor | None:
     """The clinic's newest anchor in `region` (highest seq), or None if it has none.
     Raises whatever the region raises when it cannot be listed or read."""
-    from archive.storage.objects import object_open
-    from archive.storage.regions import region_storage
 
     folder = f"{ANCHOR_DIR}/{tenant_id}"
     try:
@@ -102,7 +90,6 @@ class AnchorRefused(Exception):
 
 
 def _chain_hash_at(tenant_id: int, seq: int) -> str | None:
-    from tenants.audit import AuditEvent
 
     return (AuditEvent.unscoped.filter(tenant_id=tenant_id, seq=seq)
             .values_list("hash", flat=True).first())
@@ -111,8 +98,6 @@ def _chain_hash_at(tenant_id: int, seq: int) -> str | None:
 def anchor_write(*, tenant_id: int, seq: int, hash: str) -> None:
     """Anchor (seq, hash) as the clinic's head in both regions, unless the chain has lost or
     changed the event its newest existing anchor names (then AnchorRefused)."""
-    from archive.storage.objects import object_put
-    from archive.storage.regions import REGIONS
 
     newest = [a for a in (anchor_latest(region, tenant_id) for region in REGIONS)
               if a is not None and a.valid]
@@ -133,7 +118,6 @@ def audit_anchor_run() -> int:
     """Anchor every clinic whose head moved since its last anchor; returns how many were
     anchored. A clinic that fails (region down, chain not matching) is logged and retried
     next run; the others go on."""
-    from tenants.audit import AuditEvent
 
     newest_seq = (AuditEvent.unscoped.filter(tenant_id=OuterRef("tenant_id"))
                   .order_by("-seq").values("seq")[:1])
@@ -172,8 +156,6 @@ def anchors_verify(*, tenant, unreachable: dict[str, str]) -> AnchorReport:
 
     `unreachable` (region -> reason) is shared across clinics: a region that failed once is
     not waited for again in the same run."""
-    from archive.storage.regions import REGIONS
-    from tenants.audit import AuditEvent
 
     report = AnchorReport()
     head = (AuditEvent.objects.for_tenant(tenant).order_by("-seq")

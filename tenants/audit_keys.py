@@ -14,6 +14,9 @@ import json
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.core.exceptions import ImproperlyConfigured
+
+from cloudpacs.objectstore.master_key import master_key
 
 CHAIN_INFO = b"cloudpacs audit chain v1"
 ANCHOR_INFO = b"cloudpacs audit anchor v1"
@@ -24,11 +27,6 @@ class AuditKeyError(Exception):
 
 
 def _master() -> bytes:
-    # Imported here: tenants is loaded before archive, and keys.py imports archive models.
-    from django.core.exceptions import ImproperlyConfigured
-
-    from archive.storage.keys import master_key
-
     try:
         return master_key()
     except ImproperlyConfigured as exc:

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from tenants import roles
+from tenants.audit_keys import canonical, chain_key, key_check_mac, legacy_mac, mac
 from tenants.scoping import TenantOwned
 
 AE_TITLE_RE = re.compile(r"^[A-Z0-9 _\-.]{1,16}$")
@@ -239,4 +240,107 @@ class Invitation(TenantOwned):
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
 
 
-from tenants.audit import AuditEvent  # noqa: E402,F401  (model lives with its chain logic)
+# ---- the audit log (its chain logic is in tenants/audit.py, anchors in audit_anchor.py) ----
+
+GENESIS_HASH = "0" * 64
+SHA256 = 1  # legacy: anyone could recompute it
+HMAC_SHA256 = 2
+HASH_VERSIONS = [(SHA256, "SHA-256 (before keyed hashes)"), (HMAC_SHA256, "HMAC-SHA256")]
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+class AuditEvent(TenantOwned):
+    USER = "user"
+    TOKEN = "token"
+    SHARE = "share"
+    SYSTEM = "system"
+    ANONYMOUS = "anonymous"
+    ACTOR_CHOICES = [(USER, "User"), (TOKEN, "API token"), (SHARE, "Share link"),
+                     (SYSTEM, "System"), (ANONYMOUS, "Anonymous")]
+
+    seq = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ACTOR_CHOICES)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=128, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    hash_version = models.PositiveSmallIntegerField(choices=HASH_VERSIONS, default=HMAC_SHA256)
+
+    class Meta:
+        ordering = ["-seq"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="uniq_audit_seq")]
+        indexes = [models.Index(fields=["tenant", "-seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_label or self.actor_type}"
+
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """The hash of this event's fields under its `hash_version` (`key`: the chain key,
+        looked up when not given)."""
+        fields = {
+            "tenant": self.tenant_id,
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "actor_type": self.actor_type,
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+        }
+        if self.hash_version == SHA256:
+            return hashlib.sha256(canonical(fields)).hexdigest()
+        return mac(key if key is not None else chain_key(), canonical(fields))
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("audit events are never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("audit events are never deleted")
+
+
+class AuditKeyCheck(TenantOwned):
+    """One per clinic with events, written with its first keyed event (or by the migration
+    that introduced keys). `key_check` tells a wrong master key from altered rows;
+    `legacy_mac` fixes how many first events may carry a plain SHA-256 hash."""
+
+    legacy_events = models.PositiveBigIntegerField(default=0)
+    key_check = models.CharField(max_length=64)
+    legacy_mac = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_key_check")]
+
+    @classmethod
+    def build(cls, *, tenant_id: int, legacy_events: int, key: bytes) -> "AuditKeyCheck":
+        return cls(tenant_id=tenant_id, legacy_events=legacy_events,
+                   key_check=key_check_mac(key, tenant_id),
+                   legacy_mac=legacy_mac(key, tenant_id, legacy_events))
+
+
+class AuditAnchorState(TenantOwned):
+    """The head last anchored in both regions, per clinic (bookkeeping, never trusted)."""
+
+    seq = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    anchored_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_anchor_state")]

@@ -1,10 +1,11 @@
 from django.urls import include, path
 
-from tenants.views import clinic_settings, home, members, tokens
+from tenants.views import clinic_settings, members, tokens
 
+# The clinic's pages in the "clinic" namespace; cloudpacs/urls.py adds the landing page
+# (archive.views.dashboard), which shows the archive, to the same namespace.
 app_name = "clinic"
 urlpatterns = [
-    path("", home.dashboard, name="dashboard"),
     path("members/", members.members, name="members"),
     path("members/<int:membership_id>/role/", members.member_role, name="member_role"),
     path("members/<int:membership_id>/remove/", members.member_delete, name="member_remove"),

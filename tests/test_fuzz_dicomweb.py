@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from archive.dicomweb.attributes import INDEXED
+from archive.query.attributes import INDEXED
 from tests.archive.dicomweb_data import bearer, bundled, ingest, ingest_datasets
 from tests.archive.stow_helpers import files_under, multipart, private_dirs  # noqa: F401
 from tests.dicom_factory import make_ct_series, to_bytes

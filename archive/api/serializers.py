@@ -4,7 +4,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from archive.models import Series, Study
-from archive.worklist import DEFAULT_SORT, MAX_NAME_TERMS, MAX_PAGE_SIZE, PAGE_SIZE, SORTS
+from archive.selectors.worklist import DEFAULT_SORT, MAX_NAME_TERMS, MAX_PAGE_SIZE, PAGE_SIZE, SORTS
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -22,9 +22,10 @@ from archive.api.serializers import (
     StudySearchPageSerializer,
     StudySearchSerializer,
 )
+from archive.errors import StudyNotFound
 from archive.models import Study
-from archive.study_detail import study_get, study_series, study_storage_state
-from archive.worklist import WorklistError, WorklistFilters, WorklistPage, worklist_search
+from archive.selectors.studies import study_get, study_series, study_storage_state
+from archive.selectors.worklist import WorklistError, WorklistFilters, WorklistPage, worklist_search
 from tenants.api_auth import HasTenantPerm
 from tenants.audit import audit_record
 
@@ -47,7 +48,7 @@ class ClinicAPIView(APIView):
     def get_study(self, pk: int) -> Study:
         try:
             return study_get(tenant=self.request.tenant, pk=pk)
-        except Study.DoesNotExist:
+        except StudyNotFound:
             raise NotFound("No such study.") from None
 
     def audit(self, request: Request, action: str, **kwargs) -> None:

@@ -6,7 +6,7 @@ SpecificCharacterSet was. Person names become {"Alphabetic", "Ideographic", "Pho
 
 from collections.abc import Callable, Iterable
 
-from archive.dicomweb.attributes import (
+from archive.query.attributes import (
     INDEXED,
     INSTANCE,
     RETRIEVE_URL,

@@ -7,14 +7,16 @@ clients (dicomweb-client, OHIF) accept both.
 
 import json
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 
-from archive import selectors
-from archive.dicomweb.attributes import INSTANCE, REQUIRED, SERIES, STUDY, VISIBLE
 from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
 from archive.dicomweb.json import result_json
-from archive.dicomweb.matching import BadQuery
-from archive.dicomweb.query import MAX_LIMIT, SearchQuery, parse_query
+from archive.dicomweb.query import parse_query
+from archive.errors import NotFound
+from archive.query.attributes import INSTANCE, REQUIRED, SERIES, STUDY, VISIBLE
+from archive.query.matching import BadQuery
+from archive.query.search import MAX_LIMIT, SearchQuery
+from archive.selectors import search
 from tenants.decorators import require_perm
 
 
@@ -44,12 +46,12 @@ def _warnings(request, query: SearchQuery, more: int) -> list[str]:
 def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> HttpResponse:
     try:
         query = parse_query(request.GET, level)
-        search = {STUDY: selectors.study_search, SERIES: selectors.series_search,
-                  INSTANCE: selectors.instance_search}[level]
-        page = search(tenant=request.tenant, query=query, **scope)
+        run = {STUDY: search.study_search, SERIES: search.series_search,
+               INSTANCE: search.instance_search}[level]
+        page = run(tenant=request.tenant, query=query, **scope)
     except BadQuery as exc:
         return error(400, str(exc))
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     # A search under a study (or series) returns that level's attributes only; a search
     # across the clinic returns the parents' attributes too (PS3.18 10.6.3.3).

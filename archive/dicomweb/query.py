@@ -1,36 +1,16 @@
 """Parse a QIDO-RS query string (PS3.18 8.3.4) into a `SearchQuery`."""
 
 import re
-from dataclasses import dataclass, field
 
 from django.http import QueryDict
 
-from archive.dicomweb.attributes import INDEXED, VISIBLE, Attr, UnknownAttribute, resolve
-from archive.dicomweb.matching import BadQuery
+from archive.query.attributes import INDEXED, VISIBLE, UnknownAttribute, resolve
+from archive.query.matching import BadQuery
+from archive.query.search import DEFAULT_LIMIT, MAX_LIMIT, SearchQuery
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 # Parameters that are not attributes. Others (e.g. `emptyvaluematching`) are tolerated.
 CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "orderby", "emptyvaluematching",
-           "multiplevaluematching", "_", "access_token"}
-
-
-@dataclass
-class SearchQuery:
-    level: str
-    filters: list[tuple[Attr, str]] = field(default_factory=list)
-    include: set[str] = field(default_factory=set)  # tags asked for with includefield
-    include_all: bool = False
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    fuzzy: bool = False
-    limit_clamped: bool = False
-    unsupported: list[str] = field(default_factory=list)  # known, but not matchable here
-
-    @property
-    def needs_metadata(self) -> bool:
-        """Whether some returned attribute must come from a stored header."""
-        return self.include_all or any(t not in INDEXED for t in self.include)
+           "multiplevaluematching", "_"}
 
 
 # limit and offset are decimal integers up to 2**31 - 1. A larger limit is absurd, and a

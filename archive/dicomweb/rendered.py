@@ -1,12 +1,13 @@
 """WADO-RS rendered resources and thumbnails (PS3.18 8.3.5.1.3, 10.4.1.1.3, 10.9)."""
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 
-from archive import selectors
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import audit_read, error
 from archive.dicomweb.negotiate import NotAcceptable, choose_image_media
 from archive.dicomweb.render import RenderError, RenderOptions, frame_image, parse_options
+from archive.errors import NotFound
+from archive.selectors import studies
 from archive.storage.reader import InstanceUnavailable, open_instance
 from tenants.decorators import require_perm
 
@@ -43,7 +44,7 @@ def _render(request, inst, frame_number: int, *, what: str, default_viewport=Non
 
 
 def _instance(request, study_uid, series_uid, sop_uid):
-    return selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+    return studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
                                             series_uid=series_uid, sop_uid=sop_uid)[0]
 
 
@@ -51,7 +52,7 @@ def _instance(request, study_uid, series_uid, sop_uid):
 def instance_rendered(request, study_uid: str, series_uid: str, sop_uid: str):
     try:
         inst = _instance(request, study_uid, series_uid, sop_uid)
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     return _render(request, inst, 1, what="rendered")
 
@@ -63,7 +64,7 @@ def frame_rendered(request, study_uid: str, series_uid: str, sop_uid: str, frame
         inst = _instance(request, study_uid, series_uid, sop_uid)
     except fr.FrameError as exc:
         return error(400, str(exc))
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     if len(numbers) != 1:
         return error(400, "render one frame per request")
@@ -80,9 +81,9 @@ def _representative(instances):
 @require_perm("archive.view")
 def thumbnail(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
-        instances = selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+        instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
                                                      series_uid=series_uid, sop_uid=sop_uid)
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     return _render(request, _representative(instances), 1, what="thumbnail",
                    default_viewport=THUMBNAIL_VIEWPORT)

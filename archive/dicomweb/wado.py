@@ -11,9 +11,8 @@ import re
 from collections.abc import Iterator
 
 import pydicom
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 
-from archive import selectors
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
 from archive.dicomweb.json import metadata_json
@@ -31,6 +30,8 @@ from archive.dicomweb.streaming import (
     new_boundary,
 )
 from archive.dicomweb.transcode import TranscodeError, transcode
+from archive.errors import NotFound
+from archive.selectors import studies
 from archive.storage.reader import InstanceUnavailable, open_instance
 from tenants.decorators import require_perm
 
@@ -83,11 +84,11 @@ def _as_stored_length(instances, target: str, boundary: str) -> int | None:
 def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
         target = choose_dicom_syntax(request.headers.get("Accept"))
-        instances = selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+        instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
                                                      series_uid=series_uid, sop_uid=sop_uid)
     except NotAcceptable as exc:
         return error(406, str(exc))
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     first = None
     if target in ENCODABLE and target != instances[0].transfer_syntax_uid:
@@ -125,10 +126,10 @@ def retrieve_instance(request, study_uid: str, series_uid: str, sop_uid: str):
 @require_perm("archive.view")
 def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
-        instances = selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+        instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
                                                      series_uid=series_uid, sop_uid=sop_uid,
                                                      with_metadata=True)
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     root = f"{dicomweb_root(request)}/studies/{study_uid}"
     body = []
@@ -143,7 +144,7 @@ def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: st
 
 
 def one_instance(request, study_uid: str, series_uid: str, sop_uid: str):
-    return selectors.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
+    return studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
                                             series_uid=series_uid, sop_uid=sop_uid)[0]
 
 
@@ -168,7 +169,7 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
         fh = open_instance(inst)
     except fr.FrameError as exc:
         return error(400, str(exc))
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     except NotAcceptable as exc:
         return error(406, str(exc))
@@ -261,7 +262,7 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
     """A BulkDataURI from /metadata. Pixel data answers as its frames (like /frames)."""
     try:
         inst = one_instance(request, study_uid, series_uid, sop_uid)
-    except Http404 as exc:
+    except NotFound as exc:
         return error(404, str(exc))
     if tag_path.upper() == "7FE00010":
         count = inst.number_of_frames or 1

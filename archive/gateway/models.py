@@ -18,6 +18,7 @@ class DicomPeer(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "archive_dicompeer"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant", "ae_title"], name="uniq_peer_ae")]
         ordering = ["ae_title"]
 

@@ -15,9 +15,11 @@ from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import SpooledFile
-from archive.models import Instance, Outbox, Patient, Series, Study
+from archive.models import Instance, Patient, Series, Study
+from archive.outbox.services import outbox_add
 from archive.retention.services import retention_on_ingest
 from archive.storage.keys import active_data_key
+from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
 from tenants.audit import Actor, audit_record
 
@@ -277,8 +279,8 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext):
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
     Instance.unscoped.bulk_create(instances)
-    outbox = Outbox.unscoped.bulk_create(
-        [Outbox(tenant=tenant, kind=Outbox.ARCHIVE, instance=i) for i in instances])
+    # The archive work for each instance commits with it (published once it has).
+    outbox_add(tenant=tenant, kind=ARCHIVE, subjects=[i.pk for i in instances])
     for series_pk, count in series_counts.items():
         Series.unscoped.filter(pk=series_pk).update(num_instances=F("num_instances") + count)
     now = timezone.now()
@@ -299,17 +301,4 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext):
         if result.new_study:
             audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",
                          obj_id=result.instance.study_id, detail={"modality": accepted.parsed.series["modality"]})
-    outbox_ids = [row.pk for row in outbox]
-    transaction.on_commit(lambda: _enqueue(outbox_ids))
     return results
-
-
-def _enqueue(outbox_ids: list[int]) -> None:
-    """Hand the outbox rows to workers. If the broker is down the sweeper re-drives them."""
-    try:
-        from archive.tasks import process_outboxes
-
-        process_outboxes.delay(outbox_ids)
-    except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
-        log.warning("could not enqueue outbox rows %s; the sweeper will re-drive them", outbox_ids,
-                    exc_info=True)

@@ -12,9 +12,11 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from archive.models import Instance, Patient, Series, Study
+from archive.outbox.models import Outbox
 from archive.retention.models import DeletionRequest, StudyTombstone
 from archive.retention.purge import tombstone_purge_finish
 from archive.retention.services import study_retention
+from archive.storage.pipeline import ARCHIVE
 from tenants.audit import Actor, audit_record
 from tenants.models import Invitation, Membership
 
@@ -148,8 +150,9 @@ def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now)
         requested_by_email=requester.email if requester else "", approved_by=approver,
         approved_by_email=approver.email, requested_at=request.requested_at, deleted_at=now,
         storage_keys=keys)
-    # Per-region copy rows and outbox rows go with their instances (CASCADE); the
+    # Per-region copy rows go with their instances (CASCADE), their archive work too; the
     # retention row with the study; requests keep their UID and lose the link.
+    Outbox.objects.for_tenant(tenant).filter(kind=ARCHIVE, subject_id__in=instances.values("pk")).delete()
     instances.delete()
     Series.objects.for_tenant(tenant).filter(study=study).delete()
     patient_id = study.patient_id

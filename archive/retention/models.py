@@ -28,7 +28,7 @@ class RetentionPolicy(TenantOwned):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_retentionpolicy"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_retention_policy")]
         verbose_name_plural = "retention policies"
 
@@ -50,7 +50,7 @@ class StudyRetention(TenantOwned):
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_studyretention"  # made under the archive app; kept
         indexes = [models.Index(fields=["tenant", "retain_until"])]
 
     def __str__(self) -> str:
@@ -80,7 +80,7 @@ class DeletionRequest(TenantOwned):
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_deletionrequest"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["study"], condition=Q(state="pending"),
                                                name="uniq_pending_deletion")]
         indexes = [models.Index(fields=["tenant", "state", "-requested_at"])]
@@ -114,7 +114,7 @@ class StudyTombstone(TenantOwned):
     purge_error = models.TextField(blank=True)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_studytombstone"  # made under the archive app; kept
         indexes = [models.Index(fields=["tenant", "study_instance_uid"])]
 
     def __str__(self) -> str:

@@ -10,9 +10,9 @@ import logging
 from django.utils import timezone
 
 from archive.retention.models import StudyTombstone
-from archive.storage.objects import object_delete
-from archive.storage.regions import REGIONS
 from archive.storage.tier1 import tier1_delete
+from cloudpacs.objectstore.objects import object_delete
+from cloudpacs.objectstore.regions import REGIONS
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from archive.models import Instance
 from archive.storage.integrity import copy_check
 from archive.storage.models import FixityFinding, FixityRun, InstanceCopy
-from archive.storage.objects import object_open, object_put
-from archive.storage.regions import REGIONS
+from cloudpacs.objectstore.objects import object_open, object_put
+from cloudpacs.objectstore.regions import REGIONS
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)

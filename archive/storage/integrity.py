@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from archive.storage import crypto
 from archive.storage.keys import KeyUnavailable, data_key_for
-from archive.storage.objects import ObjectMissing, object_open
+from cloudpacs.objectstore.objects import ObjectMissing, object_open
 
 
 @dataclass

@@ -1,72 +1,27 @@
 """Envelope encryption keys: one data key per clinic, wrapped by the master key.
 
-The master key lives outside the database: CLOUDPACS_MASTER_KEY (base64 of 32 bytes) or,
-in the embedded mode only, a file generated once under var/ (settings.MASTER_KEY_FILE).
-Production refuses to start without the variable (see settings.py).
+The master key (cloudpacs/objectstore/master_key.py) lives outside the database.
 """
 
 import base64
-import functools
-import hashlib
 import io
 import json
 import logging
 import os
 import uuid
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
 from archive.storage.models import DataKey
+from cloudpacs.objectstore.master_key import master_key, master_key_id
 
 log = logging.getLogger(__name__)
 
 
 class KeyUnavailable(Exception):
     """A data key cannot be unwrapped or found (wrong master key, unknown key id)."""
-
-
-def _decode_master(value: str) -> bytes:
-    try:
-        key = base64.b64decode(value, validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ImproperlyConfigured("CLOUDPACS_MASTER_KEY must be base64 of exactly 32 bytes")
-    return key
-
-
-@functools.cache
-def master_key() -> bytes:
-    if settings.CLOUDPACS_MASTER_KEY:
-        return _decode_master(settings.CLOUDPACS_MASTER_KEY)
-    if settings.PRODUCTION:
-        raise ImproperlyConfigured("CLOUDPACS_MASTER_KEY is not set")
-    path = Path(settings.MASTER_KEY_FILE)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it a moment ago
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(base64.b64encode(os.urandom(32)).decode() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            log.warning("generated a master key in %s (embedded mode). Back it up: without it "
-                        "the archive cannot be decrypted. Set CLOUDPACS_MASTER_KEY in production.",
-                        path)
-    return _decode_master(path.read_text().strip())
-
-
-def master_key_id() -> str:
-    """A short fingerprint of the master key, safe to log and show."""
-    return hashlib.sha256(b"cloudpacs-master-key-id" + master_key()).hexdigest()[:16]
 
 
 # A wrapped key binds (as AAD) the clinic's durable uuid and the key version, so a row or
@@ -144,7 +99,7 @@ def key_export(*, region: str, key_id: int) -> None:
     """Keep a (still wrapped) copy of a data key beside the objects in `region`, so the
     archive can be rebuilt from that region alone (restore_from_region). Safe to publish:
     without the master key it is useless."""
-    from archive.storage.objects import object_exists, object_put
+    from cloudpacs.objectstore.objects import object_exists, object_put
 
     if (region, key_id) in _exported:
         return
@@ -173,7 +128,7 @@ def _upgraded(row: DataKey) -> DataKey:
 def data_keys_upgrade(regions) -> int:
     """Re-wrap every old-format data key for its clinic's uuid and replace its key document in
     `regions`, so a later restore matches it by uuid (not by slug). Returns how many."""
-    from archive.storage.objects import object_put
+    from cloudpacs.objectstore.objects import object_put
 
     upgraded = 0
     for row in DataKey.unscoped.select_related("tenant").order_by("pk"):

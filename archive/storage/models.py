@@ -20,7 +20,7 @@ class DataKey(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_datakey"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant", "version"], name="uniq_datakey_version")]
 
     def __str__(self) -> str:
@@ -48,7 +48,7 @@ class InstanceCopy(TenantOwned):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_instancecopy"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["instance", "region"], name="uniq_copy_region")]
         indexes = [models.Index(fields=["tenant", "region", "state"])]
         verbose_name_plural = "instance copies"
@@ -69,7 +69,7 @@ class FixityRun(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_fixityrun"  # made under the archive app; kept
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
@@ -92,7 +92,7 @@ class FixityFinding(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        app_label = "archive"
+        db_table = "archive_fixityfinding"  # made under the archive app; kept
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

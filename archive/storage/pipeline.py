@@ -1,29 +1,32 @@
 """The durable-storage pipeline: archive -> verify -> replicate -> verify, per instance.
 
-Each step takes an outbox id, loads the state from the database, does one thing, records
-the result and hands over to `outbox_process`, which picks the next step from the
-recorded state. Every step is safe to run twice or concurrently (uploads overwrite with an
-equally valid ciphertext; verification decrypts what is actually stored). The outbox row is
-done when both regions hold a verified copy; `outbox_sweep` re-drives rows left idle.
+Ingest writes one outbox row of kind ARCHIVE per instance (subject: the instance). Its
+handler (archive/storage/handlers.py) picks the next step from the recorded copy states
+and queues it; each step (`step_run`) loads the state from the database, does one thing,
+records the result and advances the row again. Every step is safe to run twice or
+concurrently (uploads overwrite with an equally valid ciphertext; verification decrypts
+what is actually stored). The row is done when both regions hold a verified copy.
 """
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
+from archive.outbox.services import outbox_advance, outbox_record_failure
 from archive.storage.integrity import copy_check, stream_check
 from archive.storage.keys import key_export
 from archive.storage.models import InstanceCopy
-from archive.storage.objects import object_open, object_put
-from archive.storage.regions import PRIMARY, REGIONS, SECONDARY
 from archive.storage.tier1 import tier1_path
+from cloudpacs.objectstore.objects import object_open, object_put
+from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 log = logging.getLogger(__name__)
 
+# The outbox kind of this work; the row's subject is the instance.
+ARCHIVE = "archive"
 UPLOAD, VERIFY = "upload", "verify"
 # Verification failures of one copy before it is marked failed (the sweeper retries later).
 MAX_VERIFY_FAILURES = 3
@@ -133,85 +136,51 @@ def copy_verify(instance: Instance, region: str) -> bool:
     return False
 
 
-def _load(outbox_id: int) -> Outbox | None:
-    return Outbox.unscoped.select_related("instance", "instance__tenant").filter(pk=outbox_id).first()
-
-
-def _touch(outbox_id: int, **fields) -> None:
-    Outbox.unscoped.filter(pk=outbox_id).update(next_attempt_at=timezone.now(), **fields)
-
-
-def outbox_process(outbox_id: int) -> tuple[str, str] | None:
-    """Advance one outbox row: mark it done, or enqueue its next step. Idempotent."""
-    row = _load(outbox_id)
-    if row is None or row.done_at is not None or row.kind != Outbox.ARCHIVE:
+def _instance(outbox_id: int) -> Instance | None:
+    """The instance an undone ARCHIVE row is about; None when the row is done or gone, or
+    the instance was deleted since (retention): nothing is left to do then."""
+    row = Outbox.unscoped.filter(pk=outbox_id, kind=ARCHIVE, done_at=None).values_list("subject_id").first()
+    if row is None:
         return None
-    if row.instance is None:  # the instance was deleted (retention): nothing left to do
-        _touch(outbox_id, done_at=timezone.now())
-        return None
-    step = next_step(row.instance)
-    if step is None:
-        _touch(outbox_id, done_at=timezone.now(), last_error="")
-        return None
-    _touch(outbox_id)
-    from archive import tasks
-
-    task = tasks.upload_copy if step[0] == UPLOAD else tasks.verify_copy
-    task.delay(outbox_id, step[1])
-    return step
+    return Instance.unscoped.select_related("tenant").filter(pk=row[0]).first()
 
 
 def step_run(outbox_id: int, step: str, region: str) -> None:
     """Run one step (called by the tasks), record a failure on the outbox row, then advance."""
-    row = _load(outbox_id)
-    if row is None or row.done_at is not None or row.instance is None:
+    instance = _instance(outbox_id)
+    if instance is None:
+        outbox_advance(outbox_id)  # marks a row whose instance is gone done
         return
     try:
         if step == UPLOAD:
-            copy_upload(row.instance, region)
+            copy_upload(instance, region)
         else:
-            copy_verify(row.instance, region)
+            copy_verify(instance, region)
     except Exception as exc:
-        _touch(outbox_id, last_error=f"{step} {region}: {exc}"[:2000])
+        outbox_record_failure(outbox_id, f"{step} {region}: {exc}")
         raise
-    outbox_process(outbox_id)
+    outbox_advance(outbox_id)
 
 
 def outbox_drive_inline(outbox_id: int) -> bool:
-    """Run every remaining step in this process (restore, tests, management commands)."""
+    """Run every remaining step of an ARCHIVE row in this process (restore, tests,
+    management commands); True once both regions hold a verified copy."""
     for _ in range(12):
-        row = _load(outbox_id)
-        if row is None or row.instance is None:
+        instance = _instance(outbox_id)
+        if instance is None:
             return False
-        step = next_step(row.instance)
+        step = next_step(instance)
         if step is None:
-            _touch(outbox_id, done_at=timezone.now(), last_error="")
+            Outbox.unscoped.filter(pk=outbox_id).update(done_at=timezone.now(), last_error="",
+                                                        next_attempt_at=timezone.now())
             return True
         if step[0] == UPLOAD:
-            copy_upload(row.instance, step[1])
+            copy_upload(instance, step[1])
         else:
-            copy_verify(row.instance, step[1])
+            copy_verify(instance, step[1])
     return False
 
 
-def outbox_sweep(*, limit: int = 1000) -> int:
-    """Re-drive archive rows not done and idle longer than STORAGE_SWEEP_IDLE_SECONDS.
-
-    Covers a lost broker message, a worker killed mid-step and retries given up during an
-    outage. Returns how many rows were re-driven."""
-    cutoff = timezone.now() - timedelta(seconds=settings.STORAGE_SWEEP_IDLE_SECONDS)
-    ids = list(Outbox.unscoped.filter(kind=Outbox.ARCHIVE, done_at=None, next_attempt_at__lte=cutoff)
-               .order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:limit])
-    redriven = 0
-    for pk, seen in ids:
-        # Claim the row (the compare on next_attempt_at stops two sweepers doubling up).
-        if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
-                next_attempt_at=timezone.now(), attempts=F("attempts") + 1):
-            try:
-                outbox_process(pk)
-                redriven += 1
-            except Exception:  # noqa: BLE001 - broker down: the next sweep tries again
-                log.warning("sweeper could not re-drive outbox %s", pk, exc_info=True)
-    if redriven:
-        log.info("sweeper re-drove %d outbox rows", redriven)
-    return redriven
+def archive_row_for(instance: Instance) -> Outbox | None:
+    """The instance's ARCHIVE outbox row."""
+    return Outbox.unscoped.filter(kind=ARCHIVE, subject_id=instance.pk).order_by("-pk").first()

@@ -8,15 +8,15 @@ segment as it reads."""
 import logging
 from typing import BinaryIO
 
+from archive.models import Instance
 from archive.storage.crypto import DecryptionError
 from archive.storage.keys import data_key_for
 from archive.storage.tier1 import tier1_open
+from archive.storage.tiers import InstanceUnavailable, instance_local_path
+
+__all__ = ["InstanceUnavailable", "open_instance"]
 
 log = logging.getLogger(__name__)
-
-
-class InstanceUnavailable(Exception):
-    """The instance is indexed but its bytes cannot be read from any store."""
 
 
 def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
@@ -28,8 +28,6 @@ def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
     a caller that opens many instances in one request (a series) keeps for the request:
     each data key is then looked up once, not once per instance (the look-up is a query
     that cost more than decrypting a CT slice)."""
-    from archive.models import Instance
-
     if getattr(instance, "tenant_id", None) is None:
         instance = Instance.unscoped.filter(storage_key=instance.storage_key).first()
         if instance is None:
@@ -51,8 +49,6 @@ def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
         log.warning("tier-1 file of instance %s is unreadable (%s); reading a region copy",
                     getattr(instance, "pk", "?"), exc)
     # Not in tier 1 (evicted, or a lost local disk): fetch from the regions.
-    from archive.storage.tiers import instance_local_path
-
     if not isinstance(instance, Instance) or not instance.sha256:
         instance = Instance.unscoped.filter(storage_key=instance.storage_key).first()
         if instance is None:

@@ -23,13 +23,13 @@ from django.utils import timezone
 
 from archive.ingest.service import Outcome, instance_ingest
 from archive.ingest.spool import spool_chunks
-from archive.models import Instance, Outbox
+from archive.models import Instance
 from archive.storage import crypto
 from archive.storage.integrity import Tee
 from archive.storage.keys import KeyRefused, data_key_for, key_import
 from archive.storage.models import DataKey, InstanceCopy
-from archive.storage.objects import object_keys, object_open
-from archive.storage.pipeline import outbox_drive_inline
+from archive.storage.pipeline import archive_row_for, outbox_drive_inline
+from cloudpacs.objectstore.objects import object_keys, object_open
 from tenants.audit import Actor
 from tenants.models import Tenant
 
@@ -141,7 +141,7 @@ def _restore_object(region: str, key: str, owners: dict[int, Tenant], refused: d
                   "cipher_size": tee.size, "key_id": key_id, "uploaded_at": now,
                   "verified_at": now, "checked_at": now, "updated_at": now})
     if drive:
-        outbox_drive_inline(Outbox.unscoped.get(instance=instance, kind=Outbox.ARCHIVE).pk)
+        outbox_drive_inline(archive_row_for(instance).pk)
     return instance.size_bytes
 
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from archive.models import Instance
 from archive.storage.models import InstanceCopy
-from archive.storage.regions import PRIMARY, REGIONS, SECONDARY
+from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 
 def _verified_everywhere(instances):

@@ -18,12 +18,15 @@ from archive.models import Instance
 from archive.storage import crypto
 from archive.storage.keys import data_key_for
 from archive.storage.models import InstanceCopy
-from archive.storage.objects import ObjectMissing, object_open
-from archive.storage.reader import InstanceUnavailable
-from archive.storage.regions import REGIONS
 from archive.storage.tier1 import tier1_path, tier1_writing
+from cloudpacs.objectstore.objects import ObjectMissing, object_open
+from cloudpacs.objectstore.regions import REGIONS
 
 log = logging.getLogger(__name__)
+
+
+class InstanceUnavailable(Exception):
+    """The instance is indexed but its bytes cannot be read from any store."""
 
 
 class _WritingTee:

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
-from archive.worklist import (
+from archive.selectors.worklist import (
     DEFAULT_SORT,
     SORTS,
     WorklistError,

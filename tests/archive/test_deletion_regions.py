@@ -7,13 +7,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
 from archive.retention.deletion import deletion_request_approve, deletion_request_create
 from archive.retention.models import StudyTombstone
 from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
-from archive.storage.objects import object_exists
 from archive.storage.tier1 import tier1_path
+from cloudpacs.objectstore.objects import object_exists
 from tenants import roles
 from tenants.audit import Actor
 from tests.archive.retention_helpers import ingest_series, past, tier1  # noqa: F401

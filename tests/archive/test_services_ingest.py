@@ -5,7 +5,9 @@ from pydicom.data import get_testdata_file
 
 from archive.ingest.service import Outcome, instance_ingest
 from archive.ingest.spool import spool_chunks
-from archive.models import Instance, Outbox, Study
+from archive.models import Instance, Study
+from archive.outbox.models import Outbox
+from archive.storage.pipeline import ARCHIVE
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
 from tenants.audit import Actor
@@ -30,7 +32,7 @@ def test_stores_indexes_and_queues(tenant):
     with open_instance(instance) as fh:  # tier 1 holds it encrypted
         assert fh.read() == to_bytes(datasets[0])
     assert b"DICM" not in tier1_path(instance.storage_key).read_bytes()
-    assert Outbox.objects.for_tenant(tenant).filter(instance=instance, kind=Outbox.ARCHIVE).count() == 1
+    assert Outbox.objects.for_tenant(tenant).filter(subject_id=instance.pk, kind=ARCHIVE).count() == 1
     assert "7FE00010" in instance.metadata and "BulkDataURI" in instance.metadata["7FE00010"]
 
 

@@ -3,7 +3,8 @@
 import archive.ingest.service as service
 from archive.ingest.service import Outcome, instances_ingest
 from archive.ingest.spool import spool_chunks
-from archive.models import Instance, Outbox, Study
+from archive.models import Instance, Study
+from archive.outbox.models import Outbox
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
 from tenants.audit import Actor

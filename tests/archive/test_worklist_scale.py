@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from archive.models import Study
-from archive.worklist import WorklistFilters, worklist_search
+from archive.selectors.worklist import WorklistFilters, worklist_search
 from tenants import roles
 from tests.archive.study_rows import bulk_studies, make_study
 

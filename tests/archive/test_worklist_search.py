@@ -1,11 +1,11 @@
-"""archive.worklist.worklist_search: filters, sorts, keyset pages, clinic scoping."""
+"""archive.selectors.worklist.worklist_search: filters, sorts, keyset pages, clinic scoping."""
 
 from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 
-from archive.worklist import (
+from archive.selectors.worklist import (
     WorklistError,
     WorklistFilters,
     display_name,

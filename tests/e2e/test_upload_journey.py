@@ -8,7 +8,8 @@ import zipfile
 import pytest
 from pydicom.uid import generate_uid
 
-from archive.models import Instance, Outbox, Study
+from archive.models import Instance, Study
+from archive.outbox.models import Outbox
 from tenants import roles
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.e2e.conftest import fits_screen, log_in, nav_to, snap

@@ -14,7 +14,7 @@ TEST_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 @pytest.fixture(autouse=True)
 def master_key(settings):
-    from archive.storage.keys import master_key as cached
+    from cloudpacs.objectstore.master_key import master_key as cached
 
     settings.CLOUDPACS_MASTER_KEY = TEST_MASTER_KEY
     cached.cache_clear()

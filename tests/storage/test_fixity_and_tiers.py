@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
 from archive.storage import pipeline
 from archive.storage.fixity import fixity_run
 from archive.storage.models import FixityFinding, InstanceCopy
@@ -98,7 +99,7 @@ def test_tier1_evicted_only_when_old_and_verified_in_both_regions(tenant, s3_reg
     old = timezone.now() - timedelta(days=8)
     Instance.objects.for_tenant(tenant).update(created_at=old)
     both, primary_only, none = instances
-    pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(instance=both).pk)
+    pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=both.pk).pk)
     pipeline.copy_upload(primary_only, "primary")
     pipeline.copy_verify(primary_only, "primary")
     assert tier1_evict() == 1
@@ -116,8 +117,8 @@ def test_operator_page_lists_runs_and_findings(tenant, archived, seaweed, login,
     (bad, _), _ = archived
     _flip_byte(seaweed["primary"], bad.storage_key)
     run = fixity_run(limit=0)
-    page = admin_client.get(f"/admin/archive/fixityrun/{run.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/storage/fixityrun/{run.pk}/change/").content.decode()
     assert "corrupt" in page and "repaired" in page and "primary" in page
-    listing = admin_client.get("/admin/archive/fixityfinding/").content.decode()
+    listing = admin_client.get("/admin/storage/fixityfinding/").content.decode()
     assert bad.storage_key in listing or str(bad.pk) in listing
-    assert admin_client.get("/admin/archive/instancecopy/").status_code == 200
+    assert admin_client.get("/admin/storage/instancecopy/").status_code == 200

@@ -6,12 +6,12 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from archive.models import Outbox
+from archive.outbox.models import Outbox
 from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
-from archive.storage.objects import object_open
 from archive.storage.reader import open_instance
 from archive.storage.selectors import instance_copies_summary
+from cloudpacs.objectstore.objects import object_open
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port
@@ -83,7 +83,7 @@ def test_storage_status_unknown_clinic(db):
 
 def test_copies_summary_for_study_page(tenant, s3_regions):
     instances = ingest(tenant, 2)
-    row = Outbox.objects.for_tenant(tenant).filter(instance=instances[0]).get()
+    row = Outbox.objects.for_tenant(tenant).filter(subject_id=instances[0].pk).get()
     pipeline.outbox_drive_inline(row.pk)
     summary = instance_copies_summary(instances[0].study)
     states = {r["id"]: (r["primary"], r["secondary"]) for r in summary["instances"]}

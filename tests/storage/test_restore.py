@@ -8,7 +8,8 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db.models import ProtectedError, RestrictedError
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
 from archive.storage import keys, pipeline
 from archive.storage.reader import open_instance
 from archive.storage.selectors import storage_status
@@ -40,7 +41,8 @@ def fresh_buckets(s3_regions, seaweed, settings):
 
 def _wipe_index(tenant):
     """Delete every archive row of the clinic (as if the database were lost); clinics stay."""
-    models = [m for m in apps.get_app_config("archive").get_models() if hasattr(m, "unscoped")]
+    models = [m for config in apps.get_app_configs() if config.name.split(".")[0] == "archive"
+              for m in config.get_models() if hasattr(m, "unscoped")]
     for _ in range(len(models) + 1):
         left = False
         for model in models:

@@ -8,7 +8,7 @@ import time
 
 from botocore.config import Config
 
-from archive.models import Outbox
+from archive.outbox.models import Outbox
 from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path

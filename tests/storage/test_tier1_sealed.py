@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
 from archive.storage import crypto, pipeline
 from archive.storage.keys import active_data_key
 from archive.storage.leftovers import leftovers_sweep
@@ -85,7 +86,7 @@ def test_decrypting_reader_refuses_altered_or_truncated_files(damage):
 def test_pipeline_uploads_the_tier1_ciphertext_as_it_is(tenant, s3_regions, seaweed):
     instance = ingest_bytes(tenant, to_bytes(make_ct_series(1, patient_name=NAME)[0])).instance
     sealed = tier1_path(instance.storage_key).read_bytes()
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(instance=instance).pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=instance.pk).pk)
     for region, server in seaweed.items():
         stored = server.client().get_object(Bucket=server.bucket, Key=instance.storage_key)["Body"].read()
         assert stored == sealed

@@ -4,10 +4,11 @@ instance ends up verified in both regions."""
 
 import pytest
 
-from archive.models import Instance, Outbox
+from archive.models import Instance
+from archive.outbox.models import Outbox
+from archive.outbox.services import outbox_sweep
 from archive.storage.integrity import copy_check
 from archive.storage.models import InstanceCopy
-from archive.storage.pipeline import outbox_sweep
 from archive.storage.selectors import storage_status
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes

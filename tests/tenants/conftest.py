@@ -11,7 +11,7 @@ AUDIT_TEST_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
 def use_master_key(settings, value: str) -> None:
-    from archive.storage.keys import master_key
+    from cloudpacs.objectstore.master_key import master_key
 
     settings.CLOUDPACS_MASTER_KEY = value
     master_key.cache_clear()
@@ -21,7 +21,7 @@ def use_master_key(settings, value: str) -> None:
 def audit_master_key(settings):
     use_master_key(settings, AUDIT_TEST_MASTER_KEY)
     yield base64.b64decode(AUDIT_TEST_MASTER_KEY)
-    from archive.storage.keys import master_key
+    from cloudpacs.objectstore.master_key import master_key
 
     master_key.cache_clear()
 

@@ -4,8 +4,8 @@ safe to interrupt and run again (what is indexed already is skipped)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from archive.storage.regions import REGIONS
 from archive.storage.restore import RestoreReport, region_restore
+from cloudpacs.objectstore.regions import REGIONS
 from tenants.models import Tenant
 
 

@@ -6,7 +6,7 @@ uuid rather than by the slug an old key document records. Safe to run again."""
 from django.core.management.base import BaseCommand
 
 from archive.storage.keys import data_keys_upgrade
-from archive.storage.regions import REGIONS
+from cloudpacs.objectstore.regions import REGIONS
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from django.core.files import File
 
-from archive.storage.regions import region_storage
+from cloudpacs.objectstore.regions import region_storage
 
 
 class ObjectMissing(Exception):

@@ -12,7 +12,9 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from archive.gateway.models import DicomPeer
-from archive.models import Outbox, Study
+from archive.models import Study
+from archive.outbox.models import Outbox
+from archive.storage.pipeline import ARCHIVE
 
 # More allowed peers than this are summarised as a count.
 PEERS_SHOWN = 10
@@ -43,7 +45,7 @@ class DicomConnection:
 def archive_summary(*, tenant) -> ArchiveSummary:
     totals = Study.objects.for_tenant(tenant).aggregate(
         studies=Count("pk"), instances=Sum("num_instances"), size=Sum("size_bytes"))
-    outbox = (Outbox.objects.for_tenant(tenant).filter(kind=Outbox.ARCHIVE, done_at__isnull=True)
+    outbox = (Outbox.objects.for_tenant(tenant).filter(kind=ARCHIVE, done_at__isnull=True)
               .aggregate(pending=Count("pk"), failing=Count("pk", filter=Q(attempts__gt=0))))
     return ArchiveSummary(studies=totals["studies"], instances=totals["instances"] or 0,
                           size_bytes=totals["size"] or 0, archive_pending=outbox["pending"],

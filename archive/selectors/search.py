@@ -1,5 +1,5 @@
-"""Reads of the study index, always scoped to one clinic. QIDO-RS, WADO-RS, the worklist
-and the DIMSE gateway call these; none of them builds its own tenant query.
+"""Attribute searches of the study index (PS3.4 C.2.2.2 matching, via archive.query):
+QIDO-RS today, C-FIND next, one model and one matcher for both.
 
 A search is one SQL query (plus a COUNT only when the page is full, to say how many more
 there are); attributes that are not columns come from one representative instance's
@@ -9,12 +9,12 @@ stored header, fetched by a subquery in that same statement.
 from dataclasses import dataclass, field
 
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
-from django.http import Http404
 
-from archive.dicomweb.attributes import SERIES, STUDY
-from archive.dicomweb.matching import attr_q
-from archive.dicomweb.query import SearchQuery
 from archive.models import Instance, Series, Study
+from archive.query.attributes import SERIES, STUDY
+from archive.query.matching import attr_q
+from archive.query.search import SearchQuery
+from archive.selectors.studies import series_get, study_get
 
 PREFIX = {
     STUDY: {STUDY: ""},
@@ -53,21 +53,6 @@ def _representative(tenant, **outer) -> Subquery:
     return Subquery(inner, output_field=JSONField())
 
 
-def study_get(*, tenant, study_uid: str) -> Study:
-    study = Study.objects.for_tenant(tenant).filter(study_instance_uid=study_uid).first()
-    if study is None:
-        raise Http404("No such study")
-    return study
-
-
-def series_get(*, tenant, study_uid: str, series_uid: str) -> Series:
-    series = (Series.objects.for_tenant(tenant).select_related("study")
-              .filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid).first())
-    if series is None:
-        raise Http404("No such series")
-    return series
-
-
 def study_search(*, tenant, query: SearchQuery) -> SearchPage:
     qs = Study.objects.for_tenant(tenant).filter(_filters(query))
     if query.needs_metadata:
@@ -92,29 +77,3 @@ def instance_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
     elif study_uid is not None:
         qs = qs.filter(study=study_get(tenant=tenant, study_uid=study_uid))
     return _page(qs.order_by("study_id", "series_id", "instance_number", "pk"), query)
-
-
-# ---- retrieval -------------------------------------------------------------------------
-
-# tenant_id: the reader finds the clinic's data key with it (tier 1 is encrypted).
-RETRIEVE_FIELDS = ("pk", "tenant_id", "study_id", "series_id", "sop_instance_uid", "sop_class_uid",
-                   "transfer_syntax_uid", "storage_key", "size_bytes", "number_of_frames",
-                   "rows", "columns", "instance_number",
-                   "study__study_instance_uid", "series__series_instance_uid")
-
-
-def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
-                           sop_uid: str | None = None, with_metadata: bool = False) -> list[Instance]:
-    """The instances of a study, series or single instance, in series/instance order.
-    Raises Http404 if there are none (unknown UID, or another clinic's)."""
-    qs = (Instance.objects.for_tenant(tenant).select_related("study", "series")
-          .filter(study__study_instance_uid=study_uid))
-    if series_uid is not None:
-        qs = qs.filter(series__series_instance_uid=series_uid)
-    if sop_uid is not None:
-        qs = qs.filter(sop_instance_uid=sop_uid)
-    fields = RETRIEVE_FIELDS + (("metadata",) if with_metadata else ())
-    rows = list(qs.only(*fields).order_by("series__series_number", "series_id", "instance_number", "pk"))
-    if not rows:
-        raise Http404("No such study, series or instance")
-    return rows

@@ -9,7 +9,7 @@ import re
 
 from django.db.models import CharField, Lookup, Q
 
-from archive.dicomweb.attributes import MATCH_COLUMN, Attr
+from archive.query.attributes import MATCH_COLUMN, Attr
 
 
 class BadQuery(ValueError):

@@ -1,0 +1,93 @@
+"""Writing outbox rows and driving them: one entry point for every kind.
+
+`outbox_add` is called inside the transaction of the change the work follows; once that
+commits, the rows go to a worker (`outbox.process`) in one message. `outbox_advance` runs
+a row's handler; `outbox_sweep` re-drives rows that a lost message, a killed worker or an
+outage left undone."""
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from archive.outbox.models import Outbox
+from archive.outbox.registry import handler_for
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "outbox.process"
+
+
+def outbox_add(*, tenant, kind: str, subjects: list[int], payload: dict | None = None) -> list[Outbox]:
+    """One row of `kind` per subject id, published to the workers once the caller's
+    transaction commits."""
+    handler_for(kind)  # an unknown kind is a programming error: fail before anything is written
+    rows = Outbox.unscoped.bulk_create(
+        [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {}) for subject in subjects])
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: outbox_publish(ids))
+    return rows
+
+
+def outbox_publish(ids: list[int]) -> None:
+    """Hand rows to the workers. If the broker is down the sweeper re-drives them."""
+    if not ids:
+        return
+    try:
+        # By name: the task module imports this one, not the other way round.
+        current_app.send_task(PROCESS_TASK, args=[ids])
+    except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
+        log.warning("could not publish outbox rows %s; the sweeper will re-drive them", ids, exc_info=True)
+
+
+def _touch(outbox_id: int, **fields) -> None:
+    Outbox.unscoped.filter(pk=outbox_id).update(next_attempt_at=timezone.now(), **fields)
+
+
+def outbox_advance(outbox_id: int) -> bool | None:
+    """Run one row's handler; mark the row done when the handler says so. Idempotent: a
+    row that is done or gone is left alone (None). A failure is recorded on the row and
+    raised."""
+    row = Outbox.unscoped.select_related("tenant").filter(pk=outbox_id).first()
+    if row is None or row.done_at is not None:
+        return None
+    try:
+        done = handler_for(row.kind)(row)
+    except Exception as exc:
+        _touch(outbox_id, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    if done:
+        _touch(outbox_id, done_at=timezone.now(), last_error="")
+    else:
+        _touch(outbox_id)
+    return done
+
+
+def outbox_record_failure(outbox_id: int, error: str) -> None:
+    """A step run outside `outbox_advance` (a handler's own task) failed."""
+    _touch(outbox_id, last_error=error[:2000])
+
+
+def outbox_sweep(*, limit: int = 1000) -> int:
+    """Re-drive rows of every kind not done and idle longer than STORAGE_SWEEP_IDLE_SECONDS.
+    Returns how many rows were re-driven."""
+    cutoff = timezone.now() - timedelta(seconds=settings.STORAGE_SWEEP_IDLE_SECONDS)
+    candidates = list(Outbox.unscoped.filter(done_at=None, next_attempt_at__lte=cutoff)
+                      .order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:limit])
+    redriven = 0
+    for pk, seen in candidates:
+        # Claim the row (the compare on next_attempt_at stops two sweepers doubling up).
+        if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
+                next_attempt_at=timezone.now(), attempts=F("attempts") + 1):
+            try:
+                outbox_advance(pk)
+                redriven += 1
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.warning("sweeper could not re-drive outbox %s", pk, exc_info=True)
+    if redriven:
+        log.info("sweeper re-drove %d outbox rows", redriven)
+    return redriven

@@ -1,0 +1,101 @@
+"""One study and what hangs off it: the study, a series, its series with sizes, its
+storage state (the study page and API), and the instances a retrieve sends (WADO-RS,
+C-GET next). Unknown or another clinic's objects raise archive.errors.NotFound."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from archive.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
+from archive.models import Instance, Series, Study
+from archive.outbox.models import Outbox
+from archive.storage.pipeline import ARCHIVE
+from archive.storage.selectors import instance_copies_summary
+
+
+def study_get(*, tenant, pk: int | None = None, study_uid: str | None = None) -> Study:
+    """The clinic's study by primary key or by StudyInstanceUID; StudyNotFound otherwise."""
+    lookup = {"pk": pk} if pk is not None else {"study_instance_uid": study_uid}
+    study = Study.objects.for_tenant(tenant).filter(**lookup).first()
+    if study is None:
+        raise StudyNotFound("No such study")
+    return study
+
+
+def series_get(*, tenant, study_uid: str, series_uid: str) -> Series:
+    series = (Series.objects.for_tenant(tenant).select_related("study")
+              .filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid).first())
+    if series is None:
+        raise SeriesNotFound("No such series")
+    return series
+
+
+def study_series(*, study: Study) -> QuerySet:
+    """The study's series in scanner order, each with its stored size (one query)."""
+    return (Series.objects.for_tenant(study.tenant).filter(study=study)
+            .annotate(size_bytes=Sum("instances__size_bytes"))
+            .order_by("series_number", "pk"))
+
+
+@dataclass
+class RegionState:
+    region: str
+    counts: dict[str, int]  # copy state -> number of instances
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class StorageState:
+    instances: int
+    outbox_pending: int
+    outbox_done: int
+    outbox_failing: int  # pending with at least one failed attempt
+    regions: list[RegionState] = field(default_factory=list)
+    source: str = "copies"  # where the region counts come from (the API reports it)
+
+    @property
+    def complete(self) -> bool:
+        return self.instances > 0 and self.outbox_pending == 0
+
+
+def study_storage_state(*, study: Study) -> StorageState:
+    """The archive work still to do for the study's instances (outbox rows) and each
+    region's copies of them."""
+    outbox = (Outbox.objects.for_tenant(study.tenant)
+              .filter(kind=ARCHIVE, subject_id__in=Instance.objects.for_tenant(study.tenant)
+                      .filter(study=study).values("pk"))
+              .aggregate(pending=Count("pk", filter=Q(done_at__isnull=True)),
+                         done=Count("pk", filter=Q(done_at__isnull=False)),
+                         failing=Count("pk", filter=Q(done_at__isnull=True, attempts__gt=0))))
+    counts = instance_copies_summary(study)["counts"]
+    return StorageState(instances=study.num_instances, outbox_pending=outbox["pending"],
+                        outbox_done=outbox["done"], outbox_failing=outbox["failing"],
+                        regions=[RegionState(region=region, counts=dict(by_state))
+                                 for region, by_state in counts.items()])
+
+
+# tenant_id: the reader finds the clinic's data key with it (tier 1 is encrypted).
+RETRIEVE_FIELDS = ("pk", "tenant_id", "study_id", "series_id", "sop_instance_uid", "sop_class_uid",
+                   "transfer_syntax_uid", "storage_key", "size_bytes", "number_of_frames",
+                   "rows", "columns", "instance_number",
+                   "study__study_instance_uid", "series__series_instance_uid")
+
+
+def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
+                           sop_uid: str | None = None, with_metadata: bool = False) -> list[Instance]:
+    """The instances of a study, series or single instance, in series/instance order.
+    Raises InstanceNotFound if there are none (unknown UID, or another clinic's)."""
+    qs = (Instance.objects.for_tenant(tenant).select_related("study", "series")
+          .filter(study__study_instance_uid=study_uid))
+    if series_uid is not None:
+        qs = qs.filter(series__series_instance_uid=series_uid)
+    if sop_uid is not None:
+        qs = qs.filter(sop_instance_uid=sop_uid)
+    fields = RETRIEVE_FIELDS + (("metadata",) if with_metadata else ())
+    rows = list(qs.only(*fields).order_by("series__series_number", "series_id", "instance_number", "pk"))
+    if not rows:
+        raise InstanceNotFound("No such study, series or instance")
+    return rows
