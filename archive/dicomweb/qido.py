@@ -11,11 +11,12 @@ from django.http import Http404, HttpResponse
 
 from archive import selectors
 from archive.dicomweb.attributes import INSTANCE, REQUIRED, SERIES, STUDY, VISIBLE
-from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
+from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.json import result_json
 from archive.dicomweb.matching import BadQuery
 from archive.dicomweb.query import MAX_LIMIT, SearchQuery, parse_query
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 
 def _retrieve_url(root: str, level: str, row) -> str:
@@ -58,8 +59,8 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
     root = dicomweb_root(request)
     results = [result_json(row, level=level, tags=tags, include_all=query.include_all,
                            retrieve_url=_retrieve_url(root, level, row)) for row in page.rows]
-    audit_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
-               detail={"level": level, "results": len(results)})
+    phi_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
+             detail={"level": level, "results": len(results)})
     response = HttpResponse(json.dumps(results, ensure_ascii=False, separators=(",", ":")),
                             content_type=f"{DICOM_JSON}; charset=utf-8")
     warnings = _warnings(request, query, page.more)
@@ -69,11 +70,13 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_studies(request):
     return _search(request, STUDY, ())
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_series(request, study_uid: str | None = None):
     if study_uid is None:
         return _search(request, SERIES, ())
@@ -81,6 +84,7 @@ def search_series(request, study_uid: str | None = None):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_instances(request, study_uid: str | None = None, series_uid: str | None = None):
     if series_uid is not None:
         return _search(request, INSTANCE, (STUDY, SERIES), study_uid=study_uid, series_uid=series_uid)

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET
 from archive.models import Study
 from archive.study_detail import study_get, study_series, study_storage_state
 from archive.worklist import dicom_date_display, display_name
-from tenants.audit import audit_record
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 # URL names other parts of the archive may provide, tried in order; kwargs by study.
 VIEWER_URLS = ("archive:viewer", "archive:study_viewer")
@@ -39,6 +39,7 @@ def optional_url(names: tuple[str, ...], tenant, study: Study) -> str | None:
 
 @require_GET
 @require_perm("archive.view")
+@audits_phi_read
 def study_page(request, pk: int):
     try:
         study = study_get(tenant=request.tenant, pk=pk)
@@ -46,9 +47,8 @@ def study_page(request, pk: int):
         raise Http404("No such study") from None
     series = list(study_series(study=study))
     storage = study_storage_state(study=study)
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="study.viewed",
-                 obj_type="study", obj_id=str(study.pk),
-                 detail={"via": "web", "study_uid": study.study_instance_uid})
+    phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
+             detail={"via": "web", "study_uid": study.study_instance_uid})
     can_download = request.principal.can("archive.download")
     return render(request, "archive/study.html", {
         "study": study,
