@@ -27,7 +27,7 @@ from archive.models import Study
 from archive.selectors.studies import study_get, study_series, study_storage_state
 from archive.selectors.worklist import WorklistError, WorklistFilters, WorklistPage, worklist_search
 from tenants.api_auth import HasTenantPerm
-from tenants.audit import audit_record
+from tenants.phi_audit import audits_phi_read, phi_read
 
 TENANT_SLUG = OpenApiParameter("tenant_slug", OpenApiTypes.STR, OpenApiParameter.PATH,
                                description="The clinic's slug, as in /t/<slug>/.")
@@ -51,10 +51,6 @@ class ClinicAPIView(APIView):
         except StudyNotFound:
             raise NotFound("No such study.") from None
 
-    def audit(self, request: Request, action: str, **kwargs) -> None:
-        audit_record(tenant=request.tenant, actor=request.principal.actor(request._request),
-                     action=action, **kwargs)
-
 
 class StudySearchBase(ClinicAPIView):
     """What the GET and POST study searches share."""
@@ -70,9 +66,9 @@ class StudySearchBase(ClinicAPIView):
         except WorklistError as error:
             raise ValidationError({"detail": str(error)}) from None
         # The list shows patients' names: reading it is a PHI access.
-        self.audit(request, "worklist.viewed", obj_type="worklist",
-                   detail={"via": via, "filters": filters.active(), "sort": page.sort,
-                           "after": data.get("after"), "shown": len(page.studies)})
+        phi_read(request, action="worklist.viewed", obj_type="worklist",
+                 detail={"via": via, "filters": filters.active(), "sort": page.sort,
+                         "after": data.get("after"), "shown": len(page.studies)})
         return page
 
 
@@ -91,6 +87,7 @@ class StudyListView(StudySearchBase):
         parameters=[TENANT_SLUG, StudySearchSerializer],
         responses={200: StudyPageSerializer, **BAD_FILTER, **ERRORS},
     )
+    @audits_phi_read
     def get(self, request: Request) -> Response:
         page = self.search(request, request.query_params, "api")
         next_url = None
@@ -114,6 +111,7 @@ class StudySearchView(StudySearchBase):
         request=StudySearchSerializer,
         responses={200: StudySearchPageSerializer, **BAD_FILTER, **ERRORS},
     )
+    @audits_phi_read
     def post(self, request: Request) -> Response:
         page = self.search(request, request.data, "api")
         body = StudySearchPageSerializer({"results": page.studies, "next_after": page.next_after},
@@ -126,11 +124,12 @@ class StudyDetailView(ClinicAPIView):
     @extend_schema(operation_id="studies_retrieve", summary="A study with its series",
                    description="Reading a study is a PHI access and is recorded in the audit log.",
                    parameters=[TENANT_SLUG, STUDY_PK], responses={200: StudyDetailSerializer, **ERRORS, **NOT_FOUND})
+    @audits_phi_read
     def get(self, request: Request, pk: int) -> Response:
         study = self.get_study(pk)
         study.series_list = list(study_series(study=study))
-        self.audit(request, "study.viewed", obj_type="study", obj_id=str(study.pk),
-                   detail={"via": "api", "study_uid": study.study_instance_uid})
+        phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
+                 detail={"via": "api", "study_uid": study.study_instance_uid})
         return Response(StudyDetailSerializer(study, context={"request": request}).data)
 
 

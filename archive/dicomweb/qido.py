@@ -9,7 +9,7 @@ import json
 
 from django.http import HttpResponse
 
-from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
+from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.json import result_json
 from archive.dicomweb.query import parse_query
 from archive.errors import NotFound
@@ -18,6 +18,7 @@ from archive.query.matching import BadQuery
 from archive.query.search import MAX_LIMIT, SearchQuery
 from archive.selectors import search
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 
 def _retrieve_url(root: str, level: str, row) -> str:
@@ -60,8 +61,8 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
     root = dicomweb_root(request)
     results = [result_json(row, level=level, tags=tags, include_all=query.include_all,
                            retrieve_url=_retrieve_url(root, level, row)) for row in page.rows]
-    audit_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
-               detail={"level": level, "results": len(results)})
+    phi_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
+             detail={"level": level, "results": len(results)})
     response = HttpResponse(json.dumps(results, ensure_ascii=False, separators=(",", ":")),
                             content_type=f"{DICOM_JSON}; charset=utf-8")
     warnings = _warnings(request, query, page.more)
@@ -71,11 +72,13 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_studies(request):
     return _search(request, STUDY, ())
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_series(request, study_uid: str | None = None):
     if study_uid is None:
         return _search(request, SERIES, ())
@@ -83,6 +86,7 @@ def search_series(request, study_uid: str | None = None):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def search_instances(request, study_uid: str | None = None, series_uid: str | None = None):
     if series_uid is not None:
         return _search(request, INSTANCE, (STUDY, SERIES), study_uid=study_uid, series_uid=series_uid)

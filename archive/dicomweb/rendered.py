@@ -3,13 +3,14 @@
 from django.http import HttpResponse
 
 from archive.dicomweb import frames as fr
-from archive.dicomweb.common import audit_read, error
+from archive.dicomweb.common import error
 from archive.dicomweb.negotiate import NotAcceptable, choose_image_media
 from archive.dicomweb.render import RenderError, RenderOptions, frame_image, parse_options
 from archive.errors import NotFound
 from archive.selectors import studies
 from archive.storage.reader import InstanceUnavailable, open_instance
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 THUMBNAIL_VIEWPORT = (128, 128)
 
@@ -36,8 +37,8 @@ def _render(request, inst, frame_number: int, *, what: str, default_viewport=Non
         return error(503, str(exc))
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on odd pixel data
         return error(422, f"cannot render this image: {type(exc).__name__}")
-    audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
-               detail={"what": what, "level": "instance", "frame": frame_number})
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
+             detail={"what": what, "level": "instance", "frame": frame_number})
     response = HttpResponse(image, content_type=options.media)
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -49,6 +50,7 @@ def _instance(request, study_uid, series_uid, sop_uid):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def instance_rendered(request, study_uid: str, series_uid: str, sop_uid: str):
     try:
         inst = _instance(request, study_uid, series_uid, sop_uid)
@@ -58,6 +60,7 @@ def instance_rendered(request, study_uid: str, series_uid: str, sop_uid: str):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def frame_rendered(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: str):
     try:
         numbers = fr.parse_frame_list(frame_list)
@@ -79,6 +82,7 @@ def _representative(instances):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def thumbnail(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
         instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,

@@ -14,7 +14,7 @@ import pydicom
 from django.http import HttpResponse
 
 from archive.dicomweb import frames as fr
-from archive.dicomweb.common import DICOM_JSON, audit_read, dicomweb_root, error
+from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.json import metadata_json
 from archive.dicomweb.negotiate import (
     ANY,
@@ -34,6 +34,7 @@ from archive.errors import NotFound
 from archive.selectors import studies
 from archive.storage.reader import InstanceUnavailable, open_instance
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 log = logging.getLogger(__name__)
 OCTET = "application/octet-stream"
@@ -100,8 +101,8 @@ def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: s
         except TranscodeError as exc:
             return error(406, str(exc))
     level = "instance" if sop_uid else "series" if series_uid else "study"
-    audit_read(request, action="dicomweb.retrieve", obj_id=instances[0].study_id,
-               detail={"what": "instances", "level": level, "instances": len(instances)})
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=instances[0].study_id,
+             detail={"what": "instances", "level": level, "instances": len(instances)})
     boundary = new_boundary()
     return multipart_response(_instance_parts(instances, target, first), "application/dicom",
                               transfer_syntax=None if target == ANY else target, boundary=boundary,
@@ -109,21 +110,25 @@ def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: s
 
 
 @require_perm("archive.download")
+@audits_phi_read
 def retrieve_study(request, study_uid: str):
     return _retrieve(request, study_uid)
 
 
 @require_perm("archive.download")
+@audits_phi_read
 def retrieve_series(request, study_uid: str, series_uid: str):
     return _retrieve(request, study_uid, series_uid)
 
 
 @require_perm("archive.download")
+@audits_phi_read
 def retrieve_instance(request, study_uid: str, series_uid: str, sop_uid: str):
     return _retrieve(request, study_uid, series_uid, sop_uid)
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
         instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
@@ -137,8 +142,8 @@ def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: st
         base = f"{root}/series/{inst.series.series_instance_uid}/instances/{inst.sop_instance_uid}/bulkdata/"
         body.append(metadata_json(inst.metadata, lambda path, base=base: base + path))
     level = "instance" if sop_uid else "series" if series_uid else "study"
-    audit_read(request, action="dicomweb.retrieve", obj_id=instances[0].study_id,
-               detail={"what": "metadata", "level": level, "instances": len(instances)})
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=instances[0].study_id,
+             detail={"what": "metadata", "level": level, "instances": len(instances)})
     return HttpResponse(json.dumps(body, ensure_ascii=False, separators=(",", ":")),
                         content_type=f"{DICOM_JSON}; charset=utf-8")
 
@@ -161,6 +166,7 @@ def _frame_parts(fh, ds, numbers: list[int], media: str, stored_ts: str):
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: str):
     try:
         numbers = fr.parse_frame_list(frame_list)
@@ -186,8 +192,8 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
     except fr.TooLarge as exc:
         fh.close()
         return error(413, str(exc))
-    audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
-               detail={"what": "frames", "level": "instance", "frames": len(numbers)})
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
+             detail={"what": "frames", "level": "instance", "frames": len(numbers)})
     return multipart_response(_frame_parts(fh, ds, numbers, media, inst.transfer_syntax_uid),
                               media, transfer_syntax=EXPLICIT_LE if media == OCTET else None)
 
@@ -258,6 +264,7 @@ def _closing(fh, chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 @require_perm("archive.view")
+@audits_phi_read
 def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: str):
     """A BulkDataURI from /metadata. Pixel data answers as its frames (like /frames)."""
     try:
@@ -279,6 +286,6 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
     except fr.TooLarge as exc:
         fh.close()
         return error(413, str(exc))
-    audit_read(request, action="dicomweb.retrieve", obj_id=inst.study_id,
-               detail={"what": "bulkdata", "level": "instance"})
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
+             detail={"what": "bulkdata", "level": "instance"})
     return multipart_response([(OCTET, _closing(fh, value))], OCTET)

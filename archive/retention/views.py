@@ -28,6 +28,7 @@ from archive.retention.services import (
 )
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 PAGE_SIZE = 50
 
@@ -70,6 +71,7 @@ def retention_settings(request: HttpRequest) -> HttpResponse:
 
 
 @require_perm("tenant.manage_settings", "archive.delete_request")
+@audits_phi_read
 def retention_report(request: HttpRequest) -> HttpResponse:
     retention_fill_missing(tenant=request.tenant)
     today = timezone.localdate()
@@ -79,15 +81,15 @@ def retention_report(request: HttpRequest) -> HttpResponse:
              "study_date": dicom_date_display(r.study.study_date),
              "study_url": study_url(request.tenant, r.study_id)} for r in page.object_list]
     # The report names patients: reading it is PHI access.
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request),
-                 action="retention.report_viewed", obj_type="retention_report",
-                 detail={"page": page.number, "studies": len(rows), "total": page.paginator.count})
+    phi_read(request, action="retention.report_viewed", obj_type="retention_report",
+             detail={"page": page.number, "studies": len(rows), "total": page.paginator.count})
     return render(request, "archive/retention_report.html", {
         "page": page, "rows": rows, "today": today,
         "can_request": request.principal.can("archive.delete_request")})
 
 
 @require_perm("archive.delete_request")
+@audits_phi_read
 def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
     study = Study.objects.for_tenant(request.tenant).filter(pk=pk).first()
     if study is None:
@@ -105,9 +107,8 @@ def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Deletion requested. A second admin must approve it.")
             return redirect("archive:deletion_requests", tenant_slug=request.tenant.slug)
     retention = study_retention(study=study)
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="study.viewed",
-                 obj_type="study", obj_id=str(study.pk),
-                 detail={"via": "deletion_request", "study_uid": study.study_instance_uid})
+    phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
+             detail={"via": "deletion_request", "study_uid": study.study_instance_uid})
     return render(request, "archive/deletion_request.html", {
         "form": form, "study": study, "retention": retention, "study_url": study_url(request.tenant, study.pk),
         "within_retention": retention.retain_until >= timezone.localdate(),

@@ -12,12 +12,13 @@ from django.views.decorators.http import require_GET
 from archive.errors import StudyNotFound
 from archive.selectors.studies import study_get, study_series, study_storage_state
 from archive.selectors.worklist import dicom_date_display, display_name
-from tenants.audit import audit_record
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 
 @require_GET
 @require_perm("archive.view")
+@audits_phi_read
 def study_page(request, pk: int):
     try:
         study = study_get(tenant=request.tenant, pk=pk)
@@ -25,9 +26,8 @@ def study_page(request, pk: int):
         raise Http404("No such study") from None
     series = list(study_series(study=study))
     storage = study_storage_state(study=study)
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="study.viewed",
-                 obj_type="study", obj_id=str(study.pk),
-                 detail={"via": "web", "study_uid": study.study_instance_uid})
+    phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
+             detail={"via": "web", "study_uid": study.study_instance_uid})
     can_download = request.principal.can("archive.download")
     return render(request, "archive/study.html", {
         "study": study,

@@ -26,8 +26,8 @@ from archive.selectors.worklist import (
     display_name,
     worklist_search,
 )
-from tenants.audit import audit_record
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 
 SESSION_KEY = "worklist_searches"
 KEEP_SEARCHES = 10
@@ -88,6 +88,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @require_perm("archive.view")
+@audits_phi_read
 def worklist(request):
     if request.method == "POST":
         form = WorklistForm(request.POST)
@@ -121,9 +122,9 @@ def worklist(request):
         study.birth_display = dicom_date_display(study.patient_birth_date)
         study.referring_display = display_name(study.referring_physician_name)
     # The list shows patients' names: reading it is a PHI access.
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="worklist.viewed",
-                 obj_type="worklist", detail={"via": "web", "filters": filters.active(), "sort": sort,
-                                              "after": after, "shown": len(page.studies)})
+    phi_read(request, action="worklist.viewed", obj_type="worklist",
+             detail={"via": "web", "filters": filters.active(), "sort": sort, "after": after,
+                     "shown": len(page.studies)})
     return render(request, "archive/worklist.html", {
         "form": form,
         "more_fields": MORE_FIELDS,

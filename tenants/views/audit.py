@@ -22,8 +22,9 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from tenants.audit import AuditEvent, audit_record
+from tenants.audit import AuditEvent
 from tenants.decorators import require_perm
+from tenants.phi_audit import audits_phi_read, phi_read
 from tenants.signin_audit import SIGNIN_ACTIONS
 
 PAGE_SIZE = 50
@@ -97,6 +98,7 @@ def _cleaned(form: AuditFilterForm) -> dict:
 
 @require_GET
 @require_perm("tenant.view_audit")
+@audits_phi_read
 def audit_log(request):
     form = _filter_form(request)
     if form.is_bound and not form.is_valid():
@@ -110,8 +112,8 @@ def audit_log(request):
     has_older = len(page) > PAGE_SIZE
     page = page[:PAGE_SIZE]
     active = form.active_filters() if filters else {}
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="audit.viewed",
-                 obj_type="audit_log", detail={"filters": active, "before": filters.get("before")})
+    phi_read(request, action="audit.viewed", obj_type="audit_log",
+             detail={"filters": active, "before": filters.get("before")})
     return render(request, "tenants/audit_log.html", {
         "form": form,
         "events": page,
@@ -147,6 +149,7 @@ def _csv_rows(events: QuerySet) -> Iterator[str]:
 
 @require_GET
 @require_perm("tenant.view_audit")
+@audits_phi_read
 def audit_export(request):
     form = _filter_form(request)
     if form.is_bound and not form.is_valid():
@@ -156,8 +159,7 @@ def audit_export(request):
     active = form.active_filters() if filters else {}
     # Record first, then export up to and including this very event: a snapshot that
     # rows appended while a long export streams cannot tear.
-    event = audit_record(tenant=request.tenant, actor=request.principal.actor(request),
-                         action="audit.exported", obj_type="audit_log", detail={"filters": active})
+    event = phi_read(request, action="audit.exported", obj_type="audit_log", detail={"filters": active})
     events = audit_event_list(tenant=request.tenant, filters=filters).filter(seq__lte=event.seq)
     response = StreamingHttpResponse(_csv_rows(events), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
