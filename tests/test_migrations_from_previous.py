@@ -111,7 +111,7 @@ def _database() -> tuple[str, callable]:
 
     base = url.rsplit("/", 1)[0]
     name = f"cp_migration_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(url, autocommit=True)
+    admin = psycopg.connect(f"{base}/postgres", autocommit=True)  # the server's maintenance database
     admin.execute(f'CREATE DATABASE "{name}"')
 
     def drop():

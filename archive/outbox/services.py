@@ -38,8 +38,8 @@ def outbox_publish(ids: list[int]) -> None:
     if not ids:
         return
     try:
-        # By name: the task module imports this one, not the other way round.
-        current_app.send_task(PROCESS_TASK, args=[ids])
+        # Looked up by name: the task module imports this one, not the other way round.
+        current_app.tasks[PROCESS_TASK].delay(ids)
     except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
         log.warning("could not publish outbox rows %s; the sweeper will re-drive them", ids, exc_info=True)
 

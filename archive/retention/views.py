@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from archive.models import Study
+from archive.errors import StudyNotFound
 from archive.retention import deletion
 from archive.retention.forms import DeletionRequestForm, RetentionPolicyForm
 from archive.retention.models import DeletionRequest, StudyTombstone
@@ -26,6 +26,7 @@ from archive.retention.services import (
     retention_past,
     study_retention,
 )
+from archive.selectors.studies import study_get
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
@@ -91,9 +92,10 @@ def retention_report(request: HttpRequest) -> HttpResponse:
 @require_perm("archive.delete_request")
 @audits_phi_read
 def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
-    study = Study.objects.for_tenant(request.tenant).filter(pk=pk).first()
-    if study is None:
-        raise Http404("No such study")
+    try:
+        study = study_get(tenant=request.tenant, pk=pk)
+    except StudyNotFound:
+        raise Http404("No such study") from None
     form = DeletionRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

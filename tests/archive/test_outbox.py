@@ -1,0 +1,98 @@
+"""The transactional outbox dispatches by kind: one row per piece of work, the handler
+registered for its kind does it, a failing row is retried alone, and one sweeper
+re-drives rows of every kind."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from archive.outbox import registry, tasks
+from archive.outbox.models import Outbox
+from archive.outbox.services import outbox_add, outbox_advance, outbox_sweep
+from archive.storage.pipeline import ARCHIVE
+from cloudpacs.celery import app
+
+KIND = "test.notify"
+
+
+@pytest.fixture
+def handled(monkeypatch):
+    """A kind of work whose handler records the subjects it saw; subjects listed in
+    `fail_once` fail on their first attempt."""
+    seen: list[int] = []
+    fail_once: set[int] = set()
+
+    def handler(row):
+        seen.append(row.subject_id)
+        if row.subject_id in fail_once:
+            fail_once.discard(row.subject_id)
+            raise RuntimeError("peer unreachable")
+        return True
+
+    monkeypatch.setitem(registry._handlers, KIND, handler)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # tasks run here, in the test's transaction
+    yield seen, fail_once
+    app.conf.task_always_eager = eager
+
+
+def test_archive_work_is_registered_by_the_storage_app():
+    assert ARCHIVE in registry.kinds()
+
+
+def test_rows_are_written_with_the_change_and_published_once_it_commits(tenant, handled,
+                                                                         django_capture_on_commit_callbacks):
+    seen, _ = handled
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            rows = outbox_add(tenant=tenant, kind=KIND, subjects=[7, 8], payload={"why": "test"})
+            assert seen == []  # nothing runs before the change is committed
+    assert len(callbacks) == 1  # one message for the rows of one transaction
+    assert seen == [7, 8]
+    assert all(row.done_at for row in Outbox.objects.for_tenant(tenant).filter(pk__in=[r.pk for r in rows]))
+
+
+def test_a_rolled_back_change_leaves_no_work(tenant, handled):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        outbox_add(tenant=tenant, kind=KIND, subjects=[1])
+        raise RuntimeError("the change failed")
+    assert not Outbox.objects.for_tenant(tenant).exists()
+
+
+def test_an_unknown_kind_is_refused_before_anything_is_written(tenant):
+    with pytest.raises(registry.UnknownKind):
+        outbox_add(tenant=tenant, kind="no.such.kind", subjects=[1])
+    assert not Outbox.objects.for_tenant(tenant).exists()
+
+
+def test_a_failing_row_is_retried_alone(tenant, handled):
+    seen, fail_once = handled
+    rows = Outbox.unscoped.bulk_create([Outbox(tenant=tenant, kind=KIND, subject_id=n) for n in (1, 2, 3)])
+    fail_once.add(2)
+    tasks.process([row.pk for row in rows])
+    # 2 failed, was retried by itself and then done; 1 and 3 ran once each.
+    assert sorted(seen) == [1, 2, 2, 3]
+    assert all(row.done_at for row in Outbox.objects.for_tenant(tenant))
+
+
+def test_a_failure_is_recorded_on_the_row_and_a_done_row_is_left_alone(tenant, handled):
+    seen, fail_once = handled
+    row = Outbox.unscoped.create(tenant=tenant, kind=KIND, subject_id=5)
+    fail_once.add(5)
+    with pytest.raises(RuntimeError):
+        outbox_advance(row.pk)
+    row.refresh_from_db()
+    assert row.done_at is None and "peer unreachable" in row.last_error
+    assert outbox_advance(row.pk) is True
+    assert outbox_advance(row.pk) is None and seen == [5, 5]
+
+
+def test_the_sweeper_redrives_idle_rows_of_every_kind(tenant, handled, settings):
+    seen, _ = handled
+    idle = timezone.now() - timedelta(seconds=settings.STORAGE_SWEEP_IDLE_SECONDS + 1)
+    Outbox.unscoped.create(tenant=tenant, kind=KIND, subject_id=9, next_attempt_at=idle)
+    Outbox.unscoped.create(tenant=tenant, kind=KIND, subject_id=10)  # touched just now: not idle
+    assert outbox_sweep() == 1
+    assert seen == [9]
