@@ -166,6 +166,7 @@ def run(args) -> dict:
         for name, r in results.items():
             r["wado"] = {"mb_per_s": statistics.median(run["mb_per_s"] for run in wado[name]),
                          "bytes": wado[name][0]["bytes"]}
+            r["wado_runs"] = [run["mb_per_s"] for run in wado[name]]
         if small:
             for name, server in both.items():
                 print(f"[{name}] indexing {len(small)} studies for QIDO ...", flush=True)
