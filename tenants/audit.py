@@ -62,7 +62,7 @@ class AuditEvent(TenantOwned):
     hash = models.CharField(max_length=64)
     hash_version = models.PositiveSmallIntegerField(choices=HASH_VERSIONS, default=HMAC_SHA256)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-seq"]
         constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="uniq_audit_seq")]
         indexes = [models.Index(fields=["tenant", "-seq"])]
@@ -111,7 +111,7 @@ class AuditKeyCheck(TenantOwned):
     legacy_mac = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_key_check")]
 
     @classmethod

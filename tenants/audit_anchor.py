@@ -38,7 +38,7 @@ class AuditAnchorState(TenantOwned):
     hash = models.CharField(max_length=64)
     anchored_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_anchor_state")]
 
 

@@ -126,7 +126,7 @@ class Membership(TenantOwned):
     role = models.CharField(max_length=20, choices=roles.ROLE_CHOICES)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="uniq_membership")]
         ordering = ["user__email"]
 
@@ -156,7 +156,7 @@ class ApiToken(TenantOwned):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -215,7 +215,7 @@ class Invitation(TenantOwned):
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-created_at"]
 
     @classmethod
