@@ -36,7 +36,7 @@ class Patient(TenantOwned):
     sex = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "patient_id", "issuer_of_patient_id"],
                                                name="uniq_patient")]
 
@@ -68,7 +68,7 @@ class Study(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "study_instance_uid"], name="uniq_study_uid")]
         indexes = [
             models.Index(fields=["tenant", "study_date"]),
@@ -101,7 +101,7 @@ class Series(TenantOwned):
     num_instances = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "series_instance_uid"], name="uniq_series_uid")]
         verbose_name_plural = "series"
 
@@ -127,7 +127,7 @@ class Instance(TenantOwned):
     metadata = HeaderJSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "sop_instance_uid"], name="uniq_sop_uid")]
         indexes = [models.Index(fields=["series", "instance_number"])]
 

@@ -2,17 +2,31 @@
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 def envstr(name: str, default: str = "") -> str:
     # An empty value counts as unset, so `FOO= make run` falls back to the default.
     return os.environ.get(name) or default
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def envbool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    # A typo must not read as off. The value is not repeated: it could be a secret.
+    raise ImproperlyConfigured(
+        f"{name} must be one of {', '.join(TRUE_WORDS)} (on) or {', '.join(FALSE_WORDS)} (off), "
+        "or empty for its default"
+    )
 
 
 def envint(name: str, default: int) -> int:

@@ -6,6 +6,7 @@ checks that refuse unsafe configurations.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -143,6 +144,13 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# The test suite hashes with MD5: Argon2's ~0.5 s a password was paid by nearly every test.
+# pytest reads these settings before any conftest, so it is seen here; the servers and
+# commands the tests start get CLOUDPACS_TEST_FAST_HASHER from tests/conftest.py. Never in
+# production.
+if not PRODUCTION and ("pytest" in sys.modules or envbool("CLOUDPACS_TEST_FAST_HASHER")):
+    PASSWORD_HASHERS.insert(0, "django.contrib.auth.hashers.MD5PasswordHasher")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from tenants.admin_scoping import AllClinicsAdmin, AllClinicsTabularInline
 from tenants.audit import AuditEvent
 from tenants.models import ApiToken, Membership, Tenant, User
 
@@ -22,7 +23,7 @@ class _ReadOnlyMemberships:
         return False
 
 
-class MembershipInline(_ReadOnlyMemberships, admin.TabularInline):
+class MembershipInline(_ReadOnlyMemberships, AllClinicsTabularInline):
     model = Membership
     extra = 0
     fields = ["user", "role", "created_at"]
@@ -54,21 +55,21 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(_ReadOnlyMemberships, admin.ModelAdmin):
+class MembershipAdmin(_ReadOnlyMemberships, AllClinicsAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__email", "tenant__slug"]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AllClinicsAdmin):
     list_display = ["name", "tenant", "token_hint", "scopes", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["tenant"]
     readonly_fields = ["token_hash", "token_hint", "created_at", "last_used_at"]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AllClinicsAdmin):
     """Read-only: the chain is append-only. Details may name patients, so they are not shown."""
 
     list_display = ["tenant", "seq", "created_at", "actor_type", "actor_label", "action", "object_type"]

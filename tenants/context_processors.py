@@ -5,7 +5,9 @@ def tenant_context(request):
     memberships = []
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        memberships = list(user.memberships.select_related("tenant").filter(tenant__status="active"))
+        # A person's memberships span clinics: unscoped on purpose.
+        memberships = list(user.memberships(manager="unscoped").select_related("tenant")
+                           .filter(tenant__status="active"))
     return {
         "tenant": tenant,
         "principal": principal,

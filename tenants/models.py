@@ -127,7 +127,7 @@ class Membership(TenantOwned):
     role = models.CharField(max_length=20, choices=roles.ROLE_CHOICES)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="uniq_membership")]
         ordering = ["user__email"]
 
@@ -157,7 +157,7 @@ class ApiToken(TenantOwned):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -216,7 +216,7 @@ class Invitation(TenantOwned):
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-created_at"]
 
     @classmethod
@@ -276,7 +276,7 @@ class AuditEvent(TenantOwned):
     hash = models.CharField(max_length=64)
     hash_version = models.PositiveSmallIntegerField(choices=HASH_VERSIONS, default=HMAC_SHA256)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         ordering = ["-seq"]
         constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="uniq_audit_seq")]
         indexes = [models.Index(fields=["tenant", "-seq"])]
@@ -325,7 +325,7 @@ class AuditKeyCheck(TenantOwned):
     legacy_mac = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_key_check")]
 
     @classmethod
@@ -342,5 +342,5 @@ class AuditAnchorState(TenantOwned):
     hash = models.CharField(max_length=64)
     anchored_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_audit_anchor_state")]

@@ -47,7 +47,8 @@ def signin_record(*, user, request, action: str, detail: dict | None = None) -> 
     actor = Actor(AuditEvent.USER, str(user.pk), user.email,
                   client_ip(request) if request is not None else None,
                   meta.get("HTTP_USER_AGENT", ""))
-    tenants = [m.tenant for m in user.memberships.select_related("tenant").order_by("tenant_id")]
+    tenants = [m.tenant for m in user.memberships(manager="unscoped")  # every clinic of theirs
+               .select_related("tenant").order_by("tenant_id")]
     with transaction.atomic():
         for tenant in tenants:
             audit_record(tenant=tenant, actor=actor, action=action, obj_type="user",

@@ -8,6 +8,10 @@ import pytest
 # Each test session gets its own Celery queue, so concurrent runs on one broker never
 # take each other's messages.
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+# The servers and commands the tests start hash passwords as fast as this process does
+# (cloudpacs/settings.py), so each can check the other's.
+os.environ["CLOUDPACS_TEST_FAST_HASHER"] = "1"
+FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 from tenants import roles  # noqa: E402
 
@@ -21,6 +25,14 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _argon2_marker(request):
+    """`@pytest.mark.argon2`: the product's hashers, for tests of password hashing itself."""
+    if request.node.get_closest_marker("argon2"):
+        settings = request.getfixturevalue("settings")
+        settings.PASSWORD_HASHERS = [h for h in settings.PASSWORD_HASHERS if h != FAST_HASHER]
 
 
 @pytest.fixture

@@ -219,9 +219,7 @@ class World:
 
 
 @pytest.fixture
-def world(settings, make_tenant, make_token) -> World:
-    # Password hashing is not under test here; argon2 would make the walk slow.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def world(make_tenant, make_token) -> World:
     victim = make_tenant("victim", name="Vanishing Valley Imaging")
     attacker = make_tenant("mallory", name="Mallory Radiology")
 

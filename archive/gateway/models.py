@@ -17,7 +17,7 @@ class DicomPeer(TenantOwned):
     description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_dicompeer"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant", "ae_title"], name="uniq_peer_ae")]
         ordering = ["ae_title"]

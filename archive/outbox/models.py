@@ -24,7 +24,7 @@ class Outbox(TenantOwned):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     done_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_outbox"  # made under the archive app; kept
         indexes = [models.Index(fields=["done_at", "next_attempt_at"], name="archive_out_done_at_b34730_idx"),
                    models.Index(fields=["kind", "subject_id"], name="outbox_kind_subject_idx")]

@@ -27,7 +27,7 @@ class RetentionPolicy(TenantOwned):
     mammography_years = models.PositiveSmallIntegerField(default=10, validators=YEARS)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_retentionpolicy"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_retention_policy")]
         verbose_name_plural = "retention policies"
@@ -49,7 +49,7 @@ class StudyRetention(TenantOwned):
     mammography = models.BooleanField(default=False)
     computed_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_studyretention"  # made under the archive app; kept
         indexes = [models.Index(fields=["tenant", "retain_until"])]
 
@@ -79,7 +79,7 @@ class DeletionRequest(TenantOwned):
                                    on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_deletionrequest"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["study"], condition=Q(state="pending"),
                                                name="uniq_pending_deletion")]
@@ -113,7 +113,7 @@ class StudyTombstone(TenantOwned):
     objects_purged_at = models.DateTimeField(null=True, blank=True)
     purge_error = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_studytombstone"  # made under the archive app; kept
         indexes = [models.Index(fields=["tenant", "study_instance_uid"])]
 

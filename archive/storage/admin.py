@@ -4,6 +4,7 @@ per-region copy states with their last errors. Read-only; no PHI (ids and keys o
 from django.contrib import admin
 
 from archive.storage.models import FixityFinding, FixityRun, InstanceCopy
+from tenants.admin_scoping import AllClinicsAdmin, AllClinicsTabularInline
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -17,7 +18,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class FindingInline(admin.TabularInline):
+class FindingInline(AllClinicsTabularInline):
     model = FixityFinding
     fields = ["tenant", "instance_id", "region", "problem", "action", "problem_detail", "created_at"]
     readonly_fields = fields
@@ -41,7 +42,7 @@ class FixityRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FixityFinding)
-class FixityFindingAdmin(ReadOnlyAdmin):
+class FixityFindingAdmin(ReadOnlyAdmin, AllClinicsAdmin):
     list_display = ["created_at", "tenant", "instance_id", "region", "problem", "action", "problem_detail"]
     list_filter = ["action", "problem", "region"]
     fields = ["run", "tenant", "instance_id", "storage_key", "region", "problem", "action",
@@ -54,7 +55,7 @@ class FixityFindingAdmin(ReadOnlyAdmin):
 
 
 @admin.register(InstanceCopy)
-class InstanceCopyAdmin(ReadOnlyAdmin):
+class InstanceCopyAdmin(ReadOnlyAdmin, AllClinicsAdmin):
     list_display = ["instance_id", "tenant", "region", "state", "attempts", "updated_at", "last_error"]
     list_filter = ["state", "region"]
     fields = ["tenant", "instance_id", "region", "state", "cipher_sha256", "cipher_size", "key_id",

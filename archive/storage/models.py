@@ -19,7 +19,7 @@ class DataKey(TenantOwned):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_datakey"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["tenant", "version"], name="uniq_datakey_version")]
 
@@ -47,7 +47,7 @@ class InstanceCopy(TenantOwned):
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_instancecopy"  # made under the archive app; kept
         constraints = [models.UniqueConstraint(fields=["instance", "region"], name="uniq_copy_region")]
         indexes = [models.Index(fields=["tenant", "region", "state"])]
@@ -91,7 +91,7 @@ class FixityFinding(TenantOwned):
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "archive_fixityfinding"  # made under the archive app; kept
         ordering = ["-created_at"]
 

@@ -24,8 +24,9 @@ logger = logging.getLogger("cloudpacs.auth")
 
 
 def roles_requiring_2fa(user) -> list:
-    """The memberships that oblige this person to keep two-factor authentication on."""
-    return list(user.memberships.select_related("tenant")
+    """The memberships that oblige this person to keep two-factor authentication on (in
+    any clinic, so unscoped)."""
+    return list(user.memberships(manager="unscoped").select_related("tenant")
                 .filter(role__in=roles.ROLES_REQUIRING_2FA, tenant__status="active"))
 
 

@@ -5,7 +5,9 @@ from django.shortcuts import redirect, render
 @login_required
 def home(request):
     """Send a member to their last clinic, or let them choose one."""
-    memberships = list(request.user.memberships.select_related("tenant").filter(tenant__status="active"))
+    # Before a clinic is chosen: the person's memberships in all clinics, unscoped on purpose.
+    memberships = list(request.user.memberships(manager="unscoped").select_related("tenant")
+                       .filter(tenant__status="active"))
     last = request.session.get("last_tenant")
     for membership in memberships:
         if membership.tenant.slug == last:
