@@ -103,7 +103,7 @@ def test_operator_admin_lists_every_clinic(ops, tenant, other_tenant, make_membe
     for clinic in (tenant, other_tenant):
         FixityFinding.unscoped.create(run=run, tenant=clinic, storage_key=f"{clinic.pk}/k", region="primary",
                                       problem=FixityFinding.MISSING, action=FixityFinding.UNREPAIRED)
-    page = ops.get(reverse("admin:archive_fixityrun_change", args=[run.pk]))
+    page = ops.get(reverse("admin:storage_fixityrun_change", args=[run.pk]))
     assert page.status_code == 200
     assert "Acme Clinic" in page.content.decode() and "Other Clinic" in page.content.decode()
 
