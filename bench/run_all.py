@@ -70,13 +70,17 @@ def _median_run(runs: list[dict]) -> dict:
 
 
 def bench_wado(server, study: str, series: str, repeats: int = 3) -> dict:
+    """The series read back by two kinds of client: requests (Python, as dicomweb-client
+    reads) and curl."""
     session = requests.Session()
-    rates = []
+    rates, curl_rates = [], []
     for _ in range(repeats):
         started = time.perf_counter()
         size = dicomweb.wado_series_bytes(session, server.base_url, study, series, server.headers)
         rates.append(size / (time.perf_counter() - started) / 1e6)
-    return {"mb_per_s": statistics.median(rates), "bytes": size}
+        curl_size, seconds = dicomweb.wado_series_curl(server.base_url, study, series, server.headers)
+        curl_rates.append(curl_size / seconds / 1e6)
+    return {"mb_per_s": statistics.median(rates), "curl_mb_per_s": statistics.median(curl_rates), "bytes": size}
 
 
 def small_studies(count: int) -> list[bytes]:
@@ -167,6 +171,8 @@ def run(args) -> dict:
             r["wado"] = {"mb_per_s": statistics.median(run["mb_per_s"] for run in wado[name]),
                          "bytes": wado[name][0]["bytes"]}
             r["wado_runs"] = [run["mb_per_s"] for run in wado[name]]
+            r["wado_curl_runs"] = [run["curl_mb_per_s"] for run in wado[name]]
+            r["wado"]["curl_mb_per_s"] = statistics.median(r["wado_curl_runs"])
         if small:
             for name, server in both.items():
                 print(f"[{name}] indexing {len(small)} studies for QIDO ...", flush=True)
@@ -186,7 +192,8 @@ def table(results: dict, args) -> str:
     rows = [
         ("STOW-RS, 300x512² CT, instances/s", c["stow"]["instances_per_s"], o["stow"]["instances_per_s"]),
         ("STOW-RS MB/s", c["stow"]["mb_per_s"], o["stow"]["mb_per_s"]),
-        ("WADO-RS series retrieve MB/s", c["wado"]["mb_per_s"], o["wado"]["mb_per_s"]),
+        ("WADO-RS series retrieve MB/s (requests)", c["wado"]["mb_per_s"], o["wado"]["mb_per_s"]),
+        ("WADO-RS series retrieve MB/s (curl)", c["wado"]["curl_mb_per_s"], o["wado"]["curl_mb_per_s"]),
     ]
     if "cstore" in c:
         rows.append(("C-STORE, one association (storescu), instances/s", c["cstore"]["instances_per_s"],
