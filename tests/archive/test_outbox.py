@@ -96,3 +96,20 @@ def test_the_sweeper_redrives_idle_rows_of_every_kind(tenant, handled, settings)
     Outbox.unscoped.create(tenant=tenant, kind=KIND, subject_id=10)  # touched just now: not idle
     assert outbox_sweep() == 1
     assert seen == [9]
+
+
+def test_a_process_that_only_set_django_up_can_publish():
+    """The web server and the gateway never import the task module themselves: publishing
+    must work in a fresh process all the same (it did not, and rows waited for the sweeper)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django; django.setup()\n"
+            "from celery import current_app\n"
+            "from archive.outbox.services import PROCESS_TASK\n"
+            "print(PROCESS_TASK in current_app.tasks)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"
