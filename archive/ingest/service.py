@@ -3,7 +3,6 @@
 and queues the same way."""
 
 import enum
-import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -22,8 +21,6 @@ from archive.storage.keys import active_data_key
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
 from tenants.audit import Actor, audit_record
-
-log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):

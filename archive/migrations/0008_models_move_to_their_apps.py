@@ -121,7 +121,6 @@ class Migration(migrations.Migration):
             migrations.DeleteModel(
                 name='StudyTombstone',
             ),
-    
             ],
         ),
     ]

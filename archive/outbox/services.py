@@ -52,7 +52,7 @@ def outbox_advance(outbox_id: int) -> bool | None:
     """Run one row's handler; mark the row done when the handler says so. Idempotent: a
     row that is done or gone is left alone (None). A failure is recorded on the row and
     raised."""
-    row = Outbox.unscoped.select_related("tenant").filter(pk=outbox_id).first()
+    row = Outbox.unscoped.filter(pk=outbox_id).first()
     if row is None or row.done_at is not None:
         return None
     try:

@@ -171,9 +171,7 @@ def outbox_drive_inline(outbox_id: int) -> bool:
             return False
         step = next_step(instance)
         if step is None:
-            Outbox.unscoped.filter(pk=outbox_id).update(done_at=timezone.now(), last_error="",
-                                                        next_attempt_at=timezone.now())
-            return True
+            return bool(outbox_advance(outbox_id))  # the handler finds nothing left: marks it done
         if step[0] == UPLOAD:
             copy_upload(instance, step[1])
         else:

@@ -42,7 +42,6 @@ class Migration(migrations.Migration):
                         ('unscoped', django.db.models.manager.Manager()),
                     ],
                 ),
-    
             ],
         ),
         # Permissions and admin history follow the models to their new app label.

@@ -134,7 +134,6 @@ class Migration(migrations.Migration):
                     model_name='studytombstone',
                     index=models.Index(fields=['tenant', 'study_instance_uid'], name='archive_stu_tenant__0a8ada_idx'),
                 ),
-    
             ],
         ),
         # Permissions and admin history follow the models to their new app label.
