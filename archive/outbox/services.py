@@ -48,23 +48,42 @@ def _touch(outbox_id: int, **fields) -> None:
     Outbox.unscoped.filter(pk=outbox_id).update(next_attempt_at=timezone.now(), **fields)
 
 
+def outbox_advance_many(outbox_ids: list[int]) -> dict[int, bool | Exception]:
+    """Run the handlers of these rows, each kind's rows in one call; mark the rows done
+    that their handler says are. Rows done already or gone are left alone (and absent from
+    the answer). Answers per row: True (done), False (under way) or the exception that
+    stopped it, which is recorded on the row."""
+    rows = list(Outbox.unscoped.filter(pk__in=outbox_ids, done_at=None).order_by("pk"))
+    by_kind: dict[str, list[Outbox]] = {}
+    for row in rows:
+        by_kind.setdefault(row.kind, []).append(row)
+    results: dict[int, bool | Exception] = {}
+    for kind, of_kind in by_kind.items():
+        try:
+            results.update(handler_for(kind)(of_kind))
+        except Exception as exc:  # noqa: BLE001 - the whole call failed: every row of it did
+            results.update({row.pk: exc for row in of_kind})
+    now = timezone.now()
+    done = [pk for pk, result in results.items() if result is True]
+    under_way = [pk for pk, result in results.items() if result is False]
+    failed = {pk: result for pk, result in results.items() if isinstance(result, Exception)}
+    if done:
+        Outbox.unscoped.filter(pk__in=done).update(done_at=now, last_error="", next_attempt_at=now)
+    if under_way:
+        Outbox.unscoped.filter(pk__in=under_way).update(next_attempt_at=now)
+    for pk, exc in failed.items():
+        _touch(pk, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+    return results
+
+
 def outbox_advance(outbox_id: int) -> bool | None:
     """Run one row's handler; mark the row done when the handler says so. Idempotent: a
     row that is done or gone is left alone (None). A failure is recorded on the row and
     raised."""
-    row = Outbox.unscoped.filter(pk=outbox_id).first()
-    if row is None or row.done_at is not None:
-        return None
-    try:
-        done = handler_for(row.kind)(row)
-    except Exception as exc:
-        _touch(outbox_id, last_error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    if done:
-        _touch(outbox_id, done_at=timezone.now(), last_error="")
-    else:
-        _touch(outbox_id)
-    return done
+    result = outbox_advance_many([outbox_id]).get(outbox_id)
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def outbox_record_failure(outbox_id: int, error: str) -> None:

@@ -4,20 +4,19 @@ import logging
 
 from celery import shared_task
 
-from archive.outbox.services import PROCESS_TASK, outbox_advance, outbox_sweep
+from archive.outbox.services import PROCESS_TASK, outbox_advance, outbox_advance_many, outbox_sweep
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(name=PROCESS_TASK, acks_late=True, reject_on_worker_lost=True)
 def process(outbox_ids: list[int]) -> None:
-    """The rows one transaction committed, in one message. Each row is advanced on its
-    own: one that fails is retried alone (`process_one`), the others go on."""
-    for outbox_id in outbox_ids:
-        try:
-            outbox_advance(outbox_id)
-        except Exception:  # noqa: BLE001 - recorded on the row; retried by itself
-            log.warning("outbox %s failed; retrying it alone", outbox_id, exc_info=True)
+    """The rows one transaction committed, in one message, advanced together (each kind's
+    handler gets its rows at once). A row that fails is retried alone (`process_one`),
+    the others go on."""
+    for outbox_id, result in outbox_advance_many(outbox_ids).items():
+        if isinstance(result, Exception):  # recorded on the row; retried by itself
+            log.warning("outbox %s failed (%s); retrying it alone", outbox_id, result)
             process_one.delay(outbox_id)
 
 

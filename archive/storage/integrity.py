@@ -5,6 +5,7 @@ SHA-256 recorded at ingest. The ciphertext checksum is recorded too, for compari
 between regions without keys."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -38,29 +39,33 @@ class Tee:
         return data
 
 
-def copy_check(instance, region: str) -> CopyCheck:
+def copy_check(instance, region: str, *, key_lookup: Callable[[int], bytes] | None = None) -> CopyCheck:
     """Read one region's copy of `instance` end to end. Storage errors propagate."""
     try:
         stream = object_open(region, instance.storage_key)
     except ObjectMissing as exc:
         return CopyCheck(False, "missing", str(exc))
     try:
-        return stream_check(instance, stream)
+        return stream_check(instance, stream, key_lookup=key_lookup)
     finally:
         close = getattr(stream, "close", None)
         if close:
             close()
 
 
-def stream_check(instance, stream: BinaryIO) -> CopyCheck:
+def stream_check(instance, stream: BinaryIO, *, key_lookup: Callable[[int], bytes] | None = None) -> CopyCheck:
     """Read an encrypted copy of `instance` from `stream` (a region's object, or the tier-1
-    file) to its end, decrypt it and compare it with the index; the caller closes it."""
+    file) to its end, decrypt it and compare it with the index; the caller closes it.
+    `key_lookup` (key id -> data key of the instance's clinic) lets a batch look each key
+    up once."""
     tee = Tee(stream)
     plain_sha, plain_size, key_id = hashlib.sha256(), 0, None
 
     def lookup(kid: int) -> bytes:
         nonlocal key_id
         key_id = kid
+        if key_lookup is not None:
+            return key_lookup(kid)
         return data_key_for(tenant_id=instance.tenant_id, key_id=kid)
 
     try:

@@ -4,14 +4,14 @@ twice; the work itself lives in this package so commands and tests call the same
 from celery import shared_task
 from django.conf import settings
 
+from archive.outbox.services import outbox_advance
 from archive.storage.fixity import fixity_run
 from archive.storage.leftovers import leftovers_sweep
-from archive.storage.pipeline import UPLOAD, VERIFY, step_run
 from archive.storage.tiers import tier1_evict
 
-# Storage steps: late ack (a killed worker's message is redelivered), retries with
-# exponential backoff for a region that answers errors or hangs; after the last retry the
-# outbox sweeper picks the row up again, so giving up never loses an instance.
+# The pipeline's former per-step tasks: a message an older version queued before an
+# upgrade still names them. Each now does all of its row's remaining work (outbox_advance);
+# retries with backoff as before, and after the last one the outbox sweeper takes over.
 _STEP = dict(
     acks_late=True,
     reject_on_worker_lost=True,
@@ -25,14 +25,12 @@ _STEP = dict(
 
 @shared_task(name="archive.upload_copy", **_STEP)
 def upload_copy(outbox_id: int, region: str) -> None:
-    """Archive (primary) or replicate (secondary) one instance's encrypted copy."""
-    step_run(outbox_id, UPLOAD, region)
+    outbox_advance(outbox_id)
 
 
 @shared_task(name="archive.verify_copy", **_STEP)
 def verify_copy(outbox_id: int, region: str) -> None:
-    """Read one region's copy back, decrypt it and check it against the ingest checksum."""
-    step_run(outbox_id, VERIFY, region)
+    outbox_advance(outbox_id)
 
 
 @shared_task(name="archive.fixity_audit", acks_late=True)

@@ -4,8 +4,11 @@ Writes go through the Django storage API. Reads of S3 regions use boto3's stream
 directly, because django-storages' S3File buffers a whole object in a temporary file
 before the first byte (in memory with the default max_memory_size)."""
 
+import base64
+import hashlib
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from django.core.files import File
@@ -15,6 +18,11 @@ from cloudpacs.objectstore.regions import region_storage
 
 class ObjectMissing(Exception):
     pass
+
+
+class ObjectCorrupt(Exception):
+    """The region holds other bytes than were sent (the store refused them, or read back
+    they hash differently)."""
 
 
 def _s3(storage) -> bool:
@@ -48,6 +56,74 @@ class _ReadOnly:
 
     def close(self) -> None:
         pass
+
+
+def object_put_checked(region: str, key: str, open_source: Callable[[], BinaryIO], *,
+                       sha256: str, size: int) -> None:
+    """Store the bytes `open_source()` yields (`size` of them, SHA-256 `sha256` in hex)
+    under `key` and return only once the region holds exactly those bytes; raise
+    ObjectCorrupt (or the storage's own error) otherwise.
+
+    What confirms it is the store's own guarantee, not a second read: an S3 region is sent
+    the checksum with the object (`x-amz-checksum-sha256`), computes its own over what it
+    received and refuses a mismatch (BadDigest) -- a store that does not echo the checksum
+    back is read back and hashed instead; a local folder gets the bytes hashed as they are
+    written, fsynced and renamed into place. The fixity audit re-reads copies later."""
+    storage = region_storage(region)
+    if _s3(storage):
+        _s3_put_checked(storage, key, open_source, sha256=sha256, size=size)
+    else:
+        _local_put_checked(storage.path(key), open_source, sha256=sha256, size=size)
+
+
+def _s3_put_checked(storage, key: str, open_source, *, sha256: str, size: int) -> None:
+    checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+    client = storage.connection.meta.client
+    name = storage._normalize_name(key)
+    extra = dict(getattr(storage, "object_parameters", None) or {})
+    with open_source() as body:
+        answer = client.put_object(Bucket=storage.bucket_name, Key=name, Body=body, ContentLength=size,
+                                   ChecksumSHA256=checksum, **extra)
+    if answer.get("ChecksumSHA256") == checksum:
+        return
+    # The store did not confirm the checksum: read the object back and hash it.
+    stream = client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]
+    try:
+        digest, count = hashlib.sha256(), 0
+        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(chunk)
+            count += len(chunk)
+    finally:
+        stream.close()
+    if count != size or digest.hexdigest() != sha256:
+        raise ObjectCorrupt(f"{key}: the region holds other bytes than were sent")
+
+
+def _local_put_checked(path: str, open_source, *, sha256: str, size: int) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=".put.", dir=directory)
+    try:
+        digest, count = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out, open_source() as src:
+            for chunk in iter(lambda: src.read(1024 * 1024), b""):
+                digest.update(chunk)
+                count += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if count != size or digest.hexdigest() != sha256:
+            raise ObjectCorrupt(f"{os.path.basename(path)}: the source gave other bytes than expected")
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)
 
 
 def object_open(region: str, key: str) -> BinaryIO:

@@ -1,17 +1,21 @@
 """The pipeline's steps run in this process against two real SeaweedFS regions."""
 
+import hashlib
+import io
 import json
 from io import StringIO
 
 import pytest
+from botocore.exceptions import ClientError
 from django.core.management import call_command
 
 from archive.outbox.models import Outbox
+from archive.outbox.services import outbox_advance_many
 from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
 from archive.storage.reader import open_instance
 from archive.storage.selectors import instance_copies_summary
-from cloudpacs.objectstore.objects import object_open
+from cloudpacs.objectstore.objects import ObjectCorrupt, object_open
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port
@@ -54,9 +58,21 @@ def test_steps_are_idempotent(tenant, s3_regions):
     before = list(InstanceCopy.objects.for_tenant(tenant).values_list("region", "cipher_sha256", "attempts"))
     for region in ("primary", "secondary"):
         pipeline.copy_upload(instance, region)
-        assert pipeline.copy_verify(instance, region)
+    assert pipeline.archive_rows([row]) == {row.pk: True}  # a redelivered message
     after = list(InstanceCopy.objects.for_tenant(tenant).values_list("region", "cipher_sha256", "attempts"))
     assert before == after
+
+
+def test_one_message_is_archived_in_a_bounded_number_of_queries(tenant, s3_regions,
+                                                                 django_assert_max_num_queries):
+    ingest(tenant, 12)
+    rows = list(Outbox.objects.for_tenant(tenant).filter(done_at=None))
+    # The rows' state is loaded and recorded per batch, not per instance: the pipeline used
+    # to run five steps and five outbox advances per instance, each with its own queries.
+    with django_assert_max_num_queries(12):
+        results = outbox_advance_many([row.pk for row in rows])
+    assert results == {row.pk: True for row in rows}
+    assert InstanceCopy.objects.for_tenant(tenant).filter(state="verified").count() == 24
 
 
 def test_storage_status_json(tenant, s3_regions):
@@ -103,29 +119,65 @@ def test_a_failing_region_records_the_error_and_retries(tenant, s3_regions, seaw
     row = Outbox.objects.for_tenant(tenant).get()
     _primary_endpoint(settings, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with pytest.raises(Exception):  # noqa: B017 - any storage error; the task layer retries
-        pipeline.step_run(row.pk, pipeline.UPLOAD, "primary")
+        pipeline.outbox_drive_inline(row.pk)
     copy = InstanceCopy.objects.for_tenant(tenant).get(region="primary")
     assert copy.state == "failed" and "upload" in copy.last_error
     row.refresh_from_db()
     assert row.done_at is None and row.last_error
-    assert not InstanceCopy.objects.for_tenant(tenant).filter(region="secondary").exists()
+    # The healthy region does not wait for the other: it got its copy from tier 1.
+    assert InstanceCopy.objects.for_tenant(tenant).get(region="secondary").state == "verified"
     _primary_endpoint(settings, seaweed["primary"].endpoint)
     assert pipeline.outbox_drive_inline(row.pk)
 
 
-def test_corrupt_upload_fails_verification_then_is_uploaded_again(tenant, s3_regions, seaweed):
+def _corrupting(monkeypatch):
+    """Bytes damaged between tier 1 and the region (a fault injected into the sender's
+    stream, after the checksum was taken from the tier-1 file)."""
+    sealed_open = pipeline._Sealed.open
+
+    def damaged(self):
+        data = bytearray(sealed_open(self).read())
+        data[-5] ^= 0xFF
+        return io.BytesIO(bytes(data))
+
+    monkeypatch.setattr(pipeline._Sealed, "open", damaged)
+
+
+def test_bytes_damaged_on_the_way_are_refused_by_the_region_and_not_counted(tenant, s3_regions,
+                                                                             monkeypatch):
     (instance,) = ingest(tenant, 1)
-    pipeline.copy_upload(instance, "primary")
-    server = seaweed["primary"]
-    blob = bytearray(server.client().get_object(Bucket=server.bucket, Key=instance.storage_key)["Body"].read())
-    blob[-5] ^= 0xFF
-    server.client().put_object(Bucket=server.bucket, Key=instance.storage_key, Body=bytes(blob))
-    assert pipeline.copy_verify(instance, "primary") is False
-    copy = InstanceCopy.objects.for_tenant(tenant).get(region="primary")
-    assert copy.state == "pending" and "corrupt" in copy.last_error
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
-    with object_open("primary", instance.storage_key) as stream:
-        assert stream.read() != bytes(blob)
+    row = Outbox.objects.for_tenant(tenant).get()
+    _corrupting(monkeypatch)
+    with pytest.raises(ClientError, match="BadDigest"):  # SeaweedFS's own checksum check
+        pipeline.outbox_drive_inline(row.pk)
+    assert set(InstanceCopy.objects.for_tenant(tenant).values_list("state", flat=True)) == {"failed"}
+    monkeypatch.undo()
+    assert pipeline.outbox_drive_inline(row.pk)
+    for copy in InstanceCopy.objects.for_tenant(tenant):
+        with object_open(copy.region, instance.storage_key) as stream:
+            assert hashlib.sha256(stream.read()).hexdigest() == copy.cipher_sha256
+
+
+def test_a_store_that_does_not_check_checksums_is_read_back(tenant, s3_regions, monkeypatch):
+    """Stand-in for an S3 store without checksum support (SeaweedFS has it, so the checksum
+    is left out of the request): the pipeline then reads the object back and hashes it."""
+    from botocore.client import BaseClient
+
+    real_call = BaseClient._make_api_call
+
+    def put_without_checksum(self, operation, params):
+        if operation == "PutObject":
+            params = {k: v for k, v in params.items() if k != "ChecksumSHA256"}
+        return real_call(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", put_without_checksum)
+    (good, bad) = ingest(tenant, 2)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=good.pk).pk)
+    _corrupting(monkeypatch)
+    with pytest.raises(ObjectCorrupt):
+        pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=bad.pk).pk)
+    states = dict(InstanceCopy.objects.for_tenant(tenant).filter(instance=bad).values_list("region", "state"))
+    assert states == {"primary": "failed", "secondary": "failed"}
 
 
 def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, monkeypatch):
@@ -145,4 +197,12 @@ def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, m
     InstanceCopy.objects.for_tenant(tenant).filter(region="primary").update(state="pending")
     pipeline.copy_upload(instance, "primary")
     assert sorted(p.name for p in (tmp_path / "primary" / str(tenant.pk)).iterdir()) == [
+        instance.storage_key.split("/")[1]]
+    # Bytes damaged on the way into a folder are caught by their hash, and leave no file.
+    _corrupting(monkeypatch)
+    InstanceCopy.objects.for_tenant(tenant).filter(region="secondary").update(state="pending")
+    with pytest.raises(ObjectCorrupt):
+        pipeline.copy_upload(instance, "secondary")
+    assert InstanceCopy.objects.for_tenant(tenant).get(region="secondary").state == "failed"
+    assert sorted(p.name for p in (tmp_path / "secondary" / str(tenant.pk)).iterdir()) == [
         instance.storage_key.split("/")[1]]
