@@ -28,7 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dicomweb, servers  # noqa: E402
-from bench.run_all import ct_series_bytes  # noqa: E402
+from bench.data import ct_series_bytes  # noqa: E402
 from tests.servers import CeleryWorker, SeaweedServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

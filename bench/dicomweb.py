@@ -1,9 +1,12 @@
-"""A minimal, identical DICOMweb client for both servers: streamed STOW bodies, streamed
-WADO reads, timed QIDO queries."""
+"""A minimal, identical DICOMweb client for both servers: STOW bodies streamed over a
+kept-alive connection (chunked, as dicomweb-client sends them) or sent by curl with a
+Content-Length on a new connection each, streamed WADO reads, timed QIDO queries."""
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import requests
 
@@ -28,6 +31,21 @@ def stow(session: requests.Session, base_url: str, parts: Iterable[bytes], heade
     return response
 
 
+def stow_curl(base_url: str, body: Path, boundary: str, headers: dict, expect_100: bool = False) -> None:
+    """POST one STOW-RS body from a file as curl sends it: a new connection and a
+    Content-Length. Left to itself curl first sends `Expect: 100-continue` for a body over
+    1 MB and waits up to a second for the interim answer, which Orthanc 1.10 never gives:
+    unless `expect_100`, the header is left out so both servers get the body at once."""
+    args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", f"@{body}",
+            "-H", f'Content-Type: multipart/related; type="application/dicom"; boundary={boundary}',
+            "-H", "Accept: application/dicom+json", *([] if expect_100 else ["-H", "Expect:"])]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, f"{base_url}/studies"], capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0 or done.stdout != "200":
+        raise RuntimeError(f"STOW by curl failed: HTTP {done.stdout} {done.stderr[:300]}")
+
+
 def wado_series_bytes(session: requests.Session, base_url: str, study: str, series: str, headers: dict) -> int:
     """Retrieve a whole series as stored; returns the number of body bytes read."""
     total = 0
@@ -44,8 +62,6 @@ def wado_series_bytes(session: requests.Session, base_url: str, study: str, seri
 def wado_series_curl(base_url: str, study: str, series: str, headers: dict) -> tuple[int, float]:
     """The same retrieve by curl (a C client, body to /dev/null): (bytes, seconds). A Python
     client reads about as fast as either server sends, so this one shows the servers."""
-    import subprocess
-
     args = ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download} %{time_total}",
             "-H", 'Accept: multipart/related; type="application/dicom"; transfer-syntax=*']
     for name, value in headers.items():

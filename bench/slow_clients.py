@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import servers  # noqa: E402
-from bench.run_all import ct_series_bytes  # noqa: E402
+from bench.data import ct_series_bytes  # noqa: E402
 from tests.slow_clients import SlowUploads, latencies, summary  # noqa: E402
 
 
