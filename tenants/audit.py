@@ -47,6 +47,16 @@ class Actor:
 def audit_record(*, tenant, actor: Actor, action: str, obj_type: str = "", obj_id: str = "",
                  detail: dict | None = None) -> AuditEvent:
     """Append one event to the clinic's chain. Runs inside the caller's transaction if any."""
+    return audit_record_many(tenant=tenant, actor=actor, events=[
+        {"action": action, "obj_type": obj_type, "obj_id": obj_id, "detail": detail}])[0]
+
+
+def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
+    """Append events (each a dict of audit_record's action, obj_type, obj_id, detail) to
+    the clinic's chain in order, with one lock and one insert for all of them (an upload of
+    a hundred studies writes a hundred events)."""
+    if not events:
+        return []
     with transaction.atomic():
         # Lock the clinic row so two writers cannot take the same place in the chain.
         Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
@@ -56,15 +66,20 @@ def audit_record(*, tenant, actor: Actor, action: str, obj_type: str = "", obj_i
         key = chain_key()
         if seq == 1:
             AuditKeyCheck.build(tenant_id=tenant.pk, legacy_events=0, key=key).save()
-        event = AuditEvent(
-            tenant=tenant, seq=seq, actor_type=actor.type, actor_id=str(actor.id or "")[:64],
-            actor_label=(actor.label or "")[:254], action=action, object_type=obj_type,
-            object_id=str(obj_id)[:128], ip=actor.ip or None,
-            user_agent=(actor.user_agent or "")[:300], detail=detail or {}, prev_hash=prev_hash,
-        )
-        event.hash = event.compute_hash(key)
-        event.save()
-    return event
+        made = []
+        for item in events:
+            event = AuditEvent(
+                tenant=tenant, seq=seq, actor_type=actor.type, actor_id=str(actor.id or "")[:64],
+                actor_label=(actor.label or "")[:254], action=item["action"],
+                object_type=item.get("obj_type") or "", object_id=str(item.get("obj_id") or "")[:128],
+                ip=actor.ip or None, user_agent=(actor.user_agent or "")[:300],
+                detail=item.get("detail") or {}, prev_hash=prev_hash,
+            )
+            event.hash = event.compute_hash(key)
+            made.append(event)
+            seq, prev_hash = seq + 1, event.hash
+        AuditEvent.unscoped.bulk_create(made)
+    return made
 
 
 @dataclass

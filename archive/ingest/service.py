@@ -3,8 +3,7 @@
 and queues the same way."""
 
 import enum
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -16,11 +15,11 @@ from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.services import outbox_add
-from archive.retention.services import retention_on_ingest
+from archive.retention.services import retention_on_ingest_many
 from archive.storage.keys import active_data_key
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
-from tenants.audit import Actor, audit_record
+from tenants.audit import Actor, audit_record_many
 
 
 class Outcome(enum.Enum):
@@ -207,7 +206,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
 def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext):
     try:
         with transaction.atomic():
-            return _index(tenant, [accepted], actor, context)[0]
+            return _index(tenant, [accepted], actor, context, racing=True)[0]
     except IntegrityError:
         context.forget()
         tier1_delete(accepted.key)
@@ -217,85 +216,167 @@ def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: Ingest
         return accepted, _duplicate(raced, accepted.parsed, accepted.spooled.sha256)
 
 
-def _study_row(tenant, parsed: ParsedInstance, context: IngestContext) -> tuple[Study, bool]:
-    study = context.studies.get(parsed.study_uid)
-    if study is not None:
-        return study, False
-    patient, _ = Patient.objects.for_tenant(tenant).get_or_create(
-        patient_id=parsed.patient["patient_id"],
-        issuer_of_patient_id=parsed.patient["issuer_of_patient_id"],
-        defaults={k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")},
-    )
-    study, created = Study.objects.for_tenant(tenant).get_or_create(
-        study_instance_uid=parsed.study_uid,
-        defaults={
-            **parsed.study,
-            "patient": patient,
+@dataclass
+class _Tally:
+    """What one batch adds to a study or a series: counted before its rows are made, so a
+    row the batch creates is written once, complete."""
+
+    parsed: ParsedInstance  # its first instance in the batch
+    instances: int = 0
+    size: int = 0
+    new_series_modalities: list[str] = field(default_factory=list)
+
+
+def _tallies(new: list[_Accepted]) -> tuple[dict[str, _Tally], dict[str, _Tally]]:
+    studies: dict[str, _Tally] = {}
+    series: dict[str, _Tally] = {}
+    for accepted in new:
+        parsed = accepted.parsed
+        for tallies, uid in ((studies, parsed.study_uid), (series, parsed.series_uid)):
+            tally = tallies.setdefault(uid, _Tally(parsed))
+            tally.instances += 1
+            tally.size += accepted.spooled.size
+    return studies, series
+
+
+def _study_fields(tenant, parsed: ParsedInstance, patient: Patient, tally: _Tally) -> dict:
+    modalities = [m for m in dict.fromkeys(tally.new_series_modalities) if m]
+    return {**parsed.study, "tenant": tenant, "study_instance_uid": parsed.study_uid, "patient": patient,
             "patient_name": parsed.patient["patient_name"],
             "patient_name_search": parsed.patient["patient_name"].upper(),
             "patient_identifier": parsed.patient["patient_id"],
-            "patient_birth_date": parsed.patient["birth_date"],
-            "patient_sex": parsed.patient["sex"],
-        },
-    )
-    context.studies[parsed.study_uid] = study
-    return study, created
+            "patient_birth_date": parsed.patient["birth_date"], "patient_sex": parsed.patient["sex"],
+            "num_instances": tally.instances, "size_bytes": tally.size,
+            "num_series": len(tally.new_series_modalities), "modalities": "\\".join(modalities)}
 
 
-def _series_row(tenant, parsed: ParsedInstance, study: Study, context: IngestContext) -> tuple[Series, bool]:
-    series = context.series.get(parsed.series_uid)
-    if series is not None:
-        return series, False
-    series, created = Series.objects.for_tenant(tenant).get_or_create(
-        series_instance_uid=parsed.series_uid, defaults={**parsed.series, "study": study})
-    context.series[parsed.series_uid] = series
-    return series, created
+def _patient_key(parsed: ParsedInstance) -> tuple[str, str]:
+    return parsed.patient["patient_id"], parsed.patient["issuer_of_patient_id"]
 
 
-def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext):
-    instances, results = [], []
-    series_counts: Counter = Counter()
-    study_counts: Counter = Counter()
-    study_sizes: Counter = Counter()
-    new_series_by_study: dict[int, list[str]] = {}
+def _patients(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Patient]:
+    """The patient row of each study about to be made, found or created."""
+    keys = {_patient_key(parsed): parsed for parsed in wanted}
+    if not keys:
+        return {}
+    found = {(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
+        patient_id__in={key[0] for key in keys})}
+    missing = [Patient(tenant=tenant, patient_id=key[0], issuer_of_patient_id=key[1],
+                       **{k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
+               for key, parsed in keys.items() if key not in found]
+    for patient in Patient.unscoped.bulk_create(missing):
+        found[patient.patient_id, patient.issuer_of_patient_id] = patient
+    return found
+
+
+@dataclass
+class _Rows:
+    """The study and series rows of a batch, and what the batch still has to add to them."""
+
+    studies: dict[str, _Tally]
+    series: dict[str, _Tally]
+    made_studies: set[str]  # study rows this batch created (the new-study events)
+    complete: set[tuple[str, str]]  # ("study"|"series", uid): rows written with the batch's counts
+
+
+def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) -> _Rows:
+    """Find the batch's study and series rows (remembered by `context`, else in the index)
+    and make the missing ones, in a few statements for the whole batch, each new row written
+    once with the batch's counts. With `racing` (one instance, after a concurrent insert
+    made the batch fail) rows go through get_or_create instead, and get counted after."""
+    studies, series = _tallies(new)
+    for cache, model, field_name, tallies in ((context.series, Series, "series_instance_uid", series),
+                                              (context.studies, Study, "study_instance_uid", studies)):
+        wanted = [uid for uid in tallies if uid not in cache]
+        if wanted:
+            cache.update({getattr(row, field_name): row for row in model.objects.for_tenant(tenant).filter(
+                **{f"{field_name}__in": wanted})})
+    new_series = [uid for uid in series if uid not in context.series]
+    new_studies = [uid for uid in studies if uid not in context.studies]
+    if racing:
+        return _rows_racing(tenant, context, studies, series, new_studies, new_series)
+    for uid in new_series:
+        tally = series[uid]
+        studies[tally.parsed.study_uid].new_series_modalities.append(tally.parsed.series["modality"])
+    patients = _patients(tenant, [studies[uid].parsed for uid in new_studies])
+    made = Study.unscoped.bulk_create([
+        Study(**_study_fields(tenant, studies[uid].parsed, patients[_patient_key(studies[uid].parsed)],
+                              studies[uid])) for uid in new_studies])
+    context.studies.update({row.study_instance_uid: row for row in made})
+    made = Series.unscoped.bulk_create([
+        Series(tenant=tenant, series_instance_uid=uid, study=context.studies[series[uid].parsed.study_uid],
+               num_instances=series[uid].instances, **series[uid].parsed.series) for uid in new_series])
+    context.series.update({row.series_instance_uid: row for row in made})
+    return _Rows(studies, series, set(new_studies),
+                 {("study", uid) for uid in new_studies} | {("series", uid) for uid in new_series})
+
+
+def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _Rows:
+    made = set()
+    for uid in new_studies:
+        parsed = studies[uid].parsed
+        patient, _ = Patient.objects.for_tenant(tenant).get_or_create(
+            patient_id=parsed.patient["patient_id"], issuer_of_patient_id=parsed.patient["issuer_of_patient_id"],
+            defaults={k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
+        fields = _study_fields(tenant, parsed, patient, _Tally(parsed))  # no counts yet
+        del fields["tenant"], fields["study_instance_uid"]
+        context.studies[uid], created = Study.objects.for_tenant(tenant).get_or_create(
+            study_instance_uid=uid, defaults=fields)
+        if created:
+            made.add(uid)
+    for uid in new_series:
+        parsed = series[uid].parsed
+        context.series[uid], created = Series.objects.for_tenant(tenant).get_or_create(
+            series_instance_uid=uid, defaults={**parsed.series, "study": context.studies[parsed.study_uid]})
+        if created:
+            studies[parsed.study_uid].new_series_modalities.append(parsed.series["modality"])
+    return _Rows(studies, series, made, set())
+
+
+def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *, racing: bool = False):
+    """Index a batch of sealed instances: a few statements for the whole batch, whatever
+    the number of studies in it (a hundred one-image studies in one STOW body)."""
+    rows = _rows(tenant, new, context, racing)
+    instances, results, announced = [], [], set()
     for accepted in new:
         parsed = accepted.parsed
-        study, new_study = _study_row(tenant, parsed, context)
-        series, new_series = _series_row(tenant, parsed, study, context)
-        if new_series:
-            new_series_by_study.setdefault(study.pk, []).append(parsed.series["modality"])
+        study, series = context.studies[parsed.study_uid], context.series[parsed.series_uid]
         instance = Instance(
             tenant=tenant, study=study, series=series, sop_instance_uid=parsed.sop_uid,
             sop_class_uid=parsed.sop_class_uid, transfer_syntax_uid=parsed.transfer_syntax_uid,
             size_bytes=accepted.spooled.size, sha256=accepted.spooled.sha256, storage_key=accepted.key,
             metadata=parsed.metadata, **parsed.instance)
         instances.append(instance)
-        series_counts[series.pk] += 1
-        study_counts[study.pk] += 1
-        study_sizes[study.pk] += accepted.spooled.size
+        new_study = parsed.study_uid in rows.made_studies and parsed.study_uid not in announced
+        announced.add(parsed.study_uid)
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
     Instance.unscoped.bulk_create(instances)
     # The archive work for each instance commits with it (published once it has).
     outbox_add(tenant=tenant, kind=ARCHIVE, subjects=[i.pk for i in instances])
-    for series_pk, count in series_counts.items():
-        Series.unscoped.filter(pk=series_pk).update(num_instances=F("num_instances") + count)
+    # Rows made by this batch carry its counts already; rows found get them added.
+    for uid, tally in rows.series.items():
+        if ("series", uid) not in rows.complete:
+            Series.unscoped.filter(pk=context.series[uid].pk).update(
+                num_instances=F("num_instances") + tally.instances)
     now = timezone.now()
-    for study_pk, count in study_counts.items():
-        updates = {"num_instances": F("num_instances") + count, "size_bytes": F("size_bytes") + study_sizes[study_pk],
-                   "updated_at": now}
-        modalities = new_series_by_study.get(study_pk)
-        if modalities:
-            updates["num_series"] = F("num_series") + len(modalities)
+    for uid, tally in rows.studies.items():
+        if ("study", uid) in rows.complete:
+            continue
+        study_pk = context.studies[uid].pk
+        updates = {"num_instances": F("num_instances") + tally.instances,
+                   "size_bytes": F("size_bytes") + tally.size, "updated_at": now}
+        if tally.new_series_modalities:
+            updates["num_series"] = F("num_series") + len(tally.new_series_modalities)
             # Re-read under lock: new series of one study may arrive in two requests at once.
             locked = Study.unscoped.select_for_update().get(pk=study_pk)
             merged = [*locked.modality_list]
-            merged += [m for m in dict.fromkeys(modalities) if m and m not in merged]
+            merged += [m for m in dict.fromkeys(tally.new_series_modalities) if m and m not in merged]
             updates["modalities"] = "\\".join(merged)
         Study.unscoped.filter(pk=study_pk).update(**updates)
-    for accepted, result in results:
-        retention_on_ingest(tenant=tenant, instance=result.instance, new_study=result.new_study)
-        if result.new_study:
-            audit_record(tenant=tenant, actor=actor, action="study.created", obj_type="study",
-                         obj_id=result.instance.study_id, detail={"modality": accepted.parsed.series["modality"]})
+    retention_on_ingest_many(tenant=tenant, indexed=[(r.instance, r.new_study) for _, r in results])
+    audit_record_many(tenant=tenant, actor=actor, events=[
+        {"action": "study.created", "obj_type": "study", "obj_id": r.instance.study_id,
+         "detail": {"modality": accepted.parsed.series["modality"]}}
+        for accepted, r in results if r.new_study])
     return results

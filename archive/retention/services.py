@@ -101,6 +101,28 @@ def retention_on_ingest(*, tenant, instance: Instance, new_study: bool) -> None:
     _upsert([_row(tenant.pk, values, policy.periods, timezone.now(), extra_modality=modality)])
 
 
+def retention_on_ingest_many(*, tenant, indexed: list[tuple[Instance, bool]]) -> None:
+    """`retention_on_ingest` for the instances one ingest transaction indexed, each with
+    whether it made its study: one policy lock and one upsert for all of them. The study
+    rows carry the modalities of the whole batch already."""
+    studies = {instance.study_id: instance.study for instance, new_study in indexed if new_study}
+    mammography = {instance.study_id: instance.study for instance, new_study in indexed
+                   if not new_study and instance.study_id not in studies
+                   and (instance.series.modality or "").upper() == "MG"}
+    if mammography:
+        known = set(StudyRetention.unscoped.filter(study_id__in=mammography, mammography=True)
+                    .values_list("study_id", flat=True))
+        mammography = {pk: study for pk, study in mammography.items() if pk not in known}
+    if not studies and not mammography:
+        return
+    periods, now = policy_get(tenant=tenant, lock=True).periods, timezone.now()
+    rows = [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now)
+            for study in studies.values()]
+    rows += [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now,
+                  extra_modality="MG") for study in mammography.values()]
+    _upsert(rows)
+
+
 def policy_update(*, tenant, actor: Actor, **periods: int) -> tuple[dict, int]:
     """Change the clinic's policy and recompute every study's retention date, atomically.
     Returns ({field: [old, new]} of what changed, number of studies recomputed)."""

@@ -5,9 +5,11 @@ from archive.ingest.service import Outcome, instances_ingest
 from archive.ingest.spool import spool_chunks
 from archive.models import Instance, Study
 from archive.outbox.models import Outbox
+from archive.retention.models import StudyRetention
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
-from tenants.audit import Actor
+from tenants.audit import Actor, audit_verify
+from tenants.models import AuditEvent
 from tests.dicom_factory import make_ct_series, to_bytes
 
 ACTOR = Actor.system("test")
@@ -115,3 +117,55 @@ def test_headers_with_quotes_backslashes_and_accents_are_stored_verbatim(tenant)
         stored = Instance.objects.for_tenant(tenant).get(sop_instance_uid=ds.SOPInstanceUID).metadata
         assert stored["00081030"]["Value"] == ['Knee "left"', f"right {series.index(ds)}"]
         assert stored["0008103E"]["Value"] == ["Schädel ' Übersicht é"]
+
+
+def _one_image_studies(count: int, tag: str) -> list[bytes]:
+    return [to_bytes(make_ct_series(1, patient_id=f"{tag}-{n}", accession=f"A{tag}{n}")[0]) for n in range(count)]
+
+
+def test_many_one_image_studies_cost_the_queries_of_one(tenant):
+    """X-ray and ultrasound practices send studies of one image, a hundred to a STOW body:
+    each new study, patient, series, retention row and audit event used to cost its own
+    queries (about 22 per study: 2,207 for a body of 100)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    instances_ingest(tenant=tenant, spooled=spools(*_one_image_studies(1, "first")), actor=ACTOR)
+    counts = []
+    for n, tag in ((1, "one"), (40, "forty")):
+        with CaptureQueriesContext(connection) as queries:
+            results = instances_ingest(tenant=tenant, spooled=spools(*_one_image_studies(n, tag)), actor=ACTOR)
+        assert [r.outcome for r in results] == [Outcome.STORED] * n
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    studies = Study.objects.for_tenant(tenant).filter(patient_identifier__startswith="forty-")
+    assert studies.count() == 40
+    assert {(s.num_instances, s.num_series, s.modalities) for s in studies} == {(1, 1, "CT")}
+    created = AuditEvent.objects.for_tenant(tenant).filter(action="study.created")
+    assert created.count() == 42
+    assert audit_verify(tenant=tenant) == []
+    assert StudyRetention.objects.for_tenant(tenant).count() == 42
+
+
+def test_a_study_made_by_another_request_meanwhile_is_joined_not_duplicated(tenant, monkeypatch):
+    """Another request creates the same study (with another of its instances) between the
+    batch's look-up and its insert: the batch falls back to one by one, joins that study,
+    counts its instances into it and records one 'study.created' in all."""
+    blobs = [to_bytes(ds) for ds in make_ct_series(3)]
+    real_flush = service.tier1_flush
+    raced = []
+
+    def flush_while_another_request_stores(paths):
+        if not raced:
+            raced.append(None)
+            raced[0] = service.instance_ingest(tenant=tenant, spooled=spool_chunks([blobs[0]]), actor=ACTOR)
+        real_flush(paths)
+
+    monkeypatch.setattr(service, "tier1_flush", flush_while_another_request_stores)
+    results = instances_ingest(tenant=tenant, spooled=spools(blobs[1], blobs[2]), actor=ACTOR)
+    assert raced[0].outcome == Outcome.STORED and raced[0].new_study
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.STORED]
+    assert not any(r.new_study for r in results)
+    study = Study.objects.for_tenant(tenant).get()
+    assert (study.num_instances, study.num_series, study.modalities) == (3, 1, "CT")
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.created").count() == 1
