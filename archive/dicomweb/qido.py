@@ -31,13 +31,13 @@ def _retrieve_url(root: str, level: str, row) -> str:
             f"/instances/{row.sop_instance_uid}")
 
 
-def _warnings(request, query: SearchQuery, more: int) -> list[str]:
+def _warnings(request, query: SearchQuery, more: bool) -> list[str]:
     host = request.get_host()
     out = []
     if query.limit_clamped:
         out.append(f'299 {host} "The limit was reduced to the maximum of {MAX_LIMIT} results"')
     if more:
-        out.append(f'299 {host} "There are {more} additional results that can be requested"')
+        out.append(f'299 {host} "There are additional results that can be requested"')  # PS3.18
     if query.unsupported:
         out.append(f'299 {host} "The following attributes are not supported as matching keys '
                    f'and were ignored: {", ".join(query.unsupported)}"')

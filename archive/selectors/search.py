@@ -1,8 +1,9 @@
 """Attribute searches of the study index (PS3.4 C.2.2.2 matching, via archive.query):
 QIDO-RS today, C-FIND next, one model and one matcher for both.
 
-A search is one SQL query (plus a COUNT only when the page is full, to say how many more
-there are); attributes that are not columns come from one representative instance's
+A search is one SQL query, which asks for one row more than the page to tell whether
+there are more (PS3.18's warning says only that there are, so no COUNT over every match
+is needed); attributes that are not columns come from one representative instance's
 stored header, fetched by a subquery in that same statement.
 """
 
@@ -26,7 +27,7 @@ PREFIX = {
 @dataclass
 class SearchPage:
     rows: list = field(default_factory=list)
-    more: int = 0  # matches beyond this page
+    more: bool = False  # there are matches beyond this page
 
 
 def _filters(query: SearchQuery) -> Q:
@@ -39,11 +40,7 @@ def _filters(query: SearchQuery) -> Q:
 def _page(qs: QuerySet, query: SearchQuery) -> SearchPage:
     start, stop = query.offset, query.offset + query.limit
     rows = list(qs[start:stop + 1])
-    more = 0
-    if len(rows) > query.limit:
-        rows = rows[:query.limit]
-        more = qs.count() - stop
-    return SearchPage(rows=rows, more=max(more, 0))
+    return SearchPage(rows=rows[:query.limit], more=len(rows) > query.limit)
 
 
 def _representative(tenant, **outer) -> Subquery:

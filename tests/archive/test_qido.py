@@ -119,7 +119,7 @@ def test_series_and_instance_levels(client, tenant, token, studies):
 def test_limit_offset_and_warning(client, tenant, token, studies):
     first = search(client, tenant, token, limit=3)
     assert len(first.json()) == 3
-    assert "1 additional result" in first.headers["Warning"]
+    assert "There are additional results that can be requested" in first.headers["Warning"]
     rest = search(client, tenant, token, limit=3, offset=3)
     assert len(rest.json()) == 1 and "Warning" not in rest.headers
     assert set(uids(first)) | set(uids(rest)) == set(studies.values())
