@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 # The outbox kind of this work; the row's subject is the instance.
 ARCHIVE = "archive"
 # Tier-1 files up to this size are read into memory once and sent from there to both
-# regions; larger ones (a 4 GB tomosynthesis instance) are streamed from the file each time.
-IN_MEMORY_MAX = 64 * 1024 * 1024
+# regions; larger ones (a mammogram, a 4 GB tomosynthesis instance) are streamed from the
+# file each time, so a worker thread holds at most this much of an instance.
+IN_MEMORY_MAX = 8 * 1024 * 1024
 # The fields of InstanceCopy this pipeline writes.
 _COPY_FIELDS = ["state", "cipher_sha256", "cipher_size", "key_id", "uploaded_at", "verified_at",
                 "checked_at", "attempts", "last_error", "updated_at"]

@@ -206,3 +206,19 @@ def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, m
     assert InstanceCopy.objects.for_tenant(tenant).get(region="secondary").state == "failed"
     assert sorted(p.name for p in (tmp_path / "secondary" / str(tenant.pk)).iterdir()) == [
         instance.storage_key.split("/")[1]]
+
+
+def test_a_large_instance_is_streamed_from_tier1_to_each_region(tenant, s3_regions, monkeypatch):
+    """Above IN_MEMORY_MAX the tier-1 file is read from disk for each region instead of
+    held in memory (set to 0 here so a small instance takes that path)."""
+    monkeypatch.setattr(pipeline, "IN_MEMORY_MAX", 0)
+    (instance,) = ingest(tenant, 1)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    for copy in InstanceCopy.objects.for_tenant(tenant):
+        assert copy.state == "verified"
+        with object_open(copy.region, instance.storage_key) as stream:
+            assert hashlib.sha256(stream.read()).hexdigest() == copy.cipher_sha256
+    _corrupting(monkeypatch)  # and damage on that path is refused too
+    InstanceCopy.objects.for_tenant(tenant).update(state="pending")
+    with pytest.raises(ClientError, match="BadDigest"):
+        pipeline.copy_upload(instance, "primary")
