@@ -88,12 +88,14 @@ class ArchiveProgress:
             self._connection = self._connect()
         return Progress(*self._connection.execute(PROGRESS_SQL).fetchone())
 
-    def wait_all_verified(self, expected_instances: int, timeout: float = 3600,
-                          interval: float = 0.25) -> Progress:
+    def wait_all_verified(self, expected_instances: int, timeout: float = 1800, interval: float = 0.25,
+                          check=lambda: None) -> Progress:
         """Poll until at least `expected_instances` are stored and every stored instance is
-        verified in both regions."""
+        verified in both regions; `check()` is called each time (it raises when a process
+        the work depends on has died, rather than wait for the timeout)."""
         deadline = time.monotonic() + timeout
         while True:
+            check()
             progress = self.now()
             if progress.instances >= expected_instances and progress.unverified == 0:
                 return progress

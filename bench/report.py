@@ -32,7 +32,7 @@ HIDDEN = {"instances", "mb", "done_per_s", "cpu_ms_per_instance_orthanc"}
 
 
 def describe(key: str) -> tuple[str, str] | None:
-    if key in HIDDEN:
+    if key in HIDDEN or key == "failed":
         return None
     for pattern, label, better in MEASURES:
         match = re.fullmatch(pattern, key)
@@ -42,6 +42,8 @@ def describe(key: str) -> tuple[str, str] | None:
 
 
 def fmt(value: float) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
@@ -50,14 +52,22 @@ def fmt(value: float) -> str:
 
 
 def round_line(workload: str, round_no: int, rounds: int, server: str, result: dict) -> str:
+    if "failed" in result:
+        return f"[{workload}] round {round_no + 1}/{rounds} {server}: FAILED {result['failed'][:300]}"
     figures = ", ".join(f"{key} {fmt(value)}" for key, value in result.items() if describe(key))
     return f"[{workload}] round {round_no + 1}/{rounds} {server}: {figures}"
 
 
 def summarise(runs: dict[str, list[dict]]) -> list[dict]:
-    """Per measure: each server's median, min, max and every round's figure."""
-    keys = list(dict.fromkeys(key for name in SERVERS for run in runs.get(name, []) for key in run))
+    """Per measure: each server's median, min, max and every round's figure (failed rounds
+    have none: they are counted in a row of their own)."""
+    keys = list(dict.fromkeys(key for name in SERVERS for run in runs.get(name, []) for key in run
+                              if key != "failed"))
     rows = []
+    failed = {name: sum("failed" in run for run in runs.get(name, [])) for name in SERVERS}
+    if any(failed.values()):
+        rows.append({"key": "failed", "label": "rounds that failed (not in the figures below)", "better": NONE,
+                     **{name: {"median": n, "min": n, "max": n, "rounds": [n]} for name, n in failed.items()}})
     for key in keys:
         described = describe(key)
         if not described:
@@ -109,7 +119,7 @@ def method(setup: dict) -> str:
         f"on {setup['database']} with {setup['broker']}; both storage regions are local folders. Orthanc runs "
         "with its DICOMweb plugin (Debian packages `orthanc orthanc-dicomweb`).",
         f"Every workload runs {setup['rounds']} rounds; each round starts both servers fresh (new scratch "
-        "folder; for CloudPACS a new database cloned from a migrated template, for Orthanc a new storage "
+        "folder; for CloudPACS a new database, a copy of one migrated once, for Orthanc a new storage "
         "folder), one after the other, alternating which goes first. A fresh server first gets untimed "
         "requests (four 1-instance STOW bodies on new connections, one C-STORE; CloudPACS until they are "
         "archived).",

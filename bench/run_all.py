@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,6 +60,19 @@ def start(name: str, template):
     return servers.cloudpacs(template=template) if name == "CloudPACS" else servers.orthanc()
 
 
+def measure_round(workload, name: str, template, warm_up) -> dict:
+    """One round on a fresh server. A round that fails (a process of the server died, a
+    request was refused) is kept as `{"failed": why}` and the bench goes on: the failure
+    is a finding too, and the other rounds are still worth having."""
+    try:
+        with start(name, template) as server:
+            warm_up(server)
+            return workload.measure(server)
+    except Exception as error:  # noqa: BLE001 - any failure of a round is reported, not fatal
+        traceback.print_exc()
+        return {"failed": f"{type(error).__name__}: {error}"}
+
+
 def run_workload(workload, rounds: int, template, warm_up) -> dict[str, list[dict]]:
     """`rounds` rounds, each with both servers started fresh, one after the other (one
     server's leftover work never runs beside the other's), alternating which is first."""
@@ -66,9 +80,7 @@ def run_workload(workload, rounds: int, template, warm_up) -> dict[str, list[dic
     for round_no in range(rounds):
         order = report.SERVERS if round_no % 2 == 0 else report.SERVERS[::-1]
         for name in order:
-            with start(name, template) as server:
-                warm_up(server)
-                result = workload.measure(server)
+            result = measure_round(workload, name, template, warm_up)
             runs[name].append(result)
             print(report.round_line(workload.key, round_no, rounds, name, result), flush=True)
     return runs
@@ -115,11 +127,13 @@ def main() -> None:
         with servers.cloudpacs_template() as template:
             for workload in chosen:
                 print(f"== {workload.title}", flush=True)
+                started = time.monotonic()
                 workload.prepare(corpus)
                 try:
                     all_runs[workload.key] = run_workload(workload, args.rounds, template, warm_up)
                 finally:
                     workload.remove()
+                print(f"== {workload.key}: {time.monotonic() - started:.0f} s", flush=True)
                 summaries[workload.key] = {"title": workload.title,
                                            "rows": report.summarise(all_runs[workload.key])}
     finally:

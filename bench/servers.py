@@ -58,6 +58,10 @@ def wait_http(url: str, timeout: float = 60, **kwargs) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+class ServerDied(RuntimeError):
+    """One of a server's processes exited while the bench was using it."""
+
+
 class Server:
     """A started server: where to reach it, and its processes by role (`tree`)."""
 
@@ -72,11 +76,35 @@ class Server:
         self.env: dict = {}
         # Processes of the infrastructure it runs on (a private Redis): measured apart.
         self.infrastructure = proctree.ProcessTree({})
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def check_running(self) -> None:
+        """Raise ServerDied, with the end of its log, if a process of the server exited."""
+        for role, process in self.processes.items():
+            if process.poll() is not None:
+                raise ServerDied(f"{self.name}'s {role} exited with status {process.returncode}: "
+                                 f"...{_log_tail(self.workdir / f'{role}.log')}")
+
+    def wait_archived(self, expected_instances: int, timeout: float = 1800) -> None:
+        """Until `expected_instances` are stored and every one is verified in both regions
+        (CloudPACS); at once for a server without an archive pipeline (Orthanc)."""
+        if self.progress:
+            self.progress.wait_all_verified(expected_instances, timeout, check=self.check_running)
+
+    def stored_instances(self) -> int:
+        return self.progress.now().instances if self.progress else 0
 
     def peak_rss_mb(self) -> float:
         """Peak resident memory (VmHWM) of the tree's largest process, in MB."""
         peaks = [_vm_hwm_kb(pid) for pids in self.tree.pids().values() for pid in pids]
         return max(peaks, default=0) / 1024
+
+
+def _log_tail(path: Path, chars: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return "(no log)"
 
 
 def _vm_hwm_kb(pid: int) -> int:
@@ -143,6 +171,7 @@ def orthanc():
         server = Server("Orthanc", f"http://127.0.0.1:{http_port}/dicom-web", proc, workdir,
                         dicom_port=dicom_port, ae_title="ORTHANC")
         server.tree = proctree.ProcessTree({"orthanc": proc.pid})
+        server.processes = {"orthanc": proc}
         yield server
     finally:
         _stop([proc])
@@ -275,6 +304,7 @@ def cloudpacs(workers: int | None = None, extra_env: dict | None = None, worker:
         server.gateway = roles["gateway"]
         server.env = env
         server.tree = proctree.ProcessTree({role: proc.pid for role, proc in roles.items()})
+        server.processes = roles
         server.infrastructure = proctree.ProcessTree({"redis": redis.pid} if redis else {})
         server.progress = _archive_progress(env, workdir)
         stack.callback(server.progress.close)

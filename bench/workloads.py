@@ -25,14 +25,13 @@ QIDO_STAGES = (1000, 10000)
 
 def measure_ingest(server, send, instances: int) -> dict:
     """Run `send(server)` and measure it until acknowledged and until done."""
-    baseline = server.progress.now().instances if server.progress else 0
+    baseline = server.stored_instances()
     cpu_before, infra_before = server.tree.cpu_seconds(), server.infrastructure.cpu_seconds()
     with PeakMemory(server.tree) as memory:
         started = time.perf_counter()
         send(server)
         acknowledged = time.perf_counter() - started
-        if server.progress:
-            server.progress.wait_all_verified(baseline + instances)
+        server.wait_archived(baseline + instances)
         done = time.perf_counter() - started
         cpu = cpu_used(cpu_before, server.tree.cpu_seconds())
         infra = cpu_used(infra_before, server.infrastructure.cpu_seconds())
@@ -85,8 +84,7 @@ class WarmUp:
         for part in self.parts[:-1]:
             post_bytes(server.base_url, [part], server.headers)
         storescu(server, self.files.paths)
-        if server.progress:
-            server.progress.wait_all_verified(len(self.parts), timeout=300)
+        server.wait_archived(len(self.parts), timeout=300)
         time.sleep(1)  # the last task's bookkeeping, then an idle server
 
     def remove(self) -> None:
@@ -159,10 +157,9 @@ class WadoSeries(Workload):
         self.study, self.series, self.parts = corpus.ct
 
     def measure(self, server) -> dict:
-        baseline = server.progress.now().instances if server.progress else 0
+        baseline = server.stored_instances()
         stow_kept_alive(server, self.parts, CT_BATCH)
-        if server.progress:
-            server.progress.wait_all_verified(baseline + len(self.parts))
+        server.wait_archived(baseline + len(self.parts))
         started = time.perf_counter()
         size = dicomweb.wado_series_bytes(requests.Session(), server.base_url, self.study, self.series,
                                           server.headers)
@@ -206,6 +203,7 @@ class QidoWhileArchiving(Workload):
                     result[f"{name}_{stage}"] = value
                 if server.progress:
                     result[f"backlog_{stage}"] = server.progress.now().unverified
+                server.check_running()  # "while the worker archives" only holds if it still runs
         result["peak_memory_mb"] = memory.peak_mb
         result["peak_pss_mb"] = memory.peak_pss_mb
         return result
