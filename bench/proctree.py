@@ -4,7 +4,6 @@ A server is more than the process the bench started: gunicorn forks its workers,
 worker starts a STOW-RS parse process through a fork server, Celery forks beat. What a
 server costs is the sum over every descendant of the processes it was started as."""
 
-import itertools
 import os
 import threading
 import time
@@ -94,24 +93,31 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
 
 class PeakMemory:
     """Samples a tree's summed RSS every `interval` seconds in a thread while in use, and
-    its summed PSS every `pss_every` samples (reading it costs ten times more):
+    its summed PSS whenever the RSS has climbed 2% above where PSS was last read (reading
+    PSS costs ten times more, too much to do every time on two cores):
 
         with PeakMemory(tree) as memory:
             ...
         memory.peak_mb, memory.peak_pss_mb
     """
 
-    def __init__(self, tree: ProcessTree, interval: float = 0.2, pss_every: int = 10):
-        self.tree, self.interval, self.pss_every = tree, interval, pss_every
+    def __init__(self, tree: ProcessTree, interval: float = 0.2):
+        self.tree, self.interval = tree, interval
         self.peak_bytes = self.peak_pss_bytes = 0
+        self._pss_read_at_rss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
+    def _sample_once(self) -> None:
+        rss = self.tree.rss_bytes()
+        self.peak_bytes = max(self.peak_bytes, rss)
+        if rss > self._pss_read_at_rss * 1.02:
+            self._pss_read_at_rss = rss
+            self.peak_pss_bytes = max(self.peak_pss_bytes, self.tree.pss_bytes())
+
     def _sample(self) -> None:
-        for n in itertools.count():
-            self.peak_bytes = max(self.peak_bytes, self.tree.rss_bytes())
-            if n % self.pss_every == 0:
-                self.peak_pss_bytes = max(self.peak_pss_bytes, self.tree.pss_bytes())
+        while True:
+            self._sample_once()
             if self._stop.wait(self.interval):
                 return
 
@@ -122,7 +128,7 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self.tree.rss_bytes())
+        self._sample_once()
 
     @property
     def peak_mb(self) -> float:

@@ -20,7 +20,7 @@ MEASURES = [
     (r"infrastructure_cpu_ms_per_instance_redis", "Redis broker CPU ms per instance (not in the tree's "
                                                   "total)", LOWER),
     (r"peak_memory_mb", "peak memory, sum of RSS over the process tree, MB", LOWER),
-    (r"peak_pss_mb", "… the same as PSS (shared pages counted once), sampled every 2 s, MB", LOWER),
+    (r"peak_pss_mb", "… the same as PSS (pages shared between processes counted once), MB", LOWER),
     (r"requests_mb_per_s", "MB/s read by requests (Python)", HIGHER),
     (r"curl_mb_per_s", "MB/s read by curl", HIGHER),
     (r"load_(\d+)_per_s", "studies/s loading up to {n} (bodies of 100, kept-alive)", HIGHER),
@@ -28,11 +28,11 @@ MEASURES = [
     (r"p95_ms_(\d+)", "p95 ms with {n} studies", LOWER),
     (r"backlog_(\d+)", "instances not yet verified in both regions when searched at {n}", NONE),
 ]
-HIDDEN = {"instances", "mb", "done_per_s", "cpu_ms_per_instance_orthanc"}
+HIDDEN = {"instances", "mb", "done_per_s", "cpu_ms_per_instance_orthanc", "failed", "log_tail"}
 
 
 def describe(key: str) -> tuple[str, str] | None:
-    if key in HIDDEN or key == "failed":
+    if key in HIDDEN:
         return None
     for pattern, label, better in MEASURES:
         match = re.fullmatch(pattern, key)
@@ -53,7 +53,7 @@ def fmt(value: float) -> str:
 
 def round_line(workload: str, round_no: int, rounds: int, server: str, result: dict) -> str:
     if "failed" in result:
-        return f"[{workload}] round {round_no + 1}/{rounds} {server}: FAILED {result['failed'][:300]}"
+        return f"[{workload}] round {round_no + 1}/{rounds} {server}: FAILED {result['failed']}"
     figures = ", ".join(f"{key} {fmt(value)}" for key, value in result.items() if describe(key))
     return f"[{workload}] round {round_no + 1}/{rounds} {server}: {figures}"
 
@@ -62,7 +62,7 @@ def summarise(runs: dict[str, list[dict]]) -> list[dict]:
     """Per measure: each server's median, min, max and every round's figure (failed rounds
     have none: they are counted in a row of their own)."""
     keys = list(dict.fromkeys(key for name in SERVERS for run in runs.get(name, []) for key in run
-                              if key != "failed"))
+                              if key not in HIDDEN))
     rows = []
     failed = {name: sum("failed" in run for run in runs.get(name, [])) for name in SERVERS}
     if any(failed.values()):
@@ -109,6 +109,14 @@ def markdown_table(summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def failures(all_runs: dict[str, dict[str, list[dict]]]) -> str:
+    """A line per failed round, for under the table."""
+    lines = [f"- {workload}, round {round_no + 1}, {name}: {run['failed']}"
+             for workload, runs in all_runs.items() for name in SERVERS
+             for round_no, run in enumerate(runs.get(name, [])) if "failed" in run]
+    return "Failed rounds:\n" + "\n".join(lines) if lines else ""
+
+
 def method(setup: dict) -> str:
     """How the figures were measured, to go with the table."""
     return "\n".join([
@@ -128,7 +136,8 @@ def method(setup: dict) -> str:
         "every 0.25 s); Orthanc, which has no second region, when it has acknowledged. CPU is utime + stime "
         "(+ reaped children's) from /proc of every process descended from the processes the server was "
         "started as, from the first request until done; memory is the peak of the RSS summed over that tree, "
-        "sampled every 0.2 s (pages shared by forked processes count once per process). The database "
+        "sampled every 0.2 s (pages shared between processes count once per process; PSS, which counts them "
+        "once, is read whenever that sum has grown 2%). The database "
         "server's CPU is not counted; a Redis broker's is shown apart.",
         "STOW-RS over new connections is sent by curl, one process per body"
         + (" as curl sends it by default, `Expect: 100-continue` first (Orthanc 1.10 never answers it: "

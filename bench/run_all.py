@@ -68,6 +68,8 @@ def measure_round(workload, name: str, template, warm_up) -> dict:
         with start(name, template) as server:
             warm_up(server)
             return workload.measure(server)
+    except servers.ServerDied as died:
+        return {"failed": str(died), "log_tail": died.log_tail}
     except Exception as error:  # noqa: BLE001 - any failure of a round is reported, not fatal
         traceback.print_exc()
         return {"failed": f"{type(error).__name__}: {error}"}
@@ -138,13 +140,13 @@ def main() -> None:
                                            "rows": report.summarise(all_runs[workload.key])}
     finally:
         warm_up.remove()
-    table = report.markdown_table(summaries)
-    method = report.method(setup)
+    text = "\n\n".join(part for part in (report.markdown_table(summaries), report.failures(all_runs),
+                                          report.method(setup)) if part)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(
         {"args": vars(args), "setup": setup, "runs": all_runs, "summaries": summaries}, indent=1))
-    (RESULTS / "latest.md").write_text(f"{table}\n\n{method}\n")
-    print(f"\n{table}\n\n{method}")
+    (RESULTS / "latest.md").write_text(text + "\n")
+    print(f"\n{text}")
 
 
 if __name__ == "__main__":

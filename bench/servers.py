@@ -59,7 +59,12 @@ def wait_http(url: str, timeout: float = 60, **kwargs) -> None:
 
 
 class ServerDied(RuntimeError):
-    """One of a server's processes exited while the bench was using it."""
+    """One of a server's processes exited while the bench was using it: the message says
+    which and its last error line; `log_tail` holds the end of its log."""
+
+    def __init__(self, message: str, log_tail: str):
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 class Server:
@@ -82,8 +87,9 @@ class Server:
         """Raise ServerDied, with the end of its log, if a process of the server exited."""
         for role, process in self.processes.items():
             if process.poll() is not None:
-                raise ServerDied(f"{self.name}'s {role} exited with status {process.returncode}: "
-                                 f"...{_log_tail(self.workdir / f'{role}.log')}")
+                tail = _log_tail(self.workdir / f"{role}.log")
+                raise ServerDied(f"{self.name}'s {role} exited with status {process.returncode}; "
+                                 f"its log's last error: {_last_error(tail)}", tail)
 
     def wait_archived(self, expected_instances: int, timeout: float = 1800) -> None:
         """Until `expected_instances` are stored and every one is verified in both regions
@@ -100,11 +106,18 @@ class Server:
         return max(peaks, default=0) / 1024
 
 
-def _log_tail(path: Path, chars: int = 1500) -> str:
+def _log_tail(path: Path, chars: int = 4000) -> str:
     try:
         return path.read_text(errors="replace")[-chars:]
     except FileNotFoundError:
         return "(no log)"
+
+
+def _last_error(log: str) -> str:
+    """The last line of a log that names an error (a traceback's last line)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors or lines or ["(empty log)"])[-1]
 
 
 def _vm_hwm_kb(pid: int) -> int:
