@@ -57,7 +57,8 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
     a hundred studies writes a hundred events)."""
     if not events:
         return []
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (ingest): if this fails, so does the caller.
+    with transaction.atomic(savepoint=False):
         # Lock the clinic row so two writers cannot take the same place in the chain.
         Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
         last = (AuditEvent.objects.for_tenant(tenant).order_by("-seq")
