@@ -72,10 +72,7 @@ class Study(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "study_instance_uid"], name="uniq_study_uid")]
         indexes = [
             models.Index(fields=["tenant", "study_date"]),
-            # Prefix searches (PatientName=SMITH*, a LIKE 'SMITH%') can use a btree only with
-            # the pattern operator class on PostgreSQL, whose collation is not C.
-            models.Index(fields=["tenant", "patient_name_search"], name="study_name_prefix_idx",
-                         opclasses=["int8_ops", "varchar_pattern_ops"]),
+            models.Index(fields=["tenant", "patient_name_search"]),
             models.Index(fields=["tenant", "patient_identifier"]),
             models.Index(fields=["tenant", "accession_number"]),
             models.Index(fields=["tenant", "-created_at"]),
