@@ -194,6 +194,9 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
             results = []
             for accepted in new:
                 results.append(_index_one_racing(tenant, accepted, actor, context))
+                # Committed (or its file removed as a duplicate): a later failure must not
+                # take its tier-1 file away from an instance the index now holds.
+                pending.pop(accepted.key, None)
         pending.clear()
     except BaseException:
         context.forget()  # rows made in the rolled-back transaction must not be remembered
@@ -264,8 +267,12 @@ def _patients(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Pat
     missing = [Patient(tenant=tenant, patient_id=key[0], issuer_of_patient_id=key[1],
                        **{k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
                for key, parsed in keys.items() if key not in found]
-    for patient in Patient.unscoped.bulk_create(missing):
-        found[patient.patient_id, patient.issuer_of_patient_id] = patient
+    if missing:
+        # A patient is shared by studies that may arrive at once from several senders: a row
+        # another request made meanwhile is taken, not a reason to fall back.
+        Patient.unscoped.bulk_create(missing, ignore_conflicts=True)
+        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
+            patient_id__in={p.patient_id for p in missing})})
     return found
 
 

@@ -84,28 +84,16 @@ def retention_fill_missing(*, tenant) -> int:
                                    periods=policy_get(tenant=tenant, lock=True).periods)
 
 
-def retention_on_ingest(*, tenant, instance: Instance, new_study: bool) -> None:
-    """Called by the ingest service inside its transaction, after indexing an instance.
+def retention_on_ingest_many(*, tenant, indexed: list[tuple[Instance, bool]]) -> None:
+    """Called by the ingest service inside its transaction, with the instances it indexed,
+    each with whether it made its study: one policy lock and one upsert for all of them.
 
     The rules read the study date and birth date (fixed by the study's first instance) and
     whether MG is among the modalities, so only a new study or a study's first MG series
     change anything; other instances cost no query."""
-    modality = (instance.series.modality or "").upper()
-    if not new_study and modality != "MG":
-        return
-    if not new_study and StudyRetention.unscoped.filter(study_id=instance.study_id, mammography=True).exists():
-        return
-    study = instance.study
-    policy = policy_get(tenant=tenant, lock=True)
-    values = {name: getattr(study, name) for name in _STUDY_VALUES}
-    _upsert([_row(tenant.pk, values, policy.periods, timezone.now(), extra_modality=modality)])
-
-
-def retention_on_ingest_many(*, tenant, indexed: list[tuple[Instance, bool]]) -> None:
-    """`retention_on_ingest` for the instances one ingest transaction indexed, each with
-    whether it made its study: one policy lock and one upsert for all of them. The study
-    rows carry the modalities of the whole batch already."""
     studies = {instance.study_id: instance.study for instance, new_study in indexed if new_study}
+    # The batch's MG instances count for the new studies too, whatever their rows say yet.
+    with_mg = {instance.study_id for instance, _ in indexed if (instance.series.modality or "").upper() == "MG"}
     mammography = {instance.study_id: instance.study for instance, new_study in indexed
                    if not new_study and instance.study_id not in studies
                    and (instance.series.modality or "").upper() == "MG"}
@@ -116,8 +104,8 @@ def retention_on_ingest_many(*, tenant, indexed: list[tuple[Instance, bool]]) ->
     if not studies and not mammography:
         return
     periods, now = policy_get(tenant=tenant, lock=True).periods, timezone.now()
-    rows = [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now)
-            for study in studies.values()]
+    rows = [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now,
+                 extra_modality="MG" if pk in with_mg else "") for pk, study in studies.items()]
     rows += [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now,
                   extra_modality="MG") for study in mammography.values()]
     _upsert(rows)

@@ -169,3 +169,60 @@ def test_a_study_made_by_another_request_meanwhile_is_joined_not_duplicated(tena
     study = Study.objects.for_tenant(tenant).get()
     assert (study.num_instances, study.num_series, study.modalities) == (3, 1, "CT")
     assert AuditEvent.objects.for_tenant(tenant).filter(action="study.created").count() == 1
+
+
+def _another_request_stores_during_the_flush(monkeypatch, tenant, blob):
+    """Between the batch's look-ups and its insert, another request stores `blob`: the
+    batch's insert then fails and it falls back to one instance at a time."""
+    real_flush = service.tier1_flush
+    raced = []
+
+    def flush(paths):
+        if not raced:
+            raced.append(None)  # the other request's own flush must not race again
+            raced[0] = service.instance_ingest(tenant=tenant, spooled=spool_chunks([blob]), actor=ACTOR)
+        real_flush(paths)
+
+    monkeypatch.setattr(service, "tier1_flush", flush)
+    return raced
+
+
+def test_a_mammography_study_made_on_the_fallback_keeps_its_longer_retention(tenant, monkeypatch):
+    mammo = to_bytes(make_ct_series(1, modality="MG", patient_id="MG-1", study_date="20100115",
+                                    birth_date="19600101")[0])
+    other = to_bytes(make_ct_series(1, patient_id="CT-1")[0])
+    raced = _another_request_stores_during_the_flush(monkeypatch, tenant, other)
+    results = instances_ingest(tenant=tenant, spooled=spools(mammo, other), actor=ACTOR)
+    assert raced[0].outcome == Outcome.STORED
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.ALREADY_PRESENT]
+    study = results[0].instance.study
+    assert Study.objects.for_tenant(tenant).get(pk=study.pk).modalities == "MG"
+    assert StudyRetention.objects.for_tenant(tenant).get(study=study).mammography is True
+
+
+def test_a_failure_in_the_fallback_leaves_committed_instances_their_files(tenant, monkeypatch):
+    """The fallback commits one instance at a time; if a later one fails (a deadlock, a
+    dropped connection), those committed before keep their tier-1 files."""
+    from django.db import OperationalError
+
+    blobs = [to_bytes(ds) for ds in make_ct_series(3)]
+    _another_request_stores_during_the_flush(monkeypatch, tenant, blobs[1])
+    real_index, calls = service._index, []
+
+    def index_failing_on_the_last(*args, **kwargs):
+        calls.append(kwargs.get("racing"))
+        if len(calls) == 4:  # the batch, then instances 1, 2 and 3 one by one
+            raise OperationalError("connection lost")
+        return real_index(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_index", index_failing_on_the_last)
+    try:
+        instances_ingest(tenant=tenant, spooled=spools(*blobs), actor=ACTOR)
+    except OperationalError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
+    committed = Instance.objects.for_tenant(tenant)
+    assert committed.count() == 2  # the other request's and the fallback's first
+    for instance in committed:
+        assert tier1_path(instance.storage_key).exists()
