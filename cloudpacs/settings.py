@@ -306,8 +306,6 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "CloudPACS <no-reply@cloudpacs
 # no server, shared by the web process and the worker through folders under var/.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's transport, but a message appears in the folder only once it is complete.
-    CELERY_BROKER_TRANSPORT = "cloudpacs.embedded_broker:Transport"
     _broker_dir = VAR_DIR / "celery-broker"
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,6 @@ def outbox_publish(ids: list[int]) -> None:
         log.warning("could not publish outbox rows %s; the sweeper will re-drive them", ids, exc_info=True)
 
 
-def _touch(outbox_id: int, **fields) -> None:
-    Outbox.unscoped.filter(pk=outbox_id).update(next_attempt_at=timezone.now(), **fields)
-
-
 def outbox_advance_many(outbox_ids: list[int]) -> dict[int, bool | Exception]:
     """Run the handlers of these rows, each kind's rows in one call; mark the rows done
     that their handler says are. Rows done already or gone are left alone (and absent from
@@ -71,8 +67,9 @@ def outbox_advance_many(outbox_ids: list[int]) -> dict[int, bool | Exception]:
         Outbox.unscoped.filter(pk__in=done).update(done_at=now, last_error="", next_attempt_at=now)
     if under_way:
         Outbox.unscoped.filter(pk__in=under_way).update(next_attempt_at=now)
-    for pk, exc in failed.items():
-        _touch(pk, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+    for pk, exc in failed.items():  # not on a row another worker finished meanwhile
+        Outbox.unscoped.filter(pk=pk, done_at=None).update(
+            next_attempt_at=now, last_error=f"{type(exc).__name__}: {exc}"[:2000])
     return results
 
 
@@ -86,27 +83,24 @@ def outbox_advance(outbox_id: int) -> bool | None:
     return result
 
 
-def outbox_record_failure(outbox_id: int, error: str) -> None:
-    """A step run outside `outbox_advance` (a handler's own task) failed."""
-    _touch(outbox_id, last_error=error[:2000])
+# Rows the sweeper hands to the workers in one message.
+SWEEP_BATCH = 64
 
 
 def outbox_sweep(*, limit: int = 1000) -> int:
-    """Re-drive rows of every kind not done and idle longer than STORAGE_SWEEP_IDLE_SECONDS.
-    Returns how many rows were re-driven."""
+    """Re-drive rows of every kind not done and idle longer than STORAGE_SWEEP_IDLE_SECONDS:
+    claim them and publish them again, in messages of SWEEP_BATCH rows, so the work runs
+    batched on the workers (not here, one row at a time, where a region that times out
+    would hold the beat task). Returns how many rows were re-driven."""
     cutoff = timezone.now() - timedelta(seconds=settings.STORAGE_SWEEP_IDLE_SECONDS)
     candidates = list(Outbox.unscoped.filter(done_at=None, next_attempt_at__lte=cutoff)
                       .order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:limit])
-    redriven = 0
-    for pk, seen in candidates:
-        # Claim the row (the compare on next_attempt_at stops two sweepers doubling up).
-        if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
-                next_attempt_at=timezone.now(), attempts=F("attempts") + 1):
-            try:
-                outbox_advance(pk)
-                redriven += 1
-            except Exception:  # noqa: BLE001 - the next sweep tries again
-                log.warning("sweeper could not re-drive outbox %s", pk, exc_info=True)
-    if redriven:
-        log.info("sweeper re-drove %d outbox rows", redriven)
-    return redriven
+    claimed = [pk for pk, seen in candidates
+               # The compare on next_attempt_at stops two sweepers doubling up.
+               if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
+                   next_attempt_at=timezone.now(), attempts=F("attempts") + 1)]
+    for start in range(0, len(claimed), SWEEP_BATCH):
+        outbox_publish(claimed[start:start + SWEEP_BATCH])
+    if claimed:
+        log.info("sweeper re-drove %d outbox rows", len(claimed))
+    return len(claimed)

@@ -12,26 +12,31 @@ ingest. Those exact bytes then go to each region that lacks a verified copy, wit
 SHA-256, and the region confirms it holds them (`object_put_checked`: an S3 store computes
 the checksum of what it received and refuses a mismatch; a local folder is hashed as it is
 written and fsynced). A copy counts as verified only then. Each region is served on its
-own, from tier 1 or else from the other region's verified copy, so an outage of one
-region leaves the other current. Every step is safe to repeat: an upload overwrites with
+own, from tier 1 or else (evicted or damaged) from the other region's verified copy, so
+an outage of one region leaves the other current. Every step is safe to repeat: an upload overwrites with
 the same ciphertext, and the fixity audit re-reads stored copies later."""
 
 import io
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from archive.models import Instance
 from archive.outbox.models import Outbox
 from archive.outbox.services import outbox_advance
-from archive.storage.integrity import copy_check, stream_check
+from archive.storage.integrity import stream_check
 from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path
-from cloudpacs.objectstore.objects import object_open, object_put, object_put_checked
+from cloudpacs.objectstore.objects import object_open, object_put_checked
 from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 log = logging.getLogger(__name__)
@@ -57,15 +62,19 @@ def other_region(region: str) -> str:
 
 @dataclass
 class _Sealed:
-    """The checked ciphertext of one instance, in memory or in its tier-1 file."""
+    """The checked ciphertext of one instance: in memory, in its tier-1 file, or fetched
+    from the other region by `opener`. `open()` gives a fresh, seekable reader each time."""
 
     sha256: str
     size: int
     key_id: int
     data: bytes | None = None
     path: str | None = None
+    opener: Callable[[], BinaryIO] | None = None
 
     def open(self) -> BinaryIO:
+        if self.opener is not None:
+            return self.opener()
         return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # noqa: SIM115
 
 
@@ -99,19 +108,26 @@ def _tier1_sealed(instance: Instance, keys: _Keys) -> _Sealed | None:
                    path=None if data is not None else path)
 
 
-def _put_from_other_region(instance: Instance, region: str, other: InstanceCopy, keys: _Keys) -> None:
-    """Copy the other region's verified ciphertext (tier 1 is gone); read back and checked,
-    since a stream between two stores cannot carry a checksum up front everywhere."""
-    source = other.region
-    stream = object_open(source, instance.storage_key)
-    try:
-        object_put(region, instance.storage_key, stream)
-    finally:
-        stream.close()
-    check = copy_check(instance, region, key_lookup=keys.lookup(instance.tenant_id))
-    if not check.ok or check.cipher_sha256 != other.cipher_sha256:
-        raise RuntimeError(f"copy of instance {instance.pk} from {source} to {region} did not verify: "
-                           f"{check.problem or 'other bytes than the source'}")
+def _from_other_region(instance: Instance, other: InstanceCopy) -> _Sealed:
+    """The other region's verified ciphertext as a source (tier 1 no longer holds it, or
+    holds it damaged): its checksum is known, so the target region confirms it like any
+    other copy. Fetched into a temporary file (ciphertext only) that a retry can re-read."""
+
+    def open_source() -> BinaryIO:
+        os.makedirs(settings.INGEST_TMP_DIR, exist_ok=True)
+        spool = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_MAX, dir=settings.INGEST_TMP_DIR)  # noqa: SIM115
+        stream = object_open(other.region, instance.storage_key)
+        try:
+            shutil.copyfileobj(stream, spool, 1024 * 1024)
+        except BaseException:
+            spool.close()
+            raise
+        finally:
+            stream.close()
+        spool.seek(0)
+        return spool
+
+    return _Sealed(other.cipher_sha256, other.cipher_size, other.key_id, opener=open_source)
 
 
 def _archive_instance(instance: Instance, copies: dict[str, InstanceCopy], keys: _Keys,
@@ -124,35 +140,29 @@ def _archive_instance(instance: Instance, copies: dict[str, InstanceCopy], keys:
     sealed, unsound, failure = None, None, None
     try:
         sealed = _tier1_sealed(instance, keys)
-    except Exception as exc:  # noqa: BLE001 - recorded on each copy below
+    except Exception as exc:  # noqa: BLE001 - the other region may still serve; else recorded below
+        log.warning("tier-1 file of instance %s is unsound: %s", instance.pk, exc)
         unsound = exc
     for region in todo:
         copy = copies[region]
         copy.attempts += 1
         copy.updated_at = timezone.now()
+        other = copies[other_region(region)]
         try:
-            if unsound is not None:
-                raise unsound
-            other = copies[other_region(region)]
-            if sealed is not None:
-                key_export(region=region, key_id=sealed.key_id)
-                object_put_checked(region, instance.storage_key, sealed.open, sha256=sealed.sha256,
-                                   size=sealed.size)
-                cipher_sha, cipher_size, key_id = sealed.sha256, sealed.size, sealed.key_id
-            elif other.state == InstanceCopy.VERIFIED:
-                if other.key_id:
-                    key_export(region=region, key_id=other.key_id)
-                _put_from_other_region(instance, region, other, keys)
-                cipher_sha, cipher_size, key_id = other.cipher_sha256, other.cipher_size, other.key_id
-            else:
-                raise NoSource(f"instance {instance.pk} is in neither tier 1 nor {other.region}")
+            source = sealed
+            if source is None and other.state == InstanceCopy.VERIFIED:
+                source = _from_other_region(instance, other)
+            if source is None:
+                raise unsound or NoSource(f"instance {instance.pk} is in neither tier 1 nor {other.region}")
+            key_export(region=region, key_id=source.key_id)
+            object_put_checked(region, instance.storage_key, source.open, sha256=source.sha256, size=source.size)
         except Exception as exc:  # noqa: BLE001 - recorded; the row is retried
             copy.state, copy.last_error = InstanceCopy.FAILED, f"upload: {exc}"[:2000]
             failure = failure or exc
             continue
         now = timezone.now()
         copy.state, copy.cipher_sha256, copy.cipher_size, copy.key_id = (
-            InstanceCopy.VERIFIED, cipher_sha, cipher_size, key_id)
+            InstanceCopy.VERIFIED, source.sha256, source.size, source.key_id)
         copy.uploaded_at = copy.verified_at = copy.checked_at = copy.updated_at = now
         copy.last_error = ""
     if failure is not None:
@@ -166,6 +176,19 @@ def _copies(instances: list[Instance]) -> dict[tuple[int, str], InstanceCopy]:
         ignore_conflicts=True)
     return {(c.instance_id, c.region): c
             for c in InstanceCopy.unscoped.filter(instance_id__in=[i.pk for i in instances])}
+
+
+def _record(copies: list[InstanceCopy]) -> None:
+    """Write what this run did to each copy. A failure is written only where the copy is
+    not verified: another worker may have finished the same row meanwhile."""
+    verified = [c for c in copies if c.state == InstanceCopy.VERIFIED]
+    if verified:
+        InstanceCopy.unscoped.bulk_update(verified, _COPY_FIELDS)
+    for copy in copies:
+        if copy.state != InstanceCopy.VERIFIED:
+            InstanceCopy.unscoped.filter(pk=copy.pk).exclude(state=InstanceCopy.VERIFIED).update(
+                state=copy.state, last_error=copy.last_error, attempts=F("attempts") + 1,
+                updated_at=copy.updated_at)
 
 
 def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
@@ -190,13 +213,12 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
             log.warning("archiving instance %s failed: %s", instance.pk, exc)
             results[row.pk] = exc
         touched += [mine[r] for r in REGIONS if before[r] != InstanceCopy.VERIFIED]
-    if touched:
-        InstanceCopy.unscoped.bulk_update(touched, _COPY_FIELDS)
+    _record(touched)
     return results
 
 
 def copy_upload(instance: Instance, region: str) -> None:
-    """Give one region a verified copy of `instance` now, unless it has one (fixity repair,
+    """Give one region a verified copy of `instance` now, unless it has one (commands,
     tests). Raises what stopped it; the copy records it."""
     copies = _copies([instance])
     mine = {r: copies[instance.pk, r] for r in REGIONS}
@@ -205,7 +227,7 @@ def copy_upload(instance: Instance, region: str) -> None:
     try:
         _archive_instance(instance, mine, _Keys(), regions=(region,))
     finally:
-        InstanceCopy.unscoped.bulk_update([mine[region]], _COPY_FIELDS)
+        _record([mine[region]])
 
 
 def outbox_drive_inline(outbox_id: int) -> bool:

@@ -1,5 +1,6 @@
-"""Celery tasks of durable storage. Each takes ids, does one step, and is safe to run
-twice; the work itself lives in this package so commands and tests call the same code."""
+"""Celery tasks of durable storage. Each takes ids and is safe to run twice; the work itself
+lives in this package so commands and tests call the same code. Archiving runs as the
+outbox's own task (`outbox.process`), which calls the pipeline's batch handler."""
 
 from celery import shared_task
 from django.conf import settings

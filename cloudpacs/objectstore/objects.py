@@ -58,11 +58,16 @@ class _ReadOnly:
         pass
 
 
+# A local region's object being written (renamed into place when complete): never an object.
+PARTIAL_PREFIX = ".put."
+
+
 def object_put_checked(region: str, key: str, open_source: Callable[[], BinaryIO], *,
                        sha256: str, size: int) -> None:
     """Store the bytes `open_source()` yields (`size` of them, SHA-256 `sha256` in hex)
     under `key` and return only once the region holds exactly those bytes; raise
-    ObjectCorrupt (or the storage's own error) otherwise.
+    ObjectCorrupt (or the storage's own error) otherwise. `open_source` gives a fresh,
+    seekable reader, closed by this function (botocore rewinds it to sign and to retry).
 
     What confirms it is the store's own guarantee, not a second read: an S3 region is sent
     the checksum with the object (`x-amz-checksum-sha256`), computes its own over what it
@@ -102,7 +107,7 @@ def _s3_put_checked(storage, key: str, open_source, *, sha256: str, size: int) -
 def _local_put_checked(path: str, open_source, *, sha256: str, size: int) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=".put.", dir=directory)
+    fd, partial = tempfile.mkstemp(prefix=PARTIAL_PREFIX, dir=directory)
     try:
         digest, count = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out, open_source() as src:
@@ -164,6 +169,8 @@ def object_keys(region: str, prefix: str = "") -> Iterator[str]:
     root = storage.location
     for dirpath, _dirs, files in os.walk(root):
         for filename in files:
+            if filename.startswith(PARTIAL_PREFIX):  # left by a killed writer, not an object
+                continue
             key = os.path.relpath(os.path.join(dirpath, filename), root).replace(os.sep, "/")
             if key.startswith(prefix):
                 yield key

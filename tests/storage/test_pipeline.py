@@ -15,7 +15,8 @@ from archive.storage import pipeline
 from archive.storage.models import InstanceCopy
 from archive.storage.reader import open_instance
 from archive.storage.selectors import instance_copies_summary
-from cloudpacs.objectstore.objects import ObjectCorrupt, object_open
+from archive.storage.tier1 import tier1_path
+from cloudpacs.objectstore.objects import ObjectCorrupt, object_keys, object_open
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port
@@ -206,6 +207,9 @@ def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, m
     assert InstanceCopy.objects.for_tenant(tenant).get(region="secondary").state == "failed"
     assert sorted(p.name for p in (tmp_path / "secondary" / str(tenant.pk)).iterdir()) == [
         instance.storage_key.split("/")[1]]
+    # A file a killed writer left half-written is not an object (restore lists objects).
+    (tmp_path / "secondary" / str(tenant.pk) / ".put.abc123").write_bytes(b"half")
+    assert list(object_keys("secondary", f"{tenant.pk}/")) == [instance.storage_key]
 
 
 def test_a_large_instance_is_streamed_from_tier1_to_each_region(tenant, s3_regions, monkeypatch):
@@ -222,3 +226,41 @@ def test_a_large_instance_is_streamed_from_tier1_to_each_region(tenant, s3_regio
     InstanceCopy.objects.for_tenant(tenant).update(state="pending")
     with pytest.raises(ClientError, match="BadDigest"):
         pipeline.copy_upload(instance, "primary")
+
+
+def test_a_failure_never_overwrites_a_copy_another_worker_verified_meanwhile(tenant, s3_regions, monkeypatch):
+    """Worker A loads the row's copies; worker B finishes the row; then A's upload fails.
+    A's failure must not turn B's verified copies into failed ones."""
+    (instance,) = ingest(tenant, 1)
+    row = Outbox.objects.for_tenant(tenant).get()
+    real_put, first = pipeline.object_put_checked, []
+
+    def put_after_another_worker_finished(*args, **kwargs):
+        if not first:
+            first.append(True)
+            monkeypatch.setattr(pipeline, "object_put_checked", real_put)
+            assert pipeline.outbox_drive_inline(row.pk)  # worker B, start to end
+            monkeypatch.setattr(pipeline, "object_put_checked", put_after_another_worker_finished)
+        raise ConnectionError("region unreachable")  # worker A's own attempt
+
+    monkeypatch.setattr(pipeline, "object_put_checked", put_after_another_worker_finished)
+    assert pipeline.archive_rows([row])[row.pk].__class__ is ConnectionError
+    assert dict(InstanceCopy.objects.for_tenant(tenant).values_list("region", "state")) == {
+        "primary": "verified", "secondary": "verified"}
+    row.refresh_from_db()
+    assert row.done_at is not None
+
+
+def test_a_damaged_tier1_file_does_not_stop_a_copy_from_the_other_region(tenant, s3_regions):
+    (instance,) = ingest(tenant, 1)
+    pipeline.copy_upload(instance, "primary")
+    path = tier1_path(instance.storage_key)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    copies = {c.region: c for c in InstanceCopy.objects.for_tenant(tenant)}
+    assert copies["secondary"].state == "verified"
+    assert copies["secondary"].cipher_sha256 == copies["primary"].cipher_sha256
+    with object_open("secondary", instance.storage_key) as stream:
+        assert hashlib.sha256(stream.read()).hexdigest() == copies["primary"].cipher_sha256
