@@ -36,7 +36,7 @@ from archive.storage.integrity import stream_check
 from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path
-from cloudpacs.objectstore.objects import object_open, object_put_checked
+from cloudpacs.objectstore.objects import object_open, object_put_checked, region_fault
 from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,11 @@ _COPY_FIELDS = ["state", "cipher_sha256", "cipher_size", "key_id", "uploaded_at"
 
 class NoSource(Exception):
     """Neither tier 1 nor a verified copy in the other region holds the instance."""
+
+
+class RegionUnavailable(Exception):
+    """The region failed earlier in this batch: its other instances wait for the retry
+    instead of each waiting out the same timeouts."""
 
 
 def other_region(region: str) -> str:
@@ -131,9 +136,11 @@ def _from_other_region(instance: Instance, other: InstanceCopy) -> _Sealed:
 
 
 def _archive_instance(instance: Instance, copies: dict[str, InstanceCopy], keys: _Keys,
-                      regions: tuple[str, ...] = REGIONS) -> None:
+                      regions: tuple[str, ...] = REGIONS, down: dict[str, Exception] | None = None) -> None:
     """Give each of `regions` that lacks one a verified copy of `instance`. Each region is
-    tried whatever happens to the other; the first failure is raised at the end."""
+    tried whatever happens to the other; the first failure is raised at the end. `down`
+    (shared by a batch) holds the regions found unavailable, which are not tried again."""
+    down = {} if down is None else down
     todo = [region for region in regions if copies[region].state != InstanceCopy.VERIFIED]
     if not todo:
         return
@@ -154,8 +161,16 @@ def _archive_instance(instance: Instance, copies: dict[str, InstanceCopy], keys:
                 source = _from_other_region(instance, other)
             if source is None:
                 raise unsound or NoSource(f"instance {instance.pk} is in neither tier 1 nor {other.region}")
-            key_export(region=region, key_id=source.key_id)
-            object_put_checked(region, instance.storage_key, source.open, sha256=source.sha256, size=source.size)
+            if region in down:
+                raise RegionUnavailable(f"{region} failed earlier in this batch: {down[region]}")
+            try:
+                key_export(region=region, key_id=source.key_id)
+                object_put_checked(region, instance.storage_key, source.open, sha256=source.sha256,
+                                   size=source.size)
+            except Exception as exc:
+                if region_fault(exc):
+                    down[region] = exc
+                raise
         except Exception as exc:  # noqa: BLE001 - recorded; the row is retried
             copy.state, copy.last_error = InstanceCopy.FAILED, f"upload: {exc}"[:2000]
             failure = failure or exc
@@ -198,7 +213,7 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
     instances = Instance.unscoped.only("id", "tenant_id", "storage_key", "sha256", "size_bytes").in_bulk(
         [row.subject_id for row in rows])
     copies = _copies(list(instances.values())) if instances else {}
-    keys, results, touched = _Keys(), {}, []
+    keys, down, results, touched = _Keys(), {}, {}, []
     for row in rows:
         instance = instances.get(row.subject_id)
         if instance is None:  # deleted since (retention): nothing left to do
@@ -207,7 +222,7 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
         mine = {region: copies[instance.pk, region] for region in REGIONS}
         before = {region: mine[region].state for region in REGIONS}
         try:
-            _archive_instance(instance, mine, keys)
+            _archive_instance(instance, mine, keys, down=down)
             results[row.pk] = True
         except Exception as exc:  # noqa: BLE001 - answered for this row alone
             log.warning("archiving instance %s failed: %s", instance.pk, exc)

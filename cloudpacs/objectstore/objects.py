@@ -58,6 +58,18 @@ class _ReadOnly:
         pass
 
 
+def region_fault(exc: BaseException) -> bool:
+    """Whether a failed write says the region itself is unavailable (unreachable, timing out,
+    answering 5xx, a local disk refusing writes) rather than something about the object."""
+    if isinstance(exc, ObjectCorrupt):
+        return False
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500
+    return isinstance(exc, (BotoCoreError, OSError))
+
+
 # A local region's object being written (renamed into place when complete): never an object.
 PARTIAL_PREFIX = ".put."
 

@@ -264,3 +264,30 @@ def test_a_damaged_tier1_file_does_not_stop_a_copy_from_the_other_region(tenant,
     assert copies["secondary"].cipher_sha256 == copies["primary"].cipher_sha256
     with object_open("secondary", instance.storage_key) as stream:
         assert hashlib.sha256(stream.read()).hexdigest() == copies["primary"].cipher_sha256
+
+
+def test_a_region_that_is_down_is_tried_once_per_batch(tenant, s3_regions, seaweed, settings, monkeypatch):
+    """A batch does not wait out the same connection timeouts once per instance: after the
+    first failure the region's other copies are left for the retry; the healthy region
+    gets all of them meanwhile."""
+    ingest(tenant, 3)
+    rows = list(Outbox.objects.for_tenant(tenant))
+    _primary_endpoint(settings, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    attempts = []
+    real_put = pipeline.object_put_checked
+
+    def counting_put(region, *args, **kwargs):
+        attempts.append(region)
+        return real_put(region, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "object_put_checked", counting_put)
+    results = pipeline.archive_rows(rows)
+    assert all(isinstance(result, Exception) for result in results.values())
+    assert attempts.count("primary") == 1 and attempts.count("secondary") == 3
+    states = list(InstanceCopy.objects.for_tenant(tenant).filter(region="primary").values_list("state", "last_error"))
+    assert all(state == "failed" for state, _ in states)
+    assert sum("failed earlier in this batch" in error for _, error in states) == 2
+    assert set(InstanceCopy.objects.for_tenant(tenant).filter(region="secondary")
+               .values_list("state", flat=True)) == {"verified"}
+    _primary_endpoint(settings, seaweed["primary"].endpoint)
+    assert all(result is True for result in pipeline.archive_rows(rows).values())
