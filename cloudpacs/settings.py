@@ -348,6 +348,9 @@ CLOUDPACS_MASTER_KEY = envstr("CLOUDPACS_MASTER_KEY")
 MASTER_KEY_FILE = envstr("MASTER_KEY_FILE", str(VAR_DIR / "master.key"))
 # An outbox row (of any kind) not done and untouched this long is re-driven by the sweeper.
 STORAGE_SWEEP_IDLE_SECONDS = envint("STORAGE_SWEEP_IDLE_SECONDS", 300)
+# Outbox rows committed within this many milliseconds go to the workers in one message
+# (archive/outbox/publisher.py); 0 publishes each commit's rows at once.
+OUTBOX_PUBLISH_WINDOW_MS = envint("OUTBOX_PUBLISH_WINDOW_MS", 250)
 STORAGE_TASK_MAX_RETRIES = envint("STORAGE_TASK_MAX_RETRIES", 6)
 STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
 # Tier 1 keeps studies this many days after ingest (and always until both regions verified).

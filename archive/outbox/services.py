@@ -1,7 +1,8 @@
 """Writing outbox rows and driving them: one entry point for every kind.
 
 `outbox_add` is called inside the transaction of the change the work follows; once that
-commits, the rows go to a worker (`outbox.process`) in one message. `outbox_advance` runs
+commits, the rows go to a worker (`outbox.process`) in one message, together with rows
+committed just before or after (archive/outbox/publisher.py). `outbox_advance` runs
 a row's handler; `outbox_sweep` re-drives rows that a lost message, a killed worker or an
 outage left undone."""
 
@@ -15,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from archive.outbox.models import Outbox
+from archive.outbox.publisher import OUTBOX_PUBLISH_BATCH, publisher_for
 from archive.outbox.registry import handler_for
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ def outbox_add(*, tenant, kind: str, subjects: list[int], payload: dict | None =
     rows = Outbox.unscoped.bulk_create(
         [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {}) for subject in subjects])
     ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: outbox_publish(ids))
+    transaction.on_commit(lambda: _publisher.add(ids))
     return rows
 
 
@@ -42,6 +44,15 @@ def outbox_publish(ids: list[int]) -> None:
         current_app.tasks[PROCESS_TASK].delay(ids)
     except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweeper retries
         log.warning("could not publish outbox rows %s; the sweeper will re-drive them", ids, exc_info=True)
+
+
+# Committed rows gathered into fewer messages (archive/outbox/publisher.py).
+_publisher = publisher_for(outbox_publish)
+
+
+def outbox_publish_gathered() -> None:
+    """Send the rows gathered for the current window now (the window's end does it)."""
+    _publisher.flush()
 
 
 def outbox_advance_many(outbox_ids: list[int]) -> dict[int, bool | Exception]:
@@ -83,13 +94,9 @@ def outbox_advance(outbox_id: int) -> bool | None:
     return result
 
 
-# Rows the sweeper hands to the workers in one message.
-SWEEP_BATCH = 64
-
-
 def outbox_sweep(*, limit: int = 1000) -> int:
     """Re-drive rows of every kind not done and idle longer than STORAGE_SWEEP_IDLE_SECONDS:
-    claim them and publish them again, in messages of SWEEP_BATCH rows, so the work runs
+    claim them and publish them again, in messages of OUTBOX_PUBLISH_BATCH rows, so the work runs
     batched on the workers (not here, one row at a time, where a region that times out
     would hold the beat task). Returns how many rows were re-driven."""
     cutoff = timezone.now() - timedelta(seconds=settings.STORAGE_SWEEP_IDLE_SECONDS)
@@ -99,8 +106,8 @@ def outbox_sweep(*, limit: int = 1000) -> int:
                # The compare on next_attempt_at stops two sweepers doubling up.
                if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
                    next_attempt_at=timezone.now(), attempts=F("attempts") + 1)]
-    for start in range(0, len(claimed), SWEEP_BATCH):
-        outbox_publish(claimed[start:start + SWEEP_BATCH])
+    for start in range(0, len(claimed), OUTBOX_PUBLISH_BATCH):
+        outbox_publish(claimed[start:start + OUTBOX_PUBLISH_BATCH])
     if claimed:
         log.info("sweeper re-drove %d outbox rows", len(claimed))
     return len(claimed)

@@ -113,3 +113,72 @@ def test_a_process_that_only_set_django_up_can_publish():
                           env={**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True"
+
+
+class _Recorder:
+    def __init__(self):
+        self.messages: list[list[int]] = []
+
+    def __call__(self, ids):
+        self.messages.append(list(ids))
+
+
+def test_rows_committed_in_one_window_go_to_the_workers_in_one_message(settings):
+    """A C-STORE association commits one instance per transaction: one message each made
+    the worker pay a message's fixed costs per instance."""
+    from archive.outbox.publisher import Publisher
+    from tests.servers import wait_for
+
+    settings.OUTBOX_PUBLISH_WINDOW_MS = 100
+    sent = _Recorder()
+    publisher = Publisher(sent)
+    publisher.add([1])
+    publisher.add([2, 3])
+    assert sent.messages == []  # gathered, not yet sent
+    wait_for(lambda: sent.messages, timeout=5, what="the window's message")
+    assert sent.messages == [[1, 2, 3]]
+
+
+def test_a_full_batch_goes_at_once_and_a_window_of_zero_waits_for_nothing(settings):
+    from archive.outbox.publisher import OUTBOX_PUBLISH_BATCH, Publisher
+
+    settings.OUTBOX_PUBLISH_WINDOW_MS = 60_000
+    sent = _Recorder()
+    publisher = Publisher(sent)
+    publisher.add(list(range(OUTBOX_PUBLISH_BATCH)))
+    assert sent.messages == [list(range(OUTBOX_PUBLISH_BATCH))]
+    settings.OUTBOX_PUBLISH_WINDOW_MS = 0
+    publisher.add([7])
+    assert sent.messages[-1] == [7]
+
+
+def test_committed_rows_reach_the_publisher_once_the_transaction_commits(tenant, settings, monkeypatch,
+                                                                          django_capture_on_commit_callbacks):
+    from archive.outbox import services
+    from archive.outbox.publisher import Publisher
+    from tests.servers import wait_for
+
+    settings.OUTBOX_PUBLISH_WINDOW_MS = 50
+    sent = _Recorder()
+    monkeypatch.setattr(services, "_publisher", Publisher(sent))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        first = outbox_add(tenant=tenant, kind=ARCHIVE, subjects=[101])
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        second = outbox_add(tenant=tenant, kind=ARCHIVE, subjects=[102])
+    wait_for(lambda: sent.messages, timeout=5, what="the window's message")
+    assert sent.messages == [[first[0].pk, second[0].pk]]
+
+
+def test_rows_gathered_when_the_process_ends_are_sent_then():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django; django.setup()\n"
+            "from archive.outbox.publisher import publisher_for\n"
+            "publisher_for(lambda ids: print('sent', ids)).add([5, 6])\n")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings", "OUTBOX_PUBLISH_WINDOW_MS": "60000",
+           "CELERY_TASK_ALWAYS_EAGER": "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert "sent [5, 6]" in done.stdout

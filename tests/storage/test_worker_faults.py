@@ -6,7 +6,7 @@ import pytest
 
 from archive.models import Instance
 from archive.outbox.models import Outbox
-from archive.outbox.services import outbox_sweep
+from archive.outbox.services import outbox_publish_gathered, outbox_sweep
 from archive.storage.integrity import copy_check
 from archive.storage.models import InstanceCopy
 from archive.storage.selectors import storage_status
@@ -61,10 +61,11 @@ def test_worker_archives_to_both_regions(tenant, start_worker):
 
 def test_lost_broker_message_is_redriven_by_the_sweeper(tenant, start_worker, redis_broker, quick_sweeper):
     app, _ = redis_broker
-    ingest(tenant, 3)  # queued on Redis, no worker yet
+    ingest(tenant, 3)  # three commits, queued on Redis once the window ends; no worker yet
+    outbox_publish_gathered()
     with app.connection_for_write() as conn:
         lost = conn.default_channel.queue_purge(app.conf.task_default_queue)
-    assert lost == 3
+    assert lost == 1  # the three commits' rows went in one message
     start_worker()
     assert storage_status(tenant=tenant)["primary_verified"] == 0
     wait_for(lambda: all_verified(tenant, 3, sweep=True), timeout=60, interval=0.5,
@@ -72,8 +73,10 @@ def test_lost_broker_message_is_redriven_by_the_sweeper(tenant, start_worker, re
     assert_everything_durable(tenant, 3)
 
 
-def test_worker_killed_mid_upload(tenant, start_worker, quick_sweeper):
-    # Larger instances and one process, so the kill lands while copies are in flight.
+def test_worker_killed_mid_upload(tenant, start_worker, quick_sweeper, settings):
+    # Larger instances, one message each (a batch records its copies at its end) and one
+    # process, so the kill lands while copies are in flight.
+    settings.OUTBOX_PUBLISH_WINDOW_MS = 0
     worker = start_worker(concurrency=1)
     ingest(tenant, 8, rows=384)
     wait_for(lambda: InstanceCopy.objects.for_tenant(tenant).filter(attempts__gt=0).exists(),
