@@ -258,7 +258,8 @@ def _patient_key(parsed: ParsedInstance) -> tuple[str, str]:
 
 
 def _patients(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Patient]:
-    """The patient row of each study about to be made, found or created."""
+    """The patient row of each study about to be made, found or created (a row another
+    request creates meanwhile is taken, so this is safe on the fallback path too)."""
     keys = {_patient_key(parsed): parsed for parsed in wanted}
     if not keys:
         return {}
@@ -320,12 +321,10 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
 
 def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _Rows:
     made = set()
+    patients = _patients(tenant, [studies[uid].parsed for uid in new_studies])
     for uid in new_studies:
         parsed = studies[uid].parsed
-        patient, _ = Patient.objects.for_tenant(tenant).get_or_create(
-            patient_id=parsed.patient["patient_id"], issuer_of_patient_id=parsed.patient["issuer_of_patient_id"],
-            defaults={k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
-        fields = _study_fields(tenant, parsed, patient, _Tally(parsed))  # no counts yet
+        fields = _study_fields(tenant, parsed, patients[_patient_key(parsed)], _Tally(parsed))  # no counts yet
         del fields["tenant"], fields["study_instance_uid"]
         context.studies[uid], created = Study.objects.for_tenant(tenant).get_or_create(
             study_instance_uid=uid, defaults=fields)

@@ -19,6 +19,12 @@ from django.conf import settings
 OUTBOX_PUBLISH_BATCH = 64
 
 
+def publish_in_batches(publish, ids: list[int]) -> None:
+    """`publish` the rows in messages of at most OUTBOX_PUBLISH_BATCH."""
+    for start in range(0, len(ids), OUTBOX_PUBLISH_BATCH):
+        publish(ids[start:start + OUTBOX_PUBLISH_BATCH])
+
+
 class Publisher:
     def __init__(self, publish) -> None:
         self._publish = publish
@@ -42,7 +48,7 @@ class Publisher:
                 self._timer.daemon = True
                 self._timer.start()
         if full:
-            self._publish(ids)
+            publish_in_batches(self._publish, ids)
 
     def flush(self) -> None:
         """Publish whatever has gathered (the window's end, and the process's)."""
@@ -51,8 +57,7 @@ class Publisher:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        for start in range(0, len(ids), OUTBOX_PUBLISH_BATCH):
-            self._publish(ids[start:start + OUTBOX_PUBLISH_BATCH])
+        publish_in_batches(self._publish, ids)
 
 
 def publisher_for(publish) -> Publisher:

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from archive.outbox.models import Outbox
-from archive.outbox.publisher import OUTBOX_PUBLISH_BATCH, publisher_for
+from archive.outbox.publisher import publish_in_batches, publisher_for
 from archive.outbox.registry import handler_for
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ def outbox_sweep(*, limit: int = 1000) -> int:
                # The compare on next_attempt_at stops two sweepers doubling up.
                if Outbox.unscoped.filter(pk=pk, next_attempt_at=seen).update(
                    next_attempt_at=timezone.now(), attempts=F("attempts") + 1)]
-    for start in range(0, len(claimed), OUTBOX_PUBLISH_BATCH):
-        outbox_publish(claimed[start:start + OUTBOX_PUBLISH_BATCH])
+    publish_in_batches(outbox_publish, claimed)
     if claimed:
         log.info("sweeper re-drove %d outbox rows", len(claimed))
     return len(claimed)

@@ -13,8 +13,8 @@ SHA-256, and the region confirms it holds them (`object_put_checked`: an S3 stor
 the checksum of what it received and refuses a mismatch; a local folder is hashed as it is
 written and fsynced). A copy counts as verified only then. Each region is served on its
 own, from tier 1 or else (evicted or damaged) from the other region's verified copy, so
-an outage of one region leaves the other current. Every step is safe to repeat: an upload overwrites with
-the same ciphertext, and the fixity audit re-reads stored copies later."""
+an outage of one region leaves the other current. Every step is safe to repeat: an upload
+overwrites with the same ciphertext, and the fixity audit re-reads stored copies later."""
 
 import io
 import logging

@@ -147,6 +147,9 @@ def test_a_full_batch_goes_at_once_and_a_window_of_zero_waits_for_nothing(settin
     publisher = Publisher(sent)
     publisher.add(list(range(OUTBOX_PUBLISH_BATCH)))
     assert sent.messages == [list(range(OUTBOX_PUBLISH_BATCH))]
+    publisher.add([1000])  # gathered; then one commit of more rows than a message holds
+    publisher.add(list(range(2000, 2000 + OUTBOX_PUBLISH_BATCH)))
+    assert [len(m) for m in sent.messages[1:]] == [OUTBOX_PUBLISH_BATCH, 1]
     settings.OUTBOX_PUBLISH_WINDOW_MS = 0
     publisher.add([7])
     assert sent.messages[-1] == [7]
