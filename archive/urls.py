@@ -30,6 +30,8 @@ urlpatterns: list = [
     path("settings/dicom/<int:peer_id>/remove/", gateway_views.dicom_peer_delete, name="dicom_peer_remove"),
     # Browser upload page and its tus endpoints (archive/upload/).
     path("upload/", include("archive.upload.urls")),
+    # The OHIF viewer and the phone's thumbnails page (archive/viewer/).
+    path("", include("archive.viewer.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).
     path("", include("archive.retention.urls")),
 ]

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "archive.retention",
     "archive.gateway",
     "archive.upload",
+    "archive.viewer",
     "billing",
 ]
 
@@ -76,7 +77,8 @@ MIDDLEWARE = [
     # Early, so that responses the middleware below answers by itself (a tenant's 404, static
     # files) carry the policy too.
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, serving the OHIF viewer's files (archive/viewer/) beside the static files.
+    "archive.viewer.files.StaticAndViewerFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -298,6 +300,9 @@ DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", 20)
 STORAGES["primary"] = _region_storage("primary")
 STORAGES["secondary"] = _region_storage("secondary")
 WHITENOISE_USE_FINDERS = True
+# The prebuilt OHIF viewer, installed by `make viewer` (scripts/install_viewer.py) into
+# <VIEWER_DIR>/<version>/; outside var/'s data so tests' own VAR_DIRs share one copy.
+VIEWER_DIR = envstr("VIEWER_DIR", str(BASE_DIR / "var" / "ohif"))
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "CloudPACS <no-reply@cloudpacs.local>")

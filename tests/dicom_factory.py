@@ -95,6 +95,44 @@ def make_ct_series(
     return datasets
 
 
+def make_us_multiframe(frames: int = 8, rows: int = 96, cols: int = 128, *, patient_name: str = "Doe^Jane",
+                       patient_id: str = "PID-0001", seed: int = 0) -> Dataset:
+    """An ultrasound cine loop: Ultrasound Multi-frame Image Storage, 8-bit MONOCHROME2, a
+    bright arc that moves from frame to frame over speckle."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    images = []
+    for f in range(frames):
+        r = np.hypot(yy - 0, xx - cols / 2)
+        img = rng.integers(0, 60, size=(rows, cols)).astype(np.float32)  # speckle
+        img[np.abs(r - rows * (0.4 + 0.04 * f)) < 4] = 220
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = US_MULTIFRAME
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = US_MULTIFRAME, sop_uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient_name, patient_id, "19800101", "F"
+    ds.StudyDate, ds.StudyTime = date.today().strftime("%Y%m%d"), "093000"
+    ds.AccessionNumber, ds.StudyID, ds.StudyDescription = "ACC-US-1", "1", "US ABDOMEN"
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "US", 1, 1
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, frames
+    ds.FrameTime, ds.CineRate = 40.0, 25
+    ds.FrameIncrementPointer = 0x00181063  # Frame Time
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.stack(images).tobytes()
+    return ds
+
+
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+
+
 def to_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

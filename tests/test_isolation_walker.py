@@ -41,7 +41,7 @@ TENANT_KWARG = "tenant_slug"
 METHODS = ("get", "head", "options", "post", "put", "patch", "delete")
 
 # Parameters that name no object, filled the same for every URL.
-GENERIC_PARAMS = {"format": "json"}
+GENERIC_PARAMS = {"format": "json", "rest": "viewer"}  # rest: a route inside the OHIF viewer
 
 # URLs outside /t/<slug>/, each with the reason it needs no clinic. A name ending in ":*"
 # covers a whole namespace.
@@ -239,8 +239,9 @@ def world(make_tenant, make_token) -> World:
 
 
 def build_kwargs(route: Route, victim) -> tuple[dict, list[str]]:
+    generic = {k: v for k, v in GENERIC_PARAMS.items() if k in route.params}
     if not route.object_params:
-        return {}, []
+        return generic, []
     if route.name not in SAMPLES:
         pytest.fail(f"add a sample for URL name {route.name} (params {sorted(route.object_params)})")
     made = SAMPLES[route.name](victim)
@@ -249,7 +250,7 @@ def build_kwargs(route: Route, victim) -> tuple[dict, list[str]]:
     if missing:
         pytest.fail(f"the sample for URL name {route.name} gives no {sorted(missing)}")
     values = {k: str(v) for k, v in kwargs.items() if k in route.params}
-    values.update({k: v for k, v in GENERIC_PARAMS.items() if k in route.params})
+    values.update(generic)
     return values, [str(s) for s in secrets if str(s)]
 
 

@@ -63,6 +63,7 @@ PHI_READS: dict[str, PhiRead] = {
     "archive:api_study_detail": PhiRead("study.viewed"),
     "archive:retention_report": PhiRead("retention.report_viewed"),
     "archive:study_delete_request": PhiRead("study.viewed"),
+    "archive:study_thumbnails": PhiRead("study.viewed"),
     # The audit log: events' details may name patients (tenants/views/audit.py).
     "clinic:audit": PhiRead("audit.viewed"),
     "clinic:audit_export": PhiRead("audit.exported"),
@@ -102,6 +103,11 @@ NO_PHI: dict[str, str] = {
     "archive:deletion_cancel": POST_ONLY,
     "archive:tombstone_purge": POST_ONLY,
     "archive:upload": "the upload form",
+    "archive:viewer": "OHIF's page: its scripts, no data (it reads through DICOMweb, which audits)",
+    "archive:viewer_route": "OHIF's page, for a route inside the viewer",
+    "archive:viewer_config": "OHIF's configuration: the clinic's DICOMweb root",
+    "archive:viewer_open": ("a redirect to the viewer on the study; writes study.viewer_opened "
+                            "(tests/e2e/test_viewer.py)"),
     "archive:upload_batch_start": POST_ONLY,
     "archive:upload_batch_close": "POST only: counts of the caller's own upload batch",
     "archive:upload_files": "tus: OPTIONS tells the protocol's limits, POST creates an upload",

@@ -37,6 +37,9 @@ def study_page(request, pk: int):
         "referring_display": display_name(study.referring_physician_name),
         "series": series,
         "storage": storage,
+        "viewer_url": reverse("archive:viewer_open", kwargs={"tenant_slug": request.tenant.slug, "pk": study.pk}),
+        "thumbnails_url": reverse("archive:study_thumbnails", kwargs={"tenant_slug": request.tenant.slug,
+                                                                       "pk": study.pk}),
         # The whole study as stored, one multipart/related response (WADO-RS).
         "download_url": reverse("archive:dicomweb_study", kwargs={
             "tenant_slug": request.tenant.slug, "study_uid": study.study_instance_uid}) if can_download else None,

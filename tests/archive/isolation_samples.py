@@ -38,6 +38,9 @@ SAMPLES = {
     "archive:study": _study,
     "archive:api_study_detail": _study,
     "archive:api_study_storage": _study,
+    # The viewer (archive/viewer/): opening a study, its thumbnails page.
+    "archive:viewer_open": _study,
+    "archive:study_thumbnails": _study,
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
