@@ -32,6 +32,8 @@ urlpatterns: list = [
     path("upload/", include("archive.upload.urls")),
     # The OHIF viewer and the phone's thumbnails page (archive/viewer/).
     path("", include("archive.viewer.urls")),
+    # Share links: making, listing, revoking (archive/sharing/; the referrer's side is public_urls).
+    path("", include("archive.sharing.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).
     path("", include("archive.retention.urls")),
 ]

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "archive.gateway",
     "archive.upload",
     "archive.viewer",
+    "archive.sharing",
     "billing",
 ]
 
@@ -391,8 +392,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"share_links": {"()": "cloudpacs.log_redaction.RedactShareLinks"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["share_links"]}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     # pynetdicom logs every C-STORE at INFO (with UIDs): too much, and too close to PHI.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "pynetdicom": {"level": "WARNING"}},
 }
+
+# Share links (archive/sharing/): default lifetime, and the lockout after wrong access checks.
+SHARE_DEFAULT_DAYS = envint("SHARE_DEFAULT_DAYS", 30)
+SHARE_MAX_DAYS = envint("SHARE_MAX_DAYS", 365)
+SHARE_MAX_FAILURES = envint("SHARE_MAX_FAILURES", 5)
+SHARE_LOCKOUT_MINUTES = envint("SHARE_LOCKOUT_MINUTES", 15)

@@ -41,5 +41,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", csp_update(REDOC_CSP)(SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
     path("t/<slug:tenant_slug>/", include(clinic_patterns)),
+    # Share links for referrers and patients, who have no account (archive/sharing/).
+    path("", include("archive.sharing.public_urls")),
     path("", include("tenants.urls")),
 ]

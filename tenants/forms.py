@@ -103,7 +103,8 @@ class TokenCreateForm(forms.Form):
     scopes = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple, label="Scopes",
         choices=[(roles.SCOPE_UPLOAD, "upload: send studies (DICOMweb STOW, uploads)"),
-                 (roles.SCOPE_READ, "read: search, view and download studies")])
+                 (roles.SCOPE_READ, "read: search, view and download studies"),
+                 (roles.SCOPE_SHARE, "share: create, list and revoke share links")])
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

@@ -26,13 +26,17 @@ def client_ip(request) -> str | None:
 
 @dataclass
 class Principal:
-    """A member (user + role) or an API token, authenticated for one clinic."""
+    """A member (user + role), an API token, or an opened share link, authenticated for
+    one clinic. `study_uids` bounds what it may read: None is the whole clinic; a share
+    reads exactly its studies."""
 
-    kind: str  # "user" or "token"
+    kind: str  # "user", "token" or "share"
     user: object = None
     membership: object = None
     token: object = None
+    share: object = None
     perms: frozenset = field(default_factory=frozenset)
+    study_uids: frozenset | None = None
 
     @classmethod
     def for_membership(cls, membership) -> "Principal":
@@ -43,6 +47,15 @@ class Principal:
     def for_token(cls, token) -> "Principal":
         perms = frozenset().union(*(roles.TOKEN_SCOPES.get(s, frozenset()) for s in token.scopes))
         return cls(kind="token", token=token, perms=perms)
+
+    @classmethod
+    def for_share(cls, share, *, perms: frozenset, study_uids: frozenset) -> "Principal":
+        """`share` needs `pk` and `audit_label` (archive.sharing makes it; tenants cannot
+        know the archive's models)."""
+        return cls(kind="share", share=share, perms=perms, study_uids=frozenset(study_uids))
+
+    def may_read_study(self, study_uid: str) -> bool:
+        return self.study_uids is None or study_uid in self.study_uids
 
     def can(self, perm: str) -> bool:
         if perm not in roles.PERMISSIONS:
@@ -58,4 +71,6 @@ class Principal:
         agent = request.META.get("HTTP_USER_AGENT", "") if request is not None else ""
         if self.kind == "token":
             return Actor(AuditEvent.TOKEN, str(self.token.pk), f"token {self.token.name}", ip, agent)
+        if self.kind == "share":
+            return Actor(AuditEvent.SHARE, str(self.share.pk), self.share.audit_label, ip, agent)
         return Actor(AuditEvent.USER, str(self.user.pk), self.user.email, ip, agent)

@@ -53,9 +53,11 @@ GRANTABLE_ROLES = {
 # API token scopes and the permissions each carries.
 SCOPE_UPLOAD = "upload"
 SCOPE_READ = "read"
+SCOPE_SHARE = "share"
 TOKEN_SCOPES = {
     SCOPE_UPLOAD: frozenset({"archive.upload"}),
     SCOPE_READ: frozenset({"archive.view", "archive.download"}),
+    SCOPE_SHARE: frozenset({"archive.share"}),
 }
 
 

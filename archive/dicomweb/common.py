@@ -12,6 +12,10 @@ def error(status: int, message: str) -> JsonResponse:
 
 
 def dicomweb_root(request) -> str:
-    """Absolute URL of this clinic's DICOMweb service, without a trailing slash."""
-    url = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": request.tenant.slug})
-    return request.build_absolute_uri(url).rsplit("/studies", 1)[0]
+    """Absolute URL of the DICOMweb service this request came through, without a trailing
+    slash: the clinic's, or a share's (which sets `request.dicomweb_root_path`)."""
+    path = getattr(request, "dicomweb_root_path", None)
+    if path is None:
+        url = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": request.tenant.slug})
+        path = url.rsplit("/studies", 1)[0]
+    return request.build_absolute_uri(path)

@@ -49,7 +49,8 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
         query = parse_query(request.GET, level)
         run = {STUDY: search.study_search, SERIES: search.series_search,
                INSTANCE: search.instance_search}[level]
-        page = run(tenant=request.tenant, query=query, **scope)
+        # A share's principal reads only its studies; a member or token, the whole clinic.
+        page = run(tenant=request.tenant, query=query, within=request.principal.study_uids, **scope)
     except BadQuery as exc:
         return error(400, str(exc))
     except NotFound as exc:

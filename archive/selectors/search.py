@@ -50,15 +50,21 @@ def _representative(tenant, **outer) -> Subquery:
     return Subquery(inner, output_field=JSONField())
 
 
-def study_search(*, tenant, query: SearchQuery) -> SearchPage:
-    qs = Study.objects.for_tenant(tenant).filter(_filters(query))
+def _within(qs: QuerySet, within: frozenset | None, prefix: str = "") -> QuerySet:
+    """Only these studies (a share's), when given; None is the whole clinic."""
+    return qs if within is None else qs.filter(**{f"{prefix}study_instance_uid__in": within})
+
+
+def study_search(*, tenant, query: SearchQuery, within: frozenset | None = None) -> SearchPage:
+    qs = _within(Study.objects.for_tenant(tenant), within).filter(_filters(query))
     if query.needs_metadata:
         qs = qs.annotate(rep_metadata=_representative(tenant, study="pk"))
     return _page(qs.order_by("-study_date", "-study_time", "-pk"), query)
 
 
-def series_search(*, tenant, query: SearchQuery, study_uid: str | None = None) -> SearchPage:
-    qs = Series.objects.for_tenant(tenant).select_related("study").filter(_filters(query))
+def series_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
+                  within: frozenset | None = None) -> SearchPage:
+    qs = _within(Series.objects.for_tenant(tenant), within, "study__").select_related("study").filter(_filters(query))
     if study_uid is not None:
         qs = qs.filter(study=study_get(tenant=tenant, study_uid=study_uid))
     if query.needs_metadata:
@@ -67,8 +73,9 @@ def series_search(*, tenant, query: SearchQuery, study_uid: str | None = None) -
 
 
 def instance_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
-                    series_uid: str | None = None) -> SearchPage:
-    qs = Instance.objects.for_tenant(tenant).select_related("study", "series").filter(_filters(query))
+                    series_uid: str | None = None, within: frozenset | None = None) -> SearchPage:
+    qs = (_within(Instance.objects.for_tenant(tenant), within, "study__").select_related("study", "series")
+          .filter(_filters(query)))
     if series_uid is not None:
         qs = qs.filter(series=series_get(tenant=tenant, study_uid=study_uid or "", series_uid=series_uid))
     elif study_uid is not None:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from archive.errors import StudyNotFound
 from archive.selectors.studies import study_get, study_series, study_storage_state
 from archive.selectors.worklist import dicom_date_display, display_name
+from archive.sharing.selectors import study_access_events, study_shares
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -29,6 +30,8 @@ def study_page(request, pk: int):
     phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
              detail={"via": "web", "study_uid": study.study_instance_uid})
     can_download = request.principal.can("archive.download")
+    can_share = request.principal.can("archive.share")
+    sees_access = can_share or request.principal.can("tenant.view_audit")
     return render(request, "archive/study.html", {
         "study": study,
         "patient_display": display_name(study.patient_name),
@@ -38,6 +41,10 @@ def study_page(request, pk: int):
         "series": series,
         "storage": storage,
         "viewer_url": reverse("archive:viewer_open", kwargs={"tenant_slug": request.tenant.slug, "pk": study.pk}),
+        "share_url": reverse("archive:share_new", kwargs={"tenant_slug": request.tenant.slug, "pk": study.pk})
+        if can_share else None,
+        "shares": study_shares(study=study) if can_share else [],
+        "access_events": study_access_events(study=study) if sees_access else None,
         "thumbnails_url": reverse("archive:study_thumbnails", kwargs={"tenant_slug": request.tenant.slug,
                                                                        "pk": study.pk}),
         # The whole study as stored, one multipart/related response (WADO-RS).

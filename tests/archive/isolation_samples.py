@@ -41,6 +41,8 @@ SAMPLES = {
     # The viewer (archive/viewer/): opening a study, its thumbnails page.
     "archive:viewer_open": _study,
     "archive:study_thumbnails": _study,
+    # Sharing (archive/sharing/): a study to share, and a share of the victim's.
+    "archive:share_new": _study,
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
@@ -53,6 +55,20 @@ def _dicom_peer(victim):
 
 
 SAMPLES["archive:dicom_peer_remove"] = _dicom_peer
+
+
+def _share(victim):
+    from archive.sharing.services import share_create
+    from tenants.audit import Actor
+
+    study = make_study(victim, name="Victimova^Shared", patient_id="VICTIM-SH-77", accession="VICTIM-SHACC-77")
+    made = share_create(tenant=victim, study=study, actor=Actor.system("test"), access_code="12345678",
+                        recipient_name="Victim-Referrer", recipient_email="victim-ref@victim.test")
+    return {"share_id": made.share.pk}, ["Victim-Referrer", "victim-ref@victim.test", "VICTIM-SH-77"]
+
+
+for _name in ("archive:share_revoke", "archive:share_extend", "archive:api_share"):
+    SAMPLES[_name] = _share
 
 # Retention and deletion URLs (archive/retention/).
 from tests.archive.isolation_samples_retention import SAMPLES as _RETENTION  # noqa: E402

@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from archive.gateway.models import DicomPeer
 from archive.retention.deletion import deletion_request_create
+from archive.sharing.services import share_create
 from tenants import roles
 from tenants.audit import Actor
 from tenants.services import invitation_create
@@ -36,6 +37,9 @@ def _clinic_with_data(tenant, owner, make_member, make_token):
         description="Siemens SOMATOM go.Up in room 2, second floor, radiology wing")
     invitation_create(tenant=tenant, email="a.very.long.address.for.a.radiologist@example-hospital.test",
                       role=roles.RADIOLOGIST, by_role=roles.OWNER, invited_by=owner, actor=Actor.system("test"))
+    share_create(tenant=tenant, study=old, actor=Actor.system("test"), access_code="12345678",
+                 recipient_name="Dr Bartholomew Featherstonehaugh-Montgomery",
+                 recipient_email="bartholomew.featherstonehaugh@referring-hospital.example")
     return old, recent
 
 
@@ -60,6 +64,9 @@ def test_every_main_page_is_linked_and_fits(request, screen, live_server, tenant
         "retention-report": f"{base}/retention/",
         "deletions": f"{base}/deletions/",
         "deletion-request": f"{base}/studies/{recent.pk}/delete/",
+        "shares": f"{base}/shares/",
+        "share-new": f"{base}/studies/{old.pk}/share/",
+        "thumbnails": f"{base}/studies/{old.pk}/thumbnails/",
     }
     device = TOTPDevice.objects.create(user=owner, name="owner's phone", confirmed=True)
     log_in(page, live_server.url + pages["dashboard"], owner.email, totp_device=device)

@@ -1,0 +1,131 @@
+"""What a referrer (or patient) reaches without an account: the link /s/<token>, its
+access check, the share's page, its viewer and its DICOMweb root. Everything under
+/s/v/<public id>/ needs the session that passed the check and reads only the share's
+studies; any other study, or another clinic's, is a 404, decided here on the server."""
+
+from functools import wraps
+
+from csp.decorators import csp_update
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_safe
+
+from archive.dicomweb.common import error
+from archive.selectors.worklist import dicom_date_display, display_name
+from archive.sharing import access, services
+from archive.sharing.models import Share
+from archive.viewer import page as viewer_page
+from archive.viewer.views import VIEWER_CSP, viewer_html, viewer_js
+from tenants.audit import Actor, AuditEvent
+from tenants.phi_audit import audits_phi_read, phi_read
+from tenants.principal import client_ip
+
+
+def _visitor(request, share: Share) -> Actor:
+    """Who is at the link before passing its check: the share, from this address."""
+    return Actor(AuditEvent.SHARE, str(share.pk), share.audit_label, client_ip(request),
+                 request.META.get("HTTP_USER_AGENT", ""))
+
+
+def _unavailable(request, status: int, reason: str):
+    return render(request, "sharing/unavailable.html", {"reason": reason}, status=status)
+
+
+def _page_url(share: Share) -> str:
+    return reverse("sharing:page", kwargs={"public_id": share.public_id})
+
+
+@require_http_methods(["GET", "POST"])
+def open_link(request, token: str):
+    """The link itself: the access check, then the share's page (whose URL has no token)."""
+    share = services.share_find(token)
+    if share is None or not share.tenant.is_active:
+        return _unavailable(request, 404, "unknown")
+    if not share.is_active:
+        from tenants.audit import audit_record
+
+        audit_record(tenant=share.tenant, actor=_visitor(request, share), action="share.refused",
+                     obj_type="share", obj_id=str(share.pk), detail={"status": share.status})
+        return _unavailable(request, 410, share.status)
+    if access.is_granted(request, share):
+        return redirect(_page_url(share))
+    error_text = ""
+    if share.access == Share.NONE or request.method == "POST":
+        try:
+            if services.share_check_access(share=share, answer=request.POST.get("answer", ""),
+                                           actor=_visitor(request, share)):
+                access.grant(request, share)
+                services.share_opened(share=share, actor=_visitor(request, share))
+                return redirect(_page_url(share))
+            error_text = ("That code is not right." if share.access == Share.CODE
+                          else "That date of birth does not match.")
+        except services.Locked as locked:
+            return render(request, "sharing/locked.html", {"until": locked.until}, status=429)
+    # The site's Referrer-Policy (same-origin) keeps the link's token from other origins;
+    # "no-referrer" would make the form's POST carry Origin: null, which CSRF refuses.
+    return render(request, "sharing/check.html", {"share": share, "error": error_text, "clinic": share.tenant.name},
+                  status=403 if error_text else 200)
+
+
+def share_session(view):
+    """The view runs as the share's principal, or the answer is 404."""
+
+    @wraps(view)
+    def wrapper(request, public_id, **kwargs):
+        share = access.granted_share(request, public_id)
+        if share is None:
+            if "/dicomweb/" in request.path:
+                return error(404, "No such study")
+            raise Http404("This share is not open in this browser")
+        access.enter(request, share)
+        study_uid = kwargs.get("study_uid")
+        if study_uid is not None and not request.principal.may_read_study(study_uid):
+            return error(404, "No such study")
+        request.share = share
+        request.dicomweb_root_path = reverse("sharing:dicomweb_studies",
+                                             kwargs={"public_id": public_id}).rsplit("/studies", 1)[0]
+        return view(request, **kwargs)
+
+    wrapper.share_scoped = True
+    return wrapper
+
+
+@require_safe
+@share_session
+@audits_phi_read
+def share_page(request):
+    share = request.share
+    studies = list(share.shared_studies().order_by("-study_date", "-study_time", "pk"))
+    phi_read(request, action="share.page_viewed", obj_type="share", obj_id=share.pk,
+             detail={"studies": [s.pk for s in studies]})
+    viewer = reverse("sharing:viewer", kwargs={"public_id": share.public_id})
+    rows = [{
+        "study": s,
+        "date": dicom_date_display(s.study_date),
+        "viewer_url": f"{viewer}viewer?StudyInstanceUIDs={s.study_instance_uid}",
+    } for s in studies]
+    first = studies[0] if studies else None
+    return render(request, "sharing/page.html", {
+        "share": share, "rows": rows, "clinic": share.tenant.name,
+        "patient_display": display_name(first.patient_name) if first else "",
+        "days_left": max(0, (share.expires_at - timezone.now()).days),
+    })
+
+
+@require_safe
+@share_session
+@csp_update(VIEWER_CSP)
+def share_viewer(request, rest: str = ""):
+    return viewer_html(request, reverse("sharing:viewer_config", kwargs={"public_id": request.share.public_id}))
+
+
+@require_safe
+@share_session
+def share_viewer_config(request):
+    share = request.share
+    base = reverse("sharing:viewer", kwargs={"public_id": share.public_id}).rstrip("/")
+    return viewer_js(viewer_page.ohif_config(
+        router_basename=base, dicomweb_root=request.build_absolute_uri(request.dicomweb_root_path),
+        name=share.tenant.name, show_study_list=False))
