@@ -4,6 +4,7 @@ from archive.api import views as api
 from archive.dicomweb import qido, stow, wado
 from archive.dicomweb import urls as dicomweb_urls
 from archive.dicomweb.routing import by_method
+from archive.download import views as download_views
 from archive.gateway import views as gateway_views
 from archive.views import study, worklist
 
@@ -30,6 +31,8 @@ urlpatterns: list = [
     path("settings/dicom/<int:peer_id>/remove/", gateway_views.dicom_peer_delete, name="dicom_peer_remove"),
     # Browser upload page and its tus endpoints (archive/upload/).
     path("upload/", include("archive.upload.urls")),
+    # The study as a zip of DICOM files with a DICOMDIR (archive/download/).
+    path("studies/<int:pk>/download.zip", download_views.study_download, name="study_download"),
     # The OHIF viewer and the phone's thumbnails page (archive/viewer/).
     path("", include("archive.viewer.urls")),
     # Share links: making, listing, revoking (archive/sharing/; the referrer's side is public_urls).

@@ -65,6 +65,7 @@ PHI_READS: dict[str, PhiRead] = {
     "archive:study_delete_request": PhiRead("study.viewed"),
     "archive:study_thumbnails": PhiRead("study.viewed"),
     "archive:share_new": PhiRead("study.viewed"),
+    "archive:study_download": PhiRead("study.downloaded"),
     "archive:shares": PhiRead("shares.viewed"),
     # Who a study was disclosed to (recipients) is itself sensitive: reading it is audited.
     "archive:api_shares": PhiRead("shares.viewed"),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_safe
 
 from archive.dicomweb.common import error
+from archive.download.views import zip_response
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.sharing import access, services
 from archive.sharing.models import Share
@@ -105,6 +106,8 @@ def share_page(request):
         "study": s,
         "date": dicom_date_display(s.study_date),
         "viewer_url": f"{viewer}viewer?StudyInstanceUIDs={s.study_instance_uid}",
+        "download_url": (reverse("sharing:download", kwargs={"public_id": share.public_id, "pk": s.pk})
+                         if share.allow_download else None),
     } for s in studies]
     first = studies[0] if studies else None
     return render(request, "sharing/page.html", {
@@ -112,6 +115,17 @@ def share_page(request):
         "patient_display": display_name(first.patient_name) if first else "",
         "days_left": max(0, (share.expires_at - timezone.now()).days),
     })
+
+
+@require_safe
+@share_session
+@audits_phi_read
+def share_download(request, pk: int):
+    """One of the share's studies as a zip, when the share allows downloads."""
+    study = request.share.shared_studies().filter(pk=pk).first()
+    if study is None or not request.share.allow_download:
+        raise Http404("No such study in this share")
+    return zip_response(request, study, via="share")
 
 
 @require_safe

@@ -47,7 +47,7 @@ def study_page(request, pk: int):
         "access_events": study_access_events(study=study) if sees_access else None,
         "thumbnails_url": reverse("archive:study_thumbnails", kwargs={"tenant_slug": request.tenant.slug,
                                                                        "pk": study.pk}),
-        # The whole study as stored, one multipart/related response (WADO-RS).
-        "download_url": reverse("archive:dicomweb_study", kwargs={
-            "tenant_slug": request.tenant.slug, "study_uid": study.study_instance_uid}) if can_download else None,
+        # The study as a zip of its DICOM files with a DICOMDIR (archive/download/).
+        "download_url": reverse("archive:study_download", kwargs={
+            "tenant_slug": request.tenant.slug, "pk": study.pk}) if can_download else None,
     })

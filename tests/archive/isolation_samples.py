@@ -43,6 +43,7 @@ SAMPLES = {
     "archive:study_thumbnails": _study,
     # Sharing (archive/sharing/): a study to share, and a share of the victim's.
     "archive:share_new": _study,
+    "archive:study_download": _study,
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }

@@ -3,6 +3,8 @@ page and prints the patient's handout; the referrer, on a phone, opens the link,
 code wrong, then right, sees the share page and the images in the viewer; DICOMweb
 outside the share is a 404; revoked, the link and the page show nothing; wrong codes lock."""
 
+import zipfile
+
 import pytest
 
 from archive.sharing.models import Share
@@ -21,13 +23,15 @@ def _ingest(tenant, name, pid, n=6):
     return [ingest(tenant, to_bytes(ds)) for ds in series][0], series
 
 
-def _share_from_study_page(page, live_server, tenant, study) -> tuple[str, str]:
+def _share_from_study_page(page, live_server, tenant, study, download=False) -> tuple[str, str]:
     page.goto(f"{live_server.url}/t/{tenant.slug}/studies/{study.pk}/")
     with page.expect_navigation():
         page.get_by_role("link", name="Share", exact=True).click()
     page.fill("input[name=recipient_name]", "Dr Referrer")
     page.fill("input[name=recipient_email]", "referrer@example.org")
     page.fill("textarea[name=message]", "Please review before Tuesday.")
+    if download:
+        page.check("input[name=allow_download]")
     with page.expect_navigation():
         page.get_by_role("button", name="Create the link").click()
     return page.input_value("#share-url"), page.inner_text("#access-code")
@@ -39,7 +43,7 @@ def test_referrer_journey(live_server, browser, desktop, tenant, other_tenant, m
     _, hidden = _ingest(tenant, "Hidden^Hank", "MRN-J2", n=1)
     _, foreign = _ingest(other_tenant, "Foreign^Fran", "MRN-J3", n=1)
     log_in(desktop, f"{live_server.url}/t/{tenant.slug}/studies/", doctor.email)
-    url, code = _share_from_study_page(desktop, live_server, tenant, study.study)
+    url, code = _share_from_study_page(desktop, live_server, tenant, study.study, download=True)
     assert url.startswith(f"{live_server.url}/s/") and len(code) == 8
     # The handout prints alone: link as text, QR code, the code; on screen it is hidden.
     assert not desktop.locator(".handout").is_visible()
@@ -66,6 +70,12 @@ def test_referrer_journey(live_server, browser, desktop, tenant, other_tenant, m
     assert fits_screen(phone)
     snap(phone, "share-page-phone")
     share_page = phone.url
+    # The download: a zip of the study's files with a DICOMDIR, named without PHI.
+    with phone.expect_download() as download:
+        phone.get_by_role("link", name="Download (zip)").click()
+    assert download.value.suggested_filename == f"study-{study.study_id}.zip"
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert archive.namelist()[0] == "DICOMDIR" and len(archive.namelist()) == 1 + len(series)
     # DICOMweb outside the share, from the referrer's own browser session: 404.
     for ds in (hidden[0], foreign[0]):
         status = phone.evaluate("u => fetch(u).then(r => r.status)",
