@@ -8,6 +8,7 @@ clients (dicomweb-client, OHIF) accept both.
 import json
 
 from django.http import HttpResponse
+from django.views.decorators.gzip import gzip_page
 
 from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.json import result_json
@@ -72,12 +73,14 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
     return response
 
 
+@gzip_page  # DICOM JSON compresses many times over (see wado.metadata)
 @require_perm("archive.view")
 @audits_phi_read
 def search_studies(request):
     return _search(request, STUDY, ())
 
 
+@gzip_page  # DICOM JSON compresses many times over (see wado.metadata)
 @require_perm("archive.view")
 @audits_phi_read
 def search_series(request, study_uid: str | None = None):
@@ -86,6 +89,7 @@ def search_series(request, study_uid: str | None = None):
     return _search(request, SERIES, (STUDY,), study_uid=study_uid)
 
 
+@gzip_page  # DICOM JSON compresses many times over (see wado.metadata)
 @require_perm("archive.view")
 @audits_phi_read
 def search_instances(request, study_uid: str | None = None, series_uid: str | None = None):

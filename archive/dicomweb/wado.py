@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pydicom
 from django.http import HttpResponse
+from django.views.decorators.gzip import gzip_page
 
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
@@ -127,6 +128,9 @@ def retrieve_instance(request, study_uid: str, series_uid: str, sop_uid: str):
     return _retrieve(request, study_uid, series_uid, sop_uid)
 
 
+# JSON headers compress 20-40 times: a viewer's study metadata goes from megabytes to tens
+# of kilobytes (gzip when the client accepts it; no secret or reflected input is in it).
+@gzip_page
 @require_perm("archive.view")
 @audits_phi_read
 def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from archive.viewer import install
@@ -150,3 +151,24 @@ def test_installer_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path):
     assert result.returncode == 1
     assert "not the pinned" in result.stderr
     assert not any((tmp_path / "ohif").glob("[0-9]*"))
+
+
+def test_metadata_and_searches_are_gzipped_for_clients_that_accept_it(tenant, make_token):
+    """A viewer's metadata of a study is mostly repeated JSON: sent compressed, it is a
+    fraction of its size (OHIF loads it before the first image)."""
+    from tests.archive.dicomweb_data import ingest_datasets
+    from tests.dicom_factory import make_ct_series
+
+    series = make_ct_series(20, 16, 16)
+    ingest_datasets(tenant, series)
+    token = make_token(tenant, scopes=("read",))
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    url = f"/t/{tenant.slug}/dicomweb/studies/{series[0].StudyInstanceUID}/metadata"
+    plain = Client().get(url, **headers)
+    packed = Client().get(url, HTTP_ACCEPT_ENCODING="gzip", **headers)
+    assert "Content-Encoding" not in plain and packed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed["Vary"]
+    assert json.loads(gzip.decompress(packed.content)) == plain.json()
+    assert len(packed.content) * 8 < len(plain.content)
+    search = Client().get(f"/t/{tenant.slug}/dicomweb/studies", HTTP_ACCEPT_ENCODING="gzip", **headers)
+    assert search["Content-Encoding"] == "gzip"
