@@ -159,7 +159,9 @@ def _stop(processes: list[subprocess.Popen], timeout: float = 30) -> None:
 # -- Orthanc --------------------------------------------------------------------------
 
 @contextmanager
-def orthanc():
+def orthanc(http_compression: bool = False):
+    """`http_compression`: Orthanc's own default (gzip where the client accepts it), for the
+    viewer bench; the ingest and retrieve workloads keep it off, as measured before."""
     if not netns.inside():
         raise RuntimeError("Orthanc listens on every interface: start it only inside the bench's "
                            "network namespace (bench.netns.run_confined)")
@@ -173,7 +175,7 @@ def orthanc():
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "HttpServerEnabled": True,
         "Plugins": [ORTHANC_PLUGINS + "/libOrthancDicomWeb.so"],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-        "StorageCompression": False, "HttpCompressionEnabled": False, "ConcurrentJobs": 2,
+        "StorageCompression": False, "HttpCompressionEnabled": http_compression, "ConcurrentJobs": 2,
         "DicomCheckModalityHost": False, "DicomAlwaysAllowStore": True,
     }
     (workdir / "orthanc.json").write_text(json.dumps(config))

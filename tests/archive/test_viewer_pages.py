@@ -172,3 +172,27 @@ def test_metadata_and_searches_are_gzipped_for_clients_that_accept_it(tenant, ma
     assert len(packed.content) * 8 < len(plain.content)
     search = Client().get(f"/t/{tenant.slug}/dicomweb/studies", HTTP_ACCEPT_ENCODING="gzip", **headers)
     assert search["Content-Encoding"] == "gzip"
+
+
+def test_frames_are_gzipped_fast_and_not_marked_no_store(tenant, make_token):
+    """Frames go gzipped to a client that accepts it (half a CT frame's bytes), and with
+    `private, no-cache`: `no-store` made Chromium abandon a viewer's frame requests."""
+    from tests.archive.dicomweb_data import ingest_datasets
+    from tests.dicom_factory import make_ct_series
+
+    [ds] = make_ct_series(1, 256, 256)
+    ingest_datasets(tenant, [ds])
+    token = make_token(tenant, scopes=("read",))
+    url = (f"/t/{tenant.slug}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames/1")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_ACCEPT": 'multipart/related; type="application/octet-stream"'}
+    plain = Client().get(url, **headers)
+    packed = Client().get(url, HTTP_ACCEPT_ENCODING="gzip, deflate", **headers)
+    plain_body = b"".join(plain.streaming_content)
+    packed_body = b"".join(packed.streaming_content)
+    assert "Content-Encoding" not in plain and packed["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in packed
+    assert bytes(ds.PixelData) in gzip.decompress(packed_body)
+    assert len(packed_body) * 1.5 < len(plain_body)
+    for response in (plain, packed):
+        assert response["Cache-Control"] == "private, no-cache"
