@@ -1,12 +1,11 @@
 """Download a study as a zip of DICOM files with a DICOMDIR: for a member or token with
 archive.download, and for a share that allows downloads (archive/sharing/public.py)."""
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
 from archive.download.zipped import study_zip
-from archive.errors import StudyNotFound
-from archive.selectors.studies import study_get
+from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -28,8 +27,5 @@ def zip_response(request, study, *, via: str) -> StreamingHttpResponse:
 @require_perm("archive.download")
 @audits_phi_read
 def study_download(request, pk: int):
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     return zip_response(request, study, via="web")

@@ -13,7 +13,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from archive.errors import StudyNotFound
 from archive.retention import deletion
 from archive.retention.forms import DeletionRequestForm, RetentionPolicyForm
 from archive.retention.models import DeletionRequest, StudyTombstone
@@ -26,7 +25,7 @@ from archive.retention.services import (
     retention_past,
     study_retention,
 )
-from archive.selectors.studies import study_get
+from archive.views.lookup import study_or_404
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
@@ -92,10 +91,7 @@ def retention_report(request: HttpRequest) -> HttpResponse:
 @require_perm("archive.delete_request")
 @audits_phi_read
 def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     form = DeletionRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

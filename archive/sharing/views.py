@@ -10,13 +10,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from archive.errors import StudyNotFound
 from archive.models import Study
-from archive.selectors.studies import study_get
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.sharing import services
 from archive.sharing.forms import ShareForm
 from archive.sharing.models import Share
+from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 from tenants.views.twofactor import qr_svg
@@ -37,10 +36,7 @@ def _share_or_404(request, share_id: int) -> Share:
 @require_perm("archive.share")
 @audits_phi_read
 def share_new(request, pk: int):
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     form = ShareForm(request.POST or None, study=study)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -4,15 +4,15 @@ for phones and slow connections."""
 
 from csp.constants import SELF
 from csp.decorators import csp_update
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from archive.errors import StudyNotFound
-from archive.selectors.studies import study_get, study_series
+from archive.selectors.studies import study_series
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.viewer import install, page
+from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -73,10 +73,7 @@ def viewer_config(request):
 @audits_phi_read
 def open_study(request, pk: int):
     """The worklist's and study page's "View" link: audited here, then OHIF on the study."""
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     phi_read(request, action="study.viewer_opened", obj_type="study", obj_id=study.pk,
              detail={"via": "viewer", "study_uid": study.study_instance_uid})
     return redirect(f"{clinic_viewer_base(request)}/viewer?StudyInstanceUIDs={study.study_instance_uid}")
@@ -87,10 +84,7 @@ def open_study(request, pk: int):
 @audits_phi_read
 def thumbnails(request, pk: int):
     """Each series as one small rendered image (WADO-RS thumbnail), for a phone."""
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     series = list(study_series(study=study))
     phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
              detail={"via": "thumbnails", "study_uid": study.study_instance_uid})

@@ -4,15 +4,14 @@ Opening it shows a patient's data, so every view is audited ("study.viewed"). Th
 DICOMweb download link appears for a principal who may download.
 """
 
-from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from archive.errors import StudyNotFound
-from archive.selectors.studies import study_get, study_series, study_storage_state
+from archive.selectors.studies import study_series, study_storage_state
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.sharing.selectors import study_access_events, study_shares
+from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -21,10 +20,7 @@ from tenants.phi_audit import audits_phi_read, phi_read
 @require_perm("archive.view")
 @audits_phi_read
 def study_page(request, pk: int):
-    try:
-        study = study_get(tenant=request.tenant, pk=pk)
-    except StudyNotFound:
-        raise Http404("No such study") from None
+    study = study_or_404(request, pk)
     series = list(study_series(study=study))
     storage = study_storage_state(study=study)
     phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,

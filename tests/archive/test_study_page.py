@@ -1,6 +1,8 @@
 """The study page: attributes, series, size, storage state, links, audit, isolation."""
 
+import io
 import re
+import zipfile
 
 import pytest
 from django.urls import Resolver404, resolve, reverse
@@ -85,17 +87,17 @@ def test_links_only_what_exists(client, login, make_member, tenant):
 def test_download_link_needs_download_permission(client, login, make_member, tenant, role, shown):
     study = ingest_study(tenant)
     body = login(make_member(tenant, role)).get(page_url(tenant, study)).content.decode()
-    assert ("Download (DICOM)" in body) is shown
+    assert ("Download (zip)" in body) is shown
 
 
 def test_download_link_downloads_the_study(client, login, make_member, tenant):
-    """The link is the study's WADO-RS retrieve: followed as a browser does (its Accept),
-    it gives every instance of the study as stored, with the session's own credentials."""
+    """The link gives the study as a zip a person can open: every instance as stored, and
+    a DICOMDIR (tests/archive/test_download_zip.py checks the zip itself)."""
     study = ingest_study(tenant)
     c = login(make_member(tenant, roles.RADIOLOGIST))
     body = c.get(page_url(tenant, study)).content.decode()
-    href = re.search(r'href="([^"]+)"[^>]*>Download \(DICOM\)', body).group(1)
+    href = re.search(r'href="([^"]+)"[^>]*>Download \(zip\)', body).group(1)
     response = c.get(href, HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
-    assert response.status_code == 200 and response["Content-Type"].startswith("multipart/related")
-    data = b"".join(response.streaming_content)
-    assert data.count(b"Content-Type: application/dicom") == study.num_instances == 5
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    assert names[0] == "DICOMDIR" and len(names) == 1 + study.num_instances == 6
