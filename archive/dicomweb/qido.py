@@ -63,6 +63,9 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
     root = dicomweb_root(request)
     results = [result_json(row, level=level, tags=tags, include_all=query.include_all,
                            retrieve_url=_retrieve_url(root, level, row)) for row in page.rows]
+    deid = getattr(request, "deidentifier", None)
+    if deid is not None:  # a de-identified share (archive/sharing/deidentify.py)
+        results = [deid.json(r) for r in results]
     phi_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
              detail={"level": level, "results": len(results)})
     response = HttpResponse(json.dumps(results, ensure_ascii=False, separators=(",", ":")),

@@ -106,9 +106,20 @@ def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: s
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=instances[0].study_id,
              detail={"what": "instances", "level": level, "instances": len(instances)})
     boundary = new_boundary()
+    deid = getattr(request, "deidentifier", None)
+    if deid is not None:  # a de-identified share: each instance rewritten, as stored
+        return multipart_response(_deidentified_parts(instances, deid), "application/dicom", boundary=boundary)
     return multipart_response(_instance_parts(instances, target, first), "application/dicom",
                               transfer_syntax=None if target == ANY else target, boundary=boundary,
                               length=_as_stored_length(instances, target, boundary))
+
+
+def _deidentified_parts(instances, deid) -> Iterator[tuple[str, Iterator[bytes]]]:
+    keys: dict = {}
+    for inst in instances:
+        with open_instance(inst, keys=keys) as fh:
+            data = deid.part10(fh)
+        yield f"application/dicom; transfer-syntax={inst.transfer_syntax_uid}", iter([data])
 
 
 @require_perm("archive.download")
@@ -147,6 +158,9 @@ def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: st
         base = f"{root}/series/{inst.series.series_instance_uid}/instances/{inst.sop_instance_uid}/bulkdata/"
         body.append(metadata_json(inst.metadata, lambda path, base=base: base + path))
     level = "instance" if sop_uid else "series" if series_uid else "study"
+    deid = getattr(request, "deidentifier", None)
+    if deid is not None:  # a de-identified share (archive/sharing/deidentify.py)
+        body = [deid.json(item) for item in body]
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=instances[0].study_id,
              detail={"what": "metadata", "level": level, "instances": len(instances)})
     return HttpResponse(json.dumps(body, ensure_ascii=False, separators=(",", ":")),

@@ -5,6 +5,7 @@ principal it gets reads exactly the share's studies (tenants.principal.Principal
 
 from django.http import HttpRequest
 
+from archive.sharing.deidentify import Deidentifier
 from archive.sharing.models import Share
 from tenants.principal import Principal
 
@@ -44,6 +45,8 @@ def principal(share: Share, uids: frozenset) -> Principal:
 
 
 def enter(request: HttpRequest, share: Share) -> None:
-    """Make this request the share's: its clinic, and a principal bounded to its studies."""
+    """Make this request the share's: its clinic, a principal bounded to its studies, and
+    for a de-identified share the pseudonyms every answer is rewritten with."""
     request.tenant = share.tenant
     request.principal = principal(share, study_uids(share))
+    request.deidentifier = Deidentifier(share) if share.deidentify else None

@@ -38,6 +38,7 @@ class ShareCreateSerializer(serializers.Serializer):
                                      help_text="code (default when access_code is given), birth_date or none.")
     access_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
     allow_download = serializers.BooleanField(default=False)
+    deidentify = serializers.BooleanField(default=False, help_text="Serve a de-identified copy (PS3.15 Basic Profile).")
     recipient_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     recipient_email = serializers.EmailField(required=False, allow_blank=True)
     message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
@@ -54,7 +55,7 @@ class ShareSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Share
-        fields = ["id", "studies", "access", "allow_download", "recipient_name", "recipient_email",
+        fields = ["id", "studies", "access", "allow_download", "deidentify", "burned_in_risk", "recipient_name", "recipient_email",
                   "created_at", "created_by_label", "expires_at", "revoked_at", "status", "opened_count",
                   "last_opened_at"]
 
@@ -114,7 +115,7 @@ class ShareListView(ShareAPIView):
                 expires_in_days=data.get("expires_in_days"), access=access,
                 access_code=data.get("access_code", ""), allow_download=data["allow_download"],
                 recipient_name=data.get("recipient_name", ""), recipient_email=data.get("recipient_email", ""),
-                message=data.get("message", ""))
+                message=data.get("message", ""), deidentify=data["deidentify"])
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages}) from None
         url = link_url(request, made.token)

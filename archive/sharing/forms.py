@@ -25,6 +25,10 @@ class ShareForm(forms.Form):
                                   help_text="Leave empty to have one made for you. Give it to the recipient "
                                             "another way than the link (phone, text message).")
     allow_download = forms.BooleanField(required=False, label="Allow downloading the images")
+    deidentify = forms.BooleanField(required=False, label="De-identify (second opinion, teaching)",
+                                    help_text="Names, IDs, dates, descriptions and UIDs are replaced or left out "
+                                              "(DICOM PS3.15 Basic Profile). Text burned into the pixels stays: "
+                                              "you are warned when the images may have some.")
     recipient_name = forms.CharField(required=False, max_length=200, label="Recipient's name")
     recipient_email = forms.EmailField(required=False, label="Recipient's email",
                                        help_text="The link is emailed there; the access code is not.")
@@ -45,6 +49,8 @@ class ShareForm(forms.Form):
             if len(code) < ACCESS_CODE_MIN:
                 self.add_error("access_code", f"At least {ACCESS_CODE_MIN} characters.")
             data["access_code"] = code
+        if data.get("access") == Share.BIRTH_DATE and data.get("deidentify"):
+            self.add_error("access", "A de-identified share cannot ask for the birth date: choose an access code.")
         if data.get("access") == Share.BIRTH_DATE and self.study is not None and not self.study.patient_birth_date:
             self.add_error("access", "This study has no birth date to check: choose an access code.")
         return data

@@ -18,6 +18,10 @@ from tenants.scoping import TenantOwned
 TOKEN_BYTES = 24  # 192 bits of randomness; at least 128 are asked for
 
 
+def new_pseudonym_key() -> str:
+    return secrets.token_hex(32)
+
+
 def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -39,6 +43,10 @@ class Share(TenantOwned):
     access = models.CharField(max_length=16, choices=ACCESS_CHOICES, default=CODE)
     access_code_hash = models.CharField(max_length=256, blank=True)
     allow_download = models.BooleanField(default=False)
+    # A de-identified share (archive/sharing/deidentify.py): pseudonyms derived from this key.
+    deidentify = models.BooleanField(default=False)
+    pseudonym_key = models.CharField(max_length=64, default=new_pseudonym_key, editable=False)
+    burned_in_risk = models.BooleanField(default=False, help_text="images may carry burned-in text")
     recipient_name = models.CharField(max_length=200, blank=True)
     recipient_email = models.EmailField(blank=True)
     message = models.TextField(blank=True, max_length=2000)

@@ -6,7 +6,7 @@ studies; any other study, or another clinic's, is a 404, decided here on the ser
 from functools import wraps
 
 from csp.decorators import csp_update
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from archive.dicomweb.common import error
 from archive.download.views import zip_response
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.sharing import access, services
+from archive.sharing.deidentify import BULK_TAGS
 from archive.sharing.models import Share
 from archive.viewer import page as viewer_page
 from archive.viewer.views import VIEWER_CSP, viewer_html, viewer_js
@@ -70,6 +71,37 @@ def open_link(request, token: str):
                   status=403 if error_text else 200)
 
 
+UID_KWARGS = ("study_uid", "series_uid", "sop_uid")
+# What a de-identified share's study search may ask: matching on any other attribute would
+# answer questions about the real values (does PatientName match Smith*?).
+DEID_QUERY_KEYS = {"limit", "offset", "includefield", "fuzzymatching"}
+DEID_UID_KEYS = {"StudyInstanceUID", "0020000D", "SeriesInstanceUID", "0020000E", "SOPInstanceUID", "00080018"}
+
+
+def _to_real(request, kwargs: dict) -> bool:
+    """In a de-identified share, URLs and searches name pseudonyms: put the real UIDs in
+    their place. False when one names nothing of the share, or asks for bulk data other
+    than pixels."""
+    deid = request.deidentifier
+    for key in UID_KWARGS:
+        if key in kwargs:
+            real = deid.real(kwargs[key])
+            if real is None:
+                return False
+            kwargs[key] = real
+    if "tag_path" in kwargs and kwargs["tag_path"].upper() not in BULK_TAGS:
+        return False
+    query = QueryDict(mutable=True)
+    for key, values in request.GET.lists():
+        if key in DEID_UID_KEYS:
+            reals = [deid.real(v) for value in values for v in value.split(",")]
+            query.setlist(key, [",".join(r or "0" for r in reals)])  # "0": a UID of nothing
+        elif key in DEID_QUERY_KEYS:
+            query.setlist(key, values)
+    request.GET = query
+    return True
+
+
 def share_session(view):
     """The view runs as the share's principal, or the answer is 404."""
 
@@ -81,6 +113,8 @@ def share_session(view):
                 return error(404, "No such study")
             raise Http404("This share is not open in this browser")
         access.enter(request, share)
+        if request.deidentifier is not None and not _to_real(request, kwargs):
+            return error(404, "No such study")
         study_uid = kwargs.get("study_uid")
         if study_uid is not None and not request.principal.may_read_study(study_uid):
             return error(404, "No such study")
@@ -102,17 +136,19 @@ def share_page(request):
     phi_read(request, action="share.page_viewed", obj_type="share", obj_id=share.pk,
              detail={"studies": [s.pk for s in studies]})
     viewer = reverse("sharing:viewer", kwargs={"public_id": share.public_id})
+    deid = request.deidentifier
     rows = [{
         "study": s,
-        "date": dicom_date_display(s.study_date),
-        "viewer_url": f"{viewer}viewer?StudyInstanceUIDs={s.study_instance_uid}",
+        "date": "" if deid else dicom_date_display(s.study_date),
+        "viewer_url": f"{viewer}viewer?StudyInstanceUIDs={deid.uid(s.study_instance_uid) if deid else s.study_instance_uid}",
         "download_url": (reverse("sharing:download", kwargs={"public_id": share.public_id, "pk": s.pk})
                          if share.allow_download else None),
     } for s in studies]
     first = studies[0] if studies else None
     return render(request, "sharing/page.html", {
         "share": share, "rows": rows, "clinic": share.tenant.name,
-        "patient_display": display_name(first.patient_name) if first else "",
+        "patient_display": "" if deid else display_name(first.patient_name) if first else "",
+        "deidentified": deid is not None,
         "days_left": max(0, (share.expires_at - timezone.now()).days),
     })
 
@@ -125,7 +161,7 @@ def share_download(request, pk: int):
     study = request.share.shared_studies().filter(pk=pk).first()
     if study is None or not request.share.allow_download:
         raise Http404("No such study in this share")
-    return zip_response(request, study, via="share")
+    return zip_response(request, study, via="share", deidentifier=request.deidentifier)
 
 
 @require_safe

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from archive.models import Study
+from archive.sharing.deidentify import burned_in_risk
 from archive.sharing.models import Share, token_hash
 from tenants.audit import Actor, audit_record
 
@@ -36,18 +37,21 @@ def _expiry(days: int) -> dt.datetime:
 def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_patient: bool = False,
                  expires_in_days: int | None = None, access: str = Share.CODE, access_code: str = "",
                  allow_download: bool = False, recipient_name: str = "", recipient_email: str = "",
-                 message: str = "") -> NewShare:
+                 message: str = "", deidentify: bool = False) -> NewShare:
     if access not in dict(Share.ACCESS_CHOICES):
         raise ValidationError("Unknown access check.")
     if access == Share.CODE and len(access_code) < ACCESS_CODE_MIN:
         raise ValidationError(f"The access code needs at least {ACCESS_CODE_MIN} characters.")
     if access == Share.BIRTH_DATE and not study.patient_birth_date:
         raise ValidationError("The study has no birth date to check: choose an access code.")
+    if access == Share.BIRTH_DATE and deidentify:
+        raise ValidationError("A de-identified share cannot ask for the birth date: choose an access code.")
     token = Share.new_token()
     with transaction.atomic():
         share = Share(tenant=tenant, token_hash=token_hash(token), access=access,
                       allow_download=allow_download, recipient_name=recipient_name,
                       recipient_email=recipient_email, message=message, created_by=created_by,
+                      deidentify=deidentify,
                       created_by_label=actor.label,
                       expires_at=_expiry(expires_in_days or settings.SHARE_DEFAULT_DAYS))
         share.set_access_code(access_code if access == Share.CODE else "")
@@ -57,10 +61,14 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
         studies = (Study.objects.for_tenant(tenant).filter(patient=study.patient) if whole_patient
                    else [study])
         share.studies.add(*studies)
+        if deidentify:
+            share.burned_in_risk = burned_in_risk(list(share.shared_studies()))
+            share.save(update_fields=["burned_in_risk"])
         audit_record(tenant=tenant, actor=actor, action="share.created", obj_type="share", obj_id=str(share.pk),
                      detail={"studies": sorted(s.pk for s in share.shared_studies()), "access": access,
                              "allow_download": allow_download, "expires_at": share.expires_at.isoformat(),
-                             "whole_patient": whole_patient})
+                             "whole_patient": whole_patient, "deidentify": deidentify,
+                     "burned_in_risk": share.burned_in_risk})
     return NewShare(share, token)
 
 

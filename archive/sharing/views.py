@@ -48,7 +48,7 @@ def share_new(request, pk: int):
                 expires_in_days=data["expires_in_days"], access=data["access"],
                 access_code=data.get("access_code") or "", allow_download=data["allow_download"],
                 recipient_name=data["recipient_name"], recipient_email=data["recipient_email"],
-                message=data["message"])
+                message=data["message"], deidentify=data["deidentify"])
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

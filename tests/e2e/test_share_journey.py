@@ -117,3 +117,46 @@ def test_wrong_codes_lock_the_link(live_server, browser, desktop, tenant, make_m
         phone.click("main button[type=submit]")
     assert "Too many wrong tries" in phone.inner_text("main") and response.status == 200
     context.close()
+
+
+def test_deidentified_share_shows_no_phi_on_the_page_or_the_wire(live_server, browser, tenant, e2e_dirs):
+    from archive.models import Study
+    from archive.sharing.services import share_create
+    from tenants.audit import Actor
+
+    series = make_ct_series(8, rows=96, cols=96, patient_name="Secret^Sally", patient_id="SECRET-ID-42",
+                            birth_date="19510203", accession="SECRET-ACC-7", referring="Leaky^Lou", seed=4)
+    for ds in series:
+        ds.InstitutionName = "Hush Hospital"
+        ingest(tenant, to_bytes(ds))
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=series[0].StudyInstanceUID)
+    made = share_create(tenant=tenant, study=study, actor=Actor.system("test"), access_code="12345678",
+                        deidentify=True)
+    secrets = ["Secret", "Sally", "SECRET-ID-42", "19510203", "SECRET-ACC-7", "Leaky", "Hush Hospital",
+               series[0].StudyInstanceUID, series[0].SeriesInstanceUID, series[0].SOPInstanceUID]
+    context = browser.new_context(**PHONE)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    responses, bodies = [], []
+
+    def keep(response):  # read at once: a page navigated away from keeps no bodies
+        responses.append(response)
+        if response.status == 200 and "/s/v/" in response.url:
+            bodies.append(response.body().decode("latin-1"))
+
+    tab.on("response", keep)
+    tab.goto(f"{live_server.url}/s/{made.token}")
+    tab.fill("#answer", "12345678")
+    with tab.expect_navigation():
+        tab.click("main button[type=submit]")
+    assert "De-identified images" in tab.inner_text("main")
+    snap(tab, "share-deidentified-phone")
+    if install.installed():
+        with tab.expect_navigation():
+            tab.get_by_role("link", name="View images").click()
+        assert _wait_rendered(tab).std() > 5
+    texts = [tab.content(), tab.inner_text("body"), *bodies]
+    leaked = sorted({s for s in secrets for t in texts if s in t})
+    assert leaked == [], leaked
+    assert any("/dicomweb/" in r.url for r in responses) or not install.installed()
+    context.close()
