@@ -403,4 +403,5 @@ LOGGING = {
 SHARE_DEFAULT_DAYS = envint("SHARE_DEFAULT_DAYS", 30)
 SHARE_MAX_DAYS = envint("SHARE_MAX_DAYS", 365)
 SHARE_MAX_FAILURES = envint("SHARE_MAX_FAILURES", 5)
-SHARE_LOCKOUT_MINUTES = envint("SHARE_LOCKOUT_MINUTES", 15)
+SHARE_LOCKOUT_MINUTES = envint("SHARE_LOCKOUT_MINUTES", 15)  # doubled at each further lockout
+SHARE_IP_MAX_FAILURES = envint("SHARE_IP_MAX_FAILURES", 30)  # wrong answers per address per hour, all links

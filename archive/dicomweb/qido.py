@@ -65,7 +65,8 @@ def _search(request, level: str, parent_levels: tuple[str, ...], **scope) -> Htt
                            retrieve_url=_retrieve_url(root, level, row)) for row in page.rows]
     deid = getattr(request, "deidentifier", None)
     if deid is not None:  # a de-identified share (archive/sharing/deidentify.py)
-        results = [deid.json(r) for r in results]
+        # In pseudonym order: the usual newest-first would tell the studies' real dates apart.
+        results = sorted((deid.json(r) for r in results), key=lambda r: str(r.get("0020000D", {}).get("Value")))
     phi_read(request, action="dicomweb.search", obj_type="dicomweb", obj_id="",
              detail={"level": level, "results": len(results)})
     response = HttpResponse(json.dumps(results, ensure_ascii=False, separators=(",", ":")),

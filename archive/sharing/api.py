@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +14,7 @@ from archive.api.serializers import ErrorSerializer
 from archive.errors import StudyNotFound
 from archive.selectors.studies import study_get
 from archive.sharing import services
+from archive.sharing.forms import new_access_code
 from archive.sharing.models import Share
 from archive.sharing.views import link_url
 from archive.uids import is_valid_uid
@@ -35,7 +36,8 @@ class ShareCreateSerializer(serializers.Serializer):
     expires_in_days = serializers.IntegerField(required=False, min_value=1,
                                                help_text="Default SHARE_DEFAULT_DAYS (30).")
     access = serializers.ChoiceField(choices=[c for c, _ in Share.ACCESS_CHOICES], required=False,
-                                     help_text="code (default when access_code is given), birth_date or none.")
+                                     help_text="code (the default: one is made when access_code is empty), "
+                                               "birth_date, or none (the link alone opens it).")
     access_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
     allow_download = serializers.BooleanField(default=False)
     deidentify = serializers.BooleanField(default=False, help_text="Serve a de-identified copy (PS3.15 Basic Profile).")
@@ -66,9 +68,11 @@ class ShareSerializer(serializers.ModelSerializer):
 
 class ShareCreatedSerializer(ShareSerializer):
     url = serializers.CharField(help_text="The link: returned once, never stored.")
+    access_code = serializers.CharField(help_text="The access code (made when none was given): give it to the "
+                                                  "recipient another way than the link. Returned once.")
 
     class Meta(ShareSerializer.Meta):
-        fields = ["url", *ShareSerializer.Meta.fields]
+        fields = ["url", "access_code", *ShareSerializer.Meta.fields]
 
 
 class ShareAPIView(APIView):
@@ -106,14 +110,19 @@ class ShareListView(ShareAPIView):
             study = study_get(tenant=request.tenant, study_uid=data["study_instance_uid"])
         except StudyNotFound:
             raise NotFound("No such study.") from None
-        access = data.get("access") or (Share.CODE if data.get("access_code") else Share.NONE)
         principal = request.principal
+        refused = services.may_create(principal, allow_download=data["allow_download"])
+        if refused:
+            raise PermissionDenied(refused)
+        # No access check unless asked for by name: without one, a code is made and returned.
+        access = data.get("access") or Share.CODE
+        code = data.get("access_code") or (new_access_code() if access == Share.CODE else "")
         try:
             made = services.share_create(
                 tenant=request.tenant, study=study, actor=principal.actor(request._request),
                 created_by=principal.user, whole_patient=data["whole_patient"],
                 expires_in_days=data.get("expires_in_days"), access=access,
-                access_code=data.get("access_code", ""), allow_download=data["allow_download"],
+                access_code=code, allow_download=data["allow_download"],
                 recipient_name=data.get("recipient_name", ""), recipient_email=data.get("recipient_email", ""),
                 message=data.get("message", ""), deidentify=data["deidentify"])
         except DjangoValidationError as exc:
@@ -121,6 +130,7 @@ class ShareListView(ShareAPIView):
         url = link_url(request, made.token)
         services.share_email(share=made.share, url=url)
         made.share.url = url
+        made.share.access_code = code if access == Share.CODE else ""
         return Response(ShareCreatedSerializer(made.share).data, status=status.HTTP_201_CREATED)
 
 

@@ -72,21 +72,24 @@ class Deidentifier:
     def real(self, pseudo: str) -> str | None:
         return self._maps[0].get(pseudo)
 
+    @cached_property
+    def _pseudonyms(self) -> dict:
+        return {real: pseudo for pseudo, real in self._maps[0].items()}
+
     def patient(self, real_study_uid: str) -> tuple[str, str]:
         number = self._maps[1].get(real_study_uid, 0)
         return f"Anonymous^{number}", f"ANON-{self.uid(f'patient:{number}')[5:17]}"
 
     def _url(self, url: str) -> str:
         """A URL of ours with each real UID in its path replaced by its pseudonym."""
-        reverse = {real: pseudo for pseudo, real in self._maps[0].items()}
-        return "/".join(reverse.get(part, part) for part in url.split("/"))
+        return "/".join(self._pseudonyms.get(part, part) for part in url.split("/"))
 
     def json(self, dataset: dict) -> dict:
         """A DICOM JSON object (QIDO-RS result or WADO-RS metadata), de-identified."""
         out = {}
         for tag, elem in dataset.items():
-            if tag not in KEPT and tag != RETRIEVE_URL:
-                continue
+            if (tag not in KEPT and tag != RETRIEVE_URL) or elem.get("vr") == "SQ":
+                continue  # a sequence, even under a kept tag, could carry anything
             if tag in MAPPED_UIDS:
                 elem = {"vr": "UI", "Value": [self.uid(v) for v in elem.get("Value", [])]}
             elif tag == RETRIEVE_URL or "BulkDataURI" in elem:

@@ -59,6 +59,7 @@ class Share(TenantOwned):
     # Wrong access checks in a row, and until when the link refuses further tries.
     failed_attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    lockouts = models.PositiveIntegerField(default=0)  # each lockout lasts twice the one before
     opened_count = models.PositiveIntegerField(default=0)
     last_opened_at = models.DateTimeField(null=True, blank=True)
 

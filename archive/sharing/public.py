@@ -121,7 +121,11 @@ def share_session(view):
         request.share = share
         request.dicomweb_root_path = reverse("sharing:dicomweb_studies",
                                              kwargs={"public_id": public_id}).rsplit("/studies", 1)[0]
-        return view(request, **kwargs)
+        response = view(request, **kwargs)
+        if "max-age" in response.get("Cache-Control", ""):
+            # Nothing a share shows may be used from the browser's cache once it is revoked.
+            response["Cache-Control"] = "private, no-cache"
+        return response
 
     wrapper.share_scoped = True
     return wrapper
@@ -132,7 +136,8 @@ def share_session(view):
 @audits_phi_read
 def share_page(request):
     share = request.share
-    studies = list(share.shared_studies().order_by("-study_date", "-study_time", "pk"))
+    order = ("pk",) if share.deidentify else ("-study_date", "-study_time", "pk")  # no dates in the order
+    studies = list(share.shared_studies().order_by(*order))
     phi_read(request, action="share.page_viewed", obj_type="share", obj_id=share.pk,
              detail={"studies": [s.pk for s in studies]})
     viewer = reverse("sharing:viewer", kwargs={"public_id": share.public_id})

@@ -4,9 +4,13 @@ A share reads exactly its studies: one study, or every study one patient had whe
 share was made (the priors a referrer wants), frozen then."""
 
 import datetime as dt
+import hashlib
+import logging
+import smtplib
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -20,6 +24,23 @@ from archive.sharing.models import Share, token_hash
 from tenants.audit import Actor, audit_record
 
 ACCESS_CODE_MIN = 6
+IP_WINDOW = dt.timedelta(hours=1)
+# Patient IDs that name no one in particular: a "patient share" on one would gather
+# strangers' studies (ingest files every study without an ID under one patient row).
+PLACEHOLDER_PATIENT_IDS = {"", "0", "00000000", "UNKNOWN", "NONE", "NA", "N/A", "ANONYMOUS", "ANON", "NOID",
+                           "NO ID", "TEST", "-"}
+log = logging.getLogger(__name__)
+
+
+def patient_studies(*, tenant, study: Study):
+    """The studies a patient share of `study` covers: the same patient row, name and birth
+    date (an ID typed twice for two people does not merge them); none when the study's
+    Patient ID is missing or a placeholder."""
+    if study.patient_identifier.strip().upper() in PLACEHOLDER_PATIENT_IDS:
+        raise ValidationError("This study has no usable Patient ID, so its patient's other studies cannot be "
+                              "told apart from other people's: share this study alone.")
+    return Study.objects.for_tenant(tenant).filter(patient=study.patient, patient_name=study.patient_name,
+                                                   patient_birth_date=study.patient_birth_date)
 
 
 @dataclass
@@ -58,8 +79,7 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
         if whole_patient:
             share.patient = study.patient
         share.save()
-        studies = (Study.objects.for_tenant(tenant).filter(patient=study.patient) if whole_patient
-                   else [study])
+        studies = patient_studies(tenant=tenant, study=study) if whole_patient else [study]
         share.studies.add(*studies)
         if deidentify:
             share.burned_in_risk = burned_in_risk(list(share.shared_studies()))
@@ -72,15 +92,39 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
     return NewShare(share, token)
 
 
+CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
+
+
+def may_create(principal, *, allow_download: bool) -> str | None:
+    """Why `principal` may not make this share, or None. A share gives its holder what the
+    maker could read: sharing needs archive.view besides archive.share, and a share that
+    allows downloads needs archive.download (a token with only the `share` scope could
+    otherwise read everything through links it makes itself)."""
+    if not principal.can("archive.view"):
+        return "Sharing needs the permission to view studies (token scope read)."
+    if allow_download and not principal.can("archive.download"):
+        return "Allowing downloads needs the permission to download studies."
+    return None
+
+
 def share_email(*, share: Share, url: str) -> bool:
     """The link to the recipient (never the access code: that goes another way). False
-    when there is no address."""
+    when it was not sent: no address; in production, no real email configured (the console
+    backend would print the link into the logs); or the mail server refused it. The link is
+    made and shown to its maker either way."""
     if not share.recipient_email:
         return False
+    if settings.PRODUCTION and settings.EMAIL_BACKEND == CONSOLE_EMAIL:
+        log.warning("share %s: not emailed, EMAIL_BACKEND is the console backend", share.pk)
+        return False
     context = {"share": share, "url": url, "clinic": share.tenant.name}
-    send_mail(subject=f"{share.tenant.name} shared images with you",
-              message=render_to_string("sharing/email.txt", context),
-              from_email=None, recipient_list=[share.recipient_email])
+    try:
+        send_mail(subject=f"{share.tenant.name} shared images with you",
+                  message=render_to_string("sharing/email.txt", context),
+                  from_email=None, recipient_list=[share.recipient_email])
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("share %s: the mail server refused the email (%s)", share.pk, type(exc).__name__)
+        return False
     return True
 
 
@@ -128,33 +172,57 @@ def _birth_date_matches(share: Share, answer: str) -> bool:
     return len(wanted) == 8 and wanted in dates
 
 
+def _ip_key(ip: str) -> str:
+    return "share-access-ip:" + hashlib.sha256(ip.encode()).hexdigest()[:32]
+
+
 def share_check_access(*, share: Share, answer: str, actor: Actor) -> bool:
-    """The access check (code or birth date). Wrong answers count; after
-    SHARE_MAX_FAILURES in a row the link refuses every try for SHARE_LOCKOUT_MINUTES."""
-    now = timezone.now()
-    if share.locked_until and share.locked_until > now:
-        raise Locked(share.locked_until)
-    if share.access == Share.NONE:
-        ok = True
-    elif share.access == Share.CODE:
-        ok = share.access_code_matches(answer)
-    else:
-        ok = _birth_date_matches(share, answer)
-    with transaction.atomic():
-        if ok:
-            Share.objects.for_tenant(share.tenant).filter(pk=share.pk).update(failed_attempts=0, locked_until=None)
-            return True
-        Share.objects.for_tenant(share.tenant).filter(pk=share.pk).update(failed_attempts=F("failed_attempts") + 1)
-        share.refresh_from_db(fields=["failed_attempts"])
-        locked = share.failed_attempts >= settings.SHARE_MAX_FAILURES
-        if locked:
-            share.locked_until = now + dt.timedelta(minutes=settings.SHARE_LOCKOUT_MINUTES)
-            share.failed_attempts = 0
-            share.save(update_fields=["locked_until", "failed_attempts"])
+    """The access check (code or birth date), one at a time per share (the row is locked
+    while the answer is checked, so parallel tries cannot outrun the count). After
+    SHARE_MAX_FAILURES wrong answers in a row the link refuses every try, the right one too,
+    for SHARE_LOCKOUT_MINUTES, doubling with each lockout; and one address may give
+    SHARE_IP_MAX_FAILURES wrong answers an hour across all links. Every refusal is audited."""
+    ip_key = _ip_key(actor.ip) if actor.ip else None
+    if ip_key and cache.get(ip_key, 0) >= settings.SHARE_IP_MAX_FAILURES:
         audit_record(tenant=share.tenant, actor=actor, action="share.access_refused", obj_type="share",
-                     obj_id=str(share.pk), detail={"check": share.access, "locked": locked})
-    if locked:
-        raise Locked(share.locked_until)
+                     obj_id=str(share.pk), detail={"check": share.access, "address_limited": True})
+        raise Locked(timezone.now() + IP_WINDOW)
+    with transaction.atomic():
+        row = Share.objects.for_tenant(share.tenant).select_for_update().get(pk=share.pk)
+        now = timezone.now()
+        if row.locked_until and row.locked_until > now:
+            audit_record(tenant=share.tenant, actor=actor, action="share.access_refused", obj_type="share",
+                         obj_id=str(share.pk), detail={"check": row.access, "while_locked": True})
+            locked_until, ok = row.locked_until, False
+        else:
+            locked_until = None
+            if row.access == Share.NONE:
+                ok = True
+            elif row.access == Share.CODE:
+                ok = row.access_code_matches(answer)
+            else:
+                ok = _birth_date_matches(row, answer)
+            if ok:
+                row.failed_attempts, row.locked_until = 0, None
+                row.save(update_fields=["failed_attempts", "locked_until"])
+                return True
+            row.failed_attempts += 1
+            if row.failed_attempts >= settings.SHARE_MAX_FAILURES:
+                row.lockouts += 1
+                minutes = settings.SHARE_LOCKOUT_MINUTES * 2 ** min(row.lockouts - 1, 10)
+                row.locked_until = locked_until = now + dt.timedelta(minutes=minutes)
+                row.failed_attempts = 0
+            row.save(update_fields=["failed_attempts", "locked_until", "lockouts"])
+            audit_record(tenant=share.tenant, actor=actor, action="share.access_refused", obj_type="share",
+                         obj_id=str(share.pk), detail={"check": row.access, "locked": locked_until is not None})
+    if ip_key:
+        cache.add(ip_key, 0, int(IP_WINDOW.total_seconds()))
+        try:
+            cache.incr(ip_key)
+        except ValueError:  # expired between add and incr
+            cache.set(ip_key, 1, int(IP_WINDOW.total_seconds()))
+    if locked_until is not None:
+        raise Locked(locked_until)
     return False
 
 

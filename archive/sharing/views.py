@@ -41,7 +41,10 @@ def share_new(request, pk: int):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         actor = request.principal.actor(request)
+        refused = services.may_create(request.principal, allow_download=data["allow_download"])
         try:
+            if refused:
+                raise ValidationError(refused)
             made = services.share_create(
                 tenant=request.tenant, study=study, actor=actor,
                 created_by=request.principal.user, whole_patient=data["scope"] == "patient",

@@ -131,8 +131,11 @@ def test_wrong_codes_lock_the_link_and_even_the_right_code_waits(sharer, tenant,
     assert referrer.post(_path(url), {"answer": code}).status_code == 429
     share = Share.objects.for_tenant(tenant).get()
     assert share.locked_until > timezone.now()
-    refused = AuditEvent.objects.for_tenant(tenant).filter(action="share.access_refused")
-    assert refused.count() == settings.SHARE_MAX_FAILURES and refused.order_by("seq").last().detail["locked"] is True
+    refused = AuditEvent.objects.for_tenant(tenant).filter(action="share.access_refused").order_by("seq")
+    # Each wrong answer, the one that locked, and the try made while locked: all audited.
+    assert refused.count() == settings.SHARE_MAX_FAILURES + 1
+    assert refused[settings.SHARE_MAX_FAILURES - 1].detail["locked"] is True
+    assert refused.last().detail["while_locked"] is True
     Share.objects.for_tenant(tenant).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
     _open(url, code, referrer)
 
@@ -240,8 +243,9 @@ def _api(tenant, token, method="get", path="", **kwargs):
 
 
 def test_api_creates_lists_and_revokes_with_the_share_scope(tenant, make_token):
+    """A token with scopes read and share (and so archive.download, as downloads are allowed)."""
     study, series = _study(tenant)
-    token = make_token(tenant, scopes=("share",))
+    token = make_token(tenant, scopes=("read", "share"))
     response = _api(tenant, token, "post", data={
         "study_instance_uid": study.study_instance_uid, "expires_in_days": 7, "access_code": "48151623",
         "allow_download": True, "recipient_email": "ref@example.org"})
@@ -261,7 +265,7 @@ def test_api_refuses_other_scopes_bad_uids_and_other_clinics(tenant, other_tenan
     read_only = make_token(tenant, scopes=("read",))
     body = {"study_instance_uid": study.study_instance_uid, "access_code": "48151623"}
     assert _api(tenant, read_only, "post", data=body).status_code == 403
-    token = make_token(tenant, scopes=("share",))
+    token = make_token(tenant, scopes=("read", "share"))
     assert _api(tenant, token, "post", data={**body, "study_instance_uid": "1.2.x"}).status_code == 400
     assert _api(tenant, token, "post", data={**body, "access_code": "123"}).status_code == 400
     assert _api(tenant, token, "post", data={**body, "study_instance_uid": foreign.study_instance_uid}).status_code == 404
@@ -275,3 +279,104 @@ def test_create_api_token_accepts_the_share_scope(tenant, capsys):
     from tenants.models import ApiToken
 
     assert sorted(ApiToken.objects.for_tenant(tenant).get(name="N").scopes) == ["read", "share", "upload"]
+
+
+def test_each_further_lockout_lasts_twice_as_long(sharer, tenant, settings):
+    study, _ = _study(tenant)
+    url, code = _create(sharer, tenant, study)
+    referrer = Client()
+    lengths = []
+    for _ in range(2):
+        for _ in range(settings.SHARE_MAX_FAILURES):
+            referrer.post(_path(url), {"answer": "00000000"})
+        share = Share.objects.for_tenant(tenant).get()
+        lengths.append(share.locked_until - timezone.now())
+        Share.objects.for_tenant(tenant).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+    assert dt.timedelta(minutes=settings.SHARE_LOCKOUT_MINUTES - 1) < lengths[0] <= dt.timedelta(
+        minutes=settings.SHARE_LOCKOUT_MINUTES)
+    assert lengths[1] > lengths[0] * 1.9
+
+
+def test_one_address_has_a_limit_across_all_links(sharer, tenant, settings):
+    settings.SHARE_IP_MAX_FAILURES = 3
+    links = [_create(sharer, tenant, _study(tenant, patient_id=f"MRN-IP{i}")[0]) for i in range(2)]
+    referrer = Client()
+    for _ in range(3):
+        assert referrer.post(_path(links[0][0]), {"answer": "00000000"}).status_code == 403
+    # Another link, the right code: this address has used its tries for the hour.
+    assert referrer.post(_path(links[1][0]), {"answer": links[1][1]}).status_code == 429
+    assert Client(REMOTE_ADDR="10.9.9.9").post(_path(links[1][0]), {"answer": links[1][1]}).status_code == 302
+
+
+def test_a_patient_share_needs_a_real_patient_id_and_the_same_person(sharer, tenant):
+    anon, _ = _study(tenant, patient_id="", name="Alpha^Ann")
+    _study(tenant, patient_id="", name="Beta^Bob")
+    response = sharer.post(reverse("archive:share_new", kwargs={"tenant_slug": tenant.slug, "pk": anon.pk}),
+                           {"scope": "patient", "expires_in_days": 30, "access": "code", "access_code": ""})
+    assert response.status_code == 200 and b"no usable Patient ID" in response.content
+    assert not Share.objects.for_tenant(tenant).exists()
+    # One ID typed for two people (other name and birth date): not the same patient.
+    mine, _ = _study(tenant, patient_id="MRN-TWICE", name="Same^Sam", birth="19700101")
+    _study(tenant, patient_id="MRN-TWICE", name="Other^Otto", birth="19800101")
+    url, code = _create(sharer, tenant, mine, scope="patient")
+    assert [s.pk for s in Share.objects.for_tenant(tenant).get().shared_studies()] == [mine.pk]
+
+
+def test_sharing_gives_no_more_than_its_maker_may_read(tenant, make_token):
+    study, _ = _study(tenant)
+    share_only = make_token(tenant, scopes=("share",))
+    body = {"study_instance_uid": study.study_instance_uid}
+    assert _api(tenant, share_only, "post", data=body).status_code == 403
+    read_share = make_token(tenant, scopes=("read", "share"))
+    assert _api(tenant, read_share, "post", data=body).status_code == 201
+    from archive.sharing.services import may_create
+    from tenants.models import ApiToken
+    from tenants.principal import Principal
+
+    [token] = [t for t in ApiToken.objects.for_tenant(tenant) if list(t.scopes) == ["share"]]
+    assert may_create(Principal.for_token(token), allow_download=False)
+    # No role has share without download today; the rule holds for any principal.
+    viewer_who_shares = Principal(kind="user", perms=frozenset({"archive.view", "archive.share"}))
+    assert may_create(viewer_who_shares, allow_download=True)
+    assert may_create(viewer_who_shares, allow_download=False) is None
+
+
+def test_api_makes_an_access_code_unless_told_otherwise(tenant, make_token):
+    study, _ = _study(tenant)
+    token = make_token(tenant, scopes=("read", "share"))
+    created = _api(tenant, token, "post", data={"study_instance_uid": study.study_instance_uid}).json()
+    assert created["access"] == "code" and re.fullmatch(r"\d{8}", created["access_code"])
+    assert Client().get(_path(created["url"])).status_code == 200  # the check form, not the images
+    _open(created["url"], created["access_code"])
+    listed = _api(tenant, token).json()
+    assert "access_code" not in listed[0]
+
+
+def test_email_is_plain_text_and_never_printed_to_the_logs_in_production(sharer, tenant, settings):
+    study, _ = _study(tenant)
+    _create(sharer, tenant, study, recipient_name="Dr O'Brien & Co")
+    [email] = mail.outbox
+    assert "Dr O'Brien & Co" in email.body and "&amp;" not in email.body
+    settings.PRODUCTION = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    url, _ = _create(sharer, tenant, study)
+    assert url and len(mail.outbox) == 1  # made and shown, not emailed
+
+
+def test_a_mail_server_failure_still_shows_the_link(sharer, tenant, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2  # nothing listens
+    study, _ = _study(tenant)
+    response = sharer.post(reverse("archive:share_new", kwargs={"tenant_slug": tenant.slug, "pk": study.pk}),
+                           {"scope": "study", "expires_in_days": 30, "access": "code", "access_code": "",
+                            "recipient_email": "ref@example.org"})
+    assert response.status_code == 200 and b'id="share-url"' in response.content
+    assert b"No email was sent" in response.content
+
+
+def test_nothing_a_share_shows_is_cached_for_reuse(sharer, tenant):
+    study, series = _study(tenant)
+    url, code = _create(sharer, tenant, study)
+    referrer, page = _open(url, code)
+    thumb = referrer.get(f"{page}dicomweb/studies/{series[0].StudyInstanceUID}/thumbnail", HTTP_ACCEPT="image/jpeg")
+    assert thumb.status_code == 200 and thumb["Cache-Control"] == "private, no-cache"

@@ -146,3 +146,16 @@ def test_burned_in_text_is_flagged_and_birth_date_check_refused(tenant):
         share_create(tenant=tenant, study=ct_study, actor=Actor.system("test"), access="birth_date",
                      deidentify=True)
     assert to_bytes  # the factory's writer is what ingest used
+
+
+def test_a_sequence_under_a_kept_tag_is_dropped_and_studies_come_in_pseudonym_order(deid_share):
+    from archive.sharing.deidentify import Deidentifier
+
+    made, first, prior, _ = deid_share
+    deid = Deidentifier(made.share)
+    crafted = {"00080008": {"vr": "SQ", "Value": [{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Secret"}]}}]},
+               "00280010": {"vr": "US", "Value": [16]}}
+    assert "00080008" not in deid.json(crafted) and "Secret" not in str(deid.json(crafted))
+    client = _open(made)
+    found = [r["0020000D"]["Value"][0] for r in client.get(f"/s/v/{made.share.public_id}/dicomweb/studies").json()]
+    assert found == sorted(found)
