@@ -8,6 +8,8 @@ BIN=.venv/bin
 export DJANGO_SETTINGS_MODULE=cloudpacs.settings
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+# Links the app prints or mails (the demo banner, invitations, share links) name this server.
+export SITE_URL=${SITE_URL:-http://$HOST:$PORT}
 
 $BIN/python manage.py migrate --noinput -v 0
 $BIN/python manage.py bootstrap_demo

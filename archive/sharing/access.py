@@ -35,6 +35,14 @@ def granted_share(request: HttpRequest, public_id) -> Share | None:
     return share
 
 
+def ended_share(request: HttpRequest, public_id) -> Share | None:
+    """A share this session had open that has since been revoked or has expired."""
+    if str(public_id) not in request.session.get(SESSION_KEY, []):
+        return None
+    share = Share.unscoped.filter(public_id=public_id).first()
+    return share if share is not None and not share.is_active else None
+
+
 def study_uids(share: Share) -> frozenset:
     return frozenset(share.shared_studies().values_list("study_instance_uid", flat=True))
 

@@ -15,6 +15,8 @@ def new_access_code() -> str:
 
 
 class ShareForm(forms.Form):
+    nonce = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False,
+                            initial=lambda: secrets.token_hex(16))
     scope = forms.ChoiceField(choices=[("study", "This study"), ("patient", "All of this patient's studies")],
                               initial="study", widget=forms.RadioSelect, label="Share")
     expires_in_days = forms.IntegerField(min_value=1, label="Expires after (days)",
@@ -22,8 +24,9 @@ class ShareForm(forms.Form):
     access = forms.ChoiceField(choices=Share.ACCESS_CHOICES, initial=Share.CODE, widget=forms.RadioSelect,
                                label="Access check")
     access_code = forms.CharField(required=False, max_length=64, label="Access code",
-                                  help_text="Leave empty to have one made for you. Give it to the recipient "
-                                            "another way than the link (phone, text message).")
+                                  help_text=f"At least {ACCESS_CODE_MIN} characters; leave empty to have one "
+                                            "made for you. Give it to the recipient another way than the link "
+                                            "(phone, text message).")
     allow_download = forms.BooleanField(required=False, label="Allow downloading the images")
     deidentify = forms.BooleanField(required=False, label="De-identify (second opinion, teaching)",
                                     help_text="Names, IDs, dates, descriptions and UIDs are replaced or left out "

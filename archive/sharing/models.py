@@ -60,6 +60,8 @@ class Share(TenantOwned):
     failed_attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
     lockouts = models.PositiveIntegerField(default=0)  # each lockout lasts twice the one before
+    # The form that made it (a hidden value): sending the same form again makes no second share.
+    form_nonce = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     opened_count = models.PositiveIntegerField(default=0)
     last_opened_at = models.DateTimeField(null=True, blank=True)
 

@@ -111,6 +111,9 @@ def share_session(view):
         if share is None:
             if "/dicomweb/" in request.path:
                 return error(404, "No such study")
+            ended = access.ended_share(request, public_id)
+            if ended is not None:  # this browser had it open: say why it no longer opens
+                return _unavailable(request, 410, ended.status)
             raise Http404("This share is not open in this browser")
         access.enter(request, share)
         if request.deidentifier is not None and not _to_real(request, kwargs):

@@ -58,7 +58,7 @@ def _expiry(days: int) -> dt.datetime:
 def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_patient: bool = False,
                  expires_in_days: int | None = None, access: str = Share.CODE, access_code: str = "",
                  allow_download: bool = False, recipient_name: str = "", recipient_email: str = "",
-                 message: str = "", deidentify: bool = False) -> NewShare:
+                 message: str = "", deidentify: bool = False, form_nonce: str | None = None) -> NewShare:
     if access not in dict(Share.ACCESS_CHOICES):
         raise ValidationError("Unknown access check.")
     if access == Share.CODE and len(access_code) < ACCESS_CODE_MIN:
@@ -72,7 +72,7 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
         share = Share(tenant=tenant, token_hash=token_hash(token), access=access,
                       allow_download=allow_download, recipient_name=recipient_name,
                       recipient_email=recipient_email, message=message, created_by=created_by,
-                      deidentify=deidentify,
+                      deidentify=deidentify, form_nonce=form_nonce,
                       created_by_label=actor.label,
                       expires_at=_expiry(expires_in_days or settings.SHARE_DEFAULT_DAYS))
         share.set_access_code(access_code if access == Share.CODE else "")

@@ -4,6 +4,7 @@ only its hash is kept, so it cannot be shown again."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -38,6 +39,14 @@ def _share_or_404(request, share_id: int) -> Share:
 def share_new(request, pk: int):
     study = study_or_404(request, pk)
     form = ShareForm(request.POST or None, study=study)
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["nonce"] and Share.objects.for_tenant(
+            request.tenant).filter(form_nonce=form.cleaned_data["nonce"]).exists():
+        # The same form again (a reload of the created page): the link was shown once.
+        phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
+                 detail={"via": "share_form_again", "study_uid": study.study_instance_uid})
+        messages.info(request, "That share was already made; its link was shown once. Revoke it from the "
+                               "Shares page if it was lost, and make a new one.")
+        return redirect(reverse("archive:shares", kwargs={"tenant_slug": request.tenant.slug}))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         actor = request.principal.actor(request)
@@ -51,9 +60,11 @@ def share_new(request, pk: int):
                 expires_in_days=data["expires_in_days"], access=data["access"],
                 access_code=data.get("access_code") or "", allow_download=data["allow_download"],
                 recipient_name=data["recipient_name"], recipient_email=data["recipient_email"],
-                message=data["message"], deidentify=data["deidentify"])
+                message=data["message"], deidentify=data["deidentify"], form_nonce=data["nonce"] or None)
         except ValidationError as exc:
             form.add_error(None, exc)
+        except IntegrityError:  # the same form sent twice at once: the other one made it
+            return redirect(reverse("archive:shares", kwargs={"tenant_slug": request.tenant.slug}))
         else:
             url = link_url(request, made.token)
             emailed = services.share_email(share=made.share, url=url)
@@ -79,10 +90,12 @@ def share_new(request, pk: int):
 @require_perm("archive.share")
 @audits_phi_read
 def share_list(request):
-    studies = Study.objects.for_tenant(request.tenant).only("pk", "study_date")
+    studies = Study.objects.for_tenant(request.tenant).only("pk", "study_date", "study_description", "patient_name")
     shares = list(Share.objects.for_tenant(request.tenant)
                   .prefetch_related(Prefetch("studies", queryset=studies, to_attr="study_list"))
                   .order_by("-created_at")[:200])
+    for share in shares:
+        share.patient_display = display_name(share.study_list[0].patient_name) if share.study_list else ""
     phi_read(request, action="shares.viewed", obj_type="share", obj_id="", detail={"shares": len(shares)})
     return render(request, "sharing/list.html", {"shares": shares})
 

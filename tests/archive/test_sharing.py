@@ -167,7 +167,10 @@ def test_revoking_ends_access_at_once(sharer, tenant):
     response = sharer.post(reverse("archive:share_revoke", kwargs={"tenant_slug": tenant.slug, "share_id": share.pk}))
     assert response.status_code == 302
     assert referrer.get(metadata).status_code == 404
-    assert referrer.get(page).status_code == 404
+    # The page this browser had open says why it closed (a stranger gets a plain 404).
+    page_now = referrer.get(page)
+    assert page_now.status_code == 410 and b"withdrawn" in page_now.content and b"Sam" not in page_now.content
+    assert Client().get(page).status_code == 404
     gone = referrer.get(_path(url))
     assert gone.status_code == 410 and b"withdrawn" in gone.content and b"Sam" not in gone.content
     assert AuditEvent.objects.for_tenant(tenant).filter(action="share.revoked").count() == 1
@@ -380,3 +383,23 @@ def test_nothing_a_share_shows_is_cached_for_reuse(sharer, tenant):
     referrer, page = _open(url, code)
     thumb = referrer.get(f"{page}dicomweb/studies/{series[0].StudyInstanceUID}/thumbnail", HTTP_ACCEPT="image/jpeg")
     assert thumb.status_code == 200 and thumb["Cache-Control"] == "private, no-cache"
+
+
+def test_sending_the_share_form_again_makes_no_second_share(sharer, tenant):
+    study, _ = _study(tenant)
+    url = reverse("archive:share_new", kwargs={"tenant_slug": tenant.slug, "pk": study.pk})
+    nonce = re.search(r'name="nonce" value="([0-9a-f]+)"', sharer.get(url).content.decode()).group(1)
+    data = {"nonce": nonce, "scope": "study", "expires_in_days": 30, "access": "code", "access_code": ""}
+    assert sharer.post(url, data).status_code == 200
+    again = sharer.post(url, data)  # a reload of the created page sends the form again
+    assert again.status_code == 302 and again["Location"].endswith("/shares/")
+    assert Share.objects.for_tenant(tenant).count() == 1
+
+
+def test_the_handout_of_a_deidentified_share_names_no_patient(sharer, tenant):
+    study, _ = _study(tenant)
+    response = sharer.post(reverse("archive:share_new", kwargs={"tenant_slug": tenant.slug, "pk": study.pk}),
+                           {"scope": "study", "expires_in_days": 30, "access": "code", "access_code": "",
+                            "deidentify": "on"})
+    handout = response.content.decode().split('class="handout"', 1)[1]
+    assert "De-identified images" in handout and "Sam" not in handout and "Share" not in handout

@@ -88,11 +88,13 @@ def test_referrer_journey(live_server, browser, desktop, tenant, other_tenant, m
         snap(phone, "share-viewer-phone")
     # The clinic revokes it (from the Shares page): the referrer's next request gets nothing.
     desktop.goto(f"{live_server.url}/t/{tenant.slug}/shares/")
+    questions = []
+    desktop.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     with desktop.expect_navigation():
         desktop.get_by_role("button", name="Revoke").click()
-    assert Share.objects.for_tenant(tenant).get().is_revoked
+    assert Share.objects.for_tenant(tenant).get().is_revoked and "cannot be undone" in questions[0]
     response = phone.goto(share_page)
-    assert response.status == 404 and "Journey" not in phone.content()
+    assert response.status == 410 and "withdrawn" in phone.inner_text("main") and "Journey" not in phone.content()
     response = phone.goto(url)
     assert response.status == 410 and "withdrawn" in phone.inner_text("main")
     context.close()
