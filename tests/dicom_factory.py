@@ -28,6 +28,18 @@ def _phantom_slice(rows: int, cols: int, z: float, rng: np.random.Generator) -> 
     return np.clip(img + 1024, 0, 4095).astype(np.uint16)  # stored values, intercept -1024
 
 
+def _new_instance(sop_class_uid: str, sop_uid: str) -> Dataset:
+    """An empty data set with the file meta of an explicit VR little endian Part 10 file."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    return ds
+
+
 def make_ct_series(
     n_slices: int = 4,
     rows: int = 64,
@@ -51,13 +63,7 @@ def make_ct_series(
     datasets = []
     for i in range(n_slices):
         sop_uid = generate_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds = Dataset()
-        ds.file_meta = meta
+        ds = _new_instance(CTImageStorage, sop_uid)
         if charset:
             ds.SpecificCharacterSet = charset
         ds.SOPClassUID = CTImageStorage
@@ -108,13 +114,7 @@ def make_us_multiframe(frames: int = 8, rows: int = 96, cols: int = 128, *, pati
         img[np.abs(r - rows * (0.4 + 0.04 * f)) < 4] = 220
         images.append(np.clip(img, 0, 255).astype(np.uint8))
     sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = US_MULTIFRAME
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = meta
+    ds = _new_instance(US_MULTIFRAME, sop_uid)
     ds.SOPClassUID, ds.SOPInstanceUID = US_MULTIFRAME, sop_uid
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient_name, patient_id, "19800101", "F"
