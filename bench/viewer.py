@@ -68,7 +68,8 @@ class OrthancViewerProxy:
     async def _config(self, request):
         config = page.ohif_config(router_basename="/viewer", dicomweb_root=f"{self.base}/dicom-web",
                                   name="Orthanc", show_study_list=False)
-        return web.Response(text=page.config_script(config), content_type="text/javascript")
+        return web.Response(text=page.config_script(config, back_url="/", back_label="Orthanc"),
+                            content_type="text/javascript")
 
     async def _index(self, request):
         return web.Response(text=page.index_html("/viewer/app-config.js"), content_type="text/html")

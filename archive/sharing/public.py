@@ -186,4 +186,5 @@ def share_viewer_config(request):
     base = reverse("sharing:viewer", kwargs={"public_id": share.public_id}).rstrip("/")
     return viewer_js(viewer_page.ohif_config(
         router_basename=base, dicomweb_root=request.build_absolute_uri(request.dicomweb_root_path),
-        name=share.tenant.name, show_study_list=False))
+        name=share.tenant.name, show_study_list=False),
+        back_url=reverse("sharing:page", kwargs={"public_id": share.public_id}), back_label="‹ Back")

@@ -80,10 +80,19 @@ def ohif_config(*, router_basename: str, dicomweb_root: str, name: str, show_stu
     }
 
 
-def config_script(config: dict) -> str:
+def _js(value) -> str:
     # json.dumps escapes nothing HTML-special, but this is a script file of its own (never
     # inlined in a page), served as JavaScript; "</" is escaped anyway.
-    body = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
-    return (f'window.PUBLIC_URL = "{install.files_url()}";\n'
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def config_script(config: dict, *, back_url: str, back_label: str) -> str:
+    """The configuration script. In OHIF's header, in place of its logo, a link back to
+    where the viewer was opened from (the worklist, or a share's page)."""
+    return (f"window.PUBLIC_URL = {_js(install.files_url())};\n"
             "window.browserImportFunction = function (n) { return import(n); };\n"
-            f"window.config = {body};\n")
+            f"window.config = {_js(config)};\n"
+            "window.config.whiteLabeling = { createLogoComponentFn: function (React) {\n"
+            f"  return React.createElement('a', {{ href: {_js(back_url)}, className: 'text-primary',\n"
+            "    style: { fontWeight: 600, whiteSpace: 'nowrap', fontSize: '15px' } },"
+            f" {_js(back_label)});\n}} }};\n")

@@ -41,8 +41,9 @@ def viewer_html(request, config_url: str) -> HttpResponse:
     return response
 
 
-def viewer_js(config: dict) -> HttpResponse:
-    response = HttpResponse(page.config_script(config), content_type="text/javascript; charset=utf-8")
+def viewer_js(config: dict, *, back_url: str, back_label: str) -> HttpResponse:
+    response = HttpResponse(page.config_script(config, back_url=back_url, back_label=back_label),
+                            content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
 
@@ -65,7 +66,9 @@ def viewer_config(request):
     root = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": request.tenant.slug}).rsplit("/studies", 1)[0]
     return viewer_js(page.ohif_config(router_basename=clinic_viewer_base(request),
                                       dicomweb_root=request.build_absolute_uri(root),
-                                      name=request.tenant.name, show_study_list=False))
+                                      name=request.tenant.name, show_study_list=False),
+                     back_url=reverse("archive:worklist", kwargs={"tenant_slug": request.tenant.slug}),
+                     back_label="‹ Studies")
 
 
 @require_GET

@@ -209,6 +209,7 @@ def test_share_viewer_config_points_at_the_share_root(sharer, tenant):
     config = referrer.get(f"{page}viewer/app-config.js").content.decode()
     assert f'"qidoRoot":"http://testserver{page}dicomweb"' in config
     assert f"/t/{tenant.slug}/" not in config
+    assert f'href: "{page}"' in config  # OHIF's header links back to the share's page
 
 
 def test_share_link_tokens_never_reach_the_logs():

@@ -45,6 +45,8 @@ def test_configuration_points_at_the_clinics_own_dicomweb_root(login, make_membe
     assert source["qidoRoot"] == source["wadoRoot"] == source["wadoUriRoot"] == root
     assert config["routerBasename"] == f"/t/{tenant.slug}/viewer"
     assert 'window.PUBLIC_URL = "/ohif/' in response.content.decode()
+    # OHIF's header links back to the worklist, where the viewer was opened from.
+    assert f'href: "/t/{tenant.slug}/studies/"' in response.content.decode()
     # Authorized by the session cookie: no token, header or secret in the configuration.
     assert "token" not in response.content.decode().lower()
     assert "Authorization" not in response.content.decode()

@@ -87,6 +87,10 @@ def test_radiologist_opens_a_study_from_the_worklist(live_server, desktop, tenan
         desktop.wait_for_timeout(250)
     else:
         raise AssertionError("scrolling did not change the image")
+    # The header's link goes back to the worklist.
+    with desktop.expect_navigation():
+        desktop.get_by_role("link", name="‹ Studies").click()
+    assert desktop.url == worklist
     # Same origin only, the clinic's own DICOMweb root, and no token anywhere in a URL.
     assert [u for u in requests if not u.startswith(live_server.url)] == []
     assert not [u for u in requests if "token" in u.lower()]
