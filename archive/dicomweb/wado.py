@@ -26,7 +26,6 @@ from archive.dicomweb.negotiate import (
     choose_frame_media,
 )
 from archive.dicomweb.streaming import (
-    file_chunks,
     multipart_length,
     multipart_response,
     new_boundary,
@@ -34,7 +33,7 @@ from archive.dicomweb.streaming import (
 from archive.dicomweb.transcode import TranscodeError, transcode
 from archive.errors import NotFound
 from archive.selectors import studies
-from archive.storage.reader import InstanceUnavailable, open_instance
+from archive.storage.reader import InstanceUnavailable, open_instance, stored_chunks
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -62,17 +61,7 @@ def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tup
                 # header saying so, rather than dropping it.
                 log.warning("instance %s sent as stored: cannot transcode to %s", inst.pk, ts,
                             exc_info=True)
-        yield f"application/dicom; transfer-syntax={stored}", _stored_chunks(inst, keys)
-
-
-def _stored_chunks(inst, keys: dict) -> Iterator[bytes]:
-    fh = open_instance(inst, keys=keys)
-    if fh.size != inst.size_bytes:
-        # The response's Content-Length counts the indexed size: a file of another size
-        # must end the response as broken, not shift every byte after it.
-        fh.close()
-        raise InstanceUnavailable(f"instance {inst.pk} reads {fh.size} bytes, indexed as {inst.size_bytes}")
-    return file_chunks(fh)
+        yield f"application/dicom; transfer-syntax={stored}", stored_chunks(inst, keys=keys)
 
 
 def _as_stored_length(instances, target: str, boundary: str) -> int | None:
@@ -117,9 +106,7 @@ def _retrieve(request, study_uid: str, series_uid: str | None = None, sop_uid: s
 def _deidentified_parts(instances, deid) -> Iterator[tuple[str, Iterator[bytes]]]:
     keys: dict = {}
     for inst in instances:
-        with open_instance(inst, keys=keys) as fh:
-            data = deid.part10(fh)
-        yield f"application/dicom; transfer-syntax={inst.transfer_syntax_uid}", iter([data])
+        yield f"application/dicom; transfer-syntax={inst.transfer_syntax_uid}", iter([deid.part10(inst, keys)])
 
 
 @require_perm("archive.download")

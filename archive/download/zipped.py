@@ -10,24 +10,11 @@ from zipstream import ZIP_STORED, ZipStream
 
 from archive.download.dicomdir import dicomdir_bytes
 from archive.models import Instance, Series
-from archive.storage.reader import InstanceUnavailable, open_instance
-
-CHUNK = 1 << 20
-
-
-def _file_chunks(inst, keys: dict) -> Iterator[bytes]:
-    with open_instance(inst, keys=keys) as fh:
-        if fh.size != inst.size_bytes:
-            # The zip's header said this size: a file of another size must break the
-            # download, not shift every file after it.
-            raise InstanceUnavailable(f"instance {inst.pk} reads {fh.size} bytes, indexed as {inst.size_bytes}")
-        while chunk := fh.read(CHUNK):
-            yield chunk
+from archive.storage.reader import stored_chunks
 
 
 def _deidentified_chunks(inst, keys: dict, deid) -> Iterator[bytes]:
-    with open_instance(inst, keys=keys) as fh:
-        yield deid.part10(fh)
+    yield deid.part10(inst, keys)  # when the zip reaches it, not when it is listed
 
 
 def _pseudonymous(study, series: list, instances: dict, deid):
@@ -69,7 +56,7 @@ def study_zip(study, deidentifier=None) -> ZipStream:
     keys: dict = {}  # the clinic's data keys, looked up once for the whole download
     for inst in order:
         if deidentifier is None:
-            zs.add(_file_chunks(inst, keys), "/".join(file_ids[inst.pk]), size=inst.size_bytes)
+            zs.add(stored_chunks(inst, keys=keys), "/".join(file_ids[inst.pk]), size=inst.size_bytes)
         else:
             zs.add(_deidentified_chunks(inst, keys, deidentifier), "/".join(file_ids[inst.pk]))
     return zs

@@ -25,22 +25,16 @@ def is_granted(request: HttpRequest, share: Share) -> bool:
     return str(share.public_id) in request.session.get(SESSION_KEY, [])
 
 
-def granted_share(request: HttpRequest, public_id) -> Share | None:
-    """The share this session opened, if it is still active and its clinic too."""
+def opened_share(request: HttpRequest, public_id) -> Share | None:
+    """The share this session opened, active or not (revoked, expired, its clinic gone):
+    the caller decides, from `usable()`, whether it still opens anything."""
     if str(public_id) not in request.session.get(SESSION_KEY, []):
         return None
-    share = Share.unscoped.select_related("tenant").filter(public_id=public_id).first()
-    if share is None or not share.is_active or not share.tenant.is_active:
-        return None
-    return share
+    return Share.unscoped.select_related("tenant").filter(public_id=public_id).first()
 
 
-def ended_share(request: HttpRequest, public_id) -> Share | None:
-    """A share this session had open that has since been revoked or has expired."""
-    if str(public_id) not in request.session.get(SESSION_KEY, []):
-        return None
-    share = Share.unscoped.filter(public_id=public_id).first()
-    return share if share is not None and not share.is_active else None
+def usable(share: Share) -> bool:
+    return share.is_active and share.tenant.is_active
 
 
 def study_uids(share: Share) -> frozenset:

@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from archive.models import Instance, Series
+from archive.storage.reader import open_instance
 
 METHOD = "CloudPACS share: PS3.15 Basic Application Level Confidentiality Profile (allow-list, UIDs replaced)"
 # Instance UIDs replaced by the share's pseudonyms (class and syntax UIDs name no one).
@@ -108,9 +109,10 @@ class Deidentifier:
         out["00120063"] = {"vr": "LO", "Value": [METHOD]}
         return dict(sorted(out.items()))
 
-    def part10(self, fh) -> bytes:
+    def part10(self, instance, keys: dict | None = None) -> bytes:
         """A stored instance as a de-identified Part 10 file (in memory, one at a time)."""
-        source = dcmread(fh)
+        with open_instance(instance, keys=keys) as fh:
+            source = dcmread(fh)
         out = Dataset()
         for elem in source:
             tag = f"{elem.tag:08X}"
@@ -134,14 +136,13 @@ class Deidentifier:
         return buffer.getvalue()
 
 
-def burned_in_risk(studies) -> bool:
-    """True when any shared image says it has burned-in annotation, or comes from a modality
-    that often has it and does not say it has none."""
-    for study in studies:
-        for metadata in Instance.objects.for_tenant(study.tenant).filter(study=study).values_list("metadata",
-                                                                                                   flat=True):
-            burned = ((metadata or {}).get("00280301", {}).get("Value") or [""])[0].upper()
-            modality = ((metadata or {}).get("00080060", {}).get("Value") or [""])[0].upper()
-            if burned == "YES" or (modality in BURNED_IN_PRONE and burned != "NO"):
-                return True
+def burned_in_risk(tenant, studies: list) -> bool:
+    """True when any image of `studies` says it has burned-in annotation, or comes from a
+    modality that often has it and does not say it has none."""
+    headers = Instance.objects.for_tenant(tenant).filter(study__in=studies).values_list("metadata", flat=True)
+    for metadata in headers.iterator():
+        burned = ((metadata or {}).get("00280301", {}).get("Value") or [""])[0].upper()
+        modality = ((metadata or {}).get("00080060", {}).get("Value") or [""])[0].upper()
+        if burned == "YES" or (modality in BURNED_IN_PRONE and burned != "NO"):
+            return True
     return False

@@ -20,7 +20,7 @@ from archive.sharing.deidentify import BULK_TAGS
 from archive.sharing.models import Share
 from archive.viewer import page as viewer_page
 from archive.viewer.views import VIEWER_CSP, viewer_html, viewer_js
-from tenants.audit import Actor, AuditEvent
+from tenants.audit import Actor, AuditEvent, audit_record
 from tenants.phi_audit import audits_phi_read, phi_read
 from tenants.principal import client_ip
 
@@ -46,8 +46,6 @@ def open_link(request, token: str):
     if share is None or not share.tenant.is_active:
         return _unavailable(request, 404, "unknown")
     if not share.is_active:
-        from tenants.audit import audit_record
-
         audit_record(tenant=share.tenant, actor=_visitor(request, share), action="share.refused",
                      obj_type="share", obj_id=str(share.pk), detail={"status": share.status})
         return _unavailable(request, 410, share.status)
@@ -107,13 +105,12 @@ def share_session(view):
 
     @wraps(view)
     def wrapper(request, public_id, **kwargs):
-        share = access.granted_share(request, public_id)
-        if share is None:
+        share = access.opened_share(request, public_id)
+        if share is None or not access.usable(share):
             if "/dicomweb/" in request.path:
                 return error(404, "No such study")
-            ended = access.ended_share(request, public_id)
-            if ended is not None:  # this browser had it open: say why it no longer opens
-                return _unavailable(request, 410, ended.status)
+            if share is not None and not share.is_active:  # opened here: say why it no longer opens
+                return _unavailable(request, 410, share.status)
             raise Http404("This share is not open in this browser")
         access.enter(request, share)
         if request.deidentifier is not None and not _to_real(request, kwargs):
@@ -139,8 +136,7 @@ def share_session(view):
 @audits_phi_read
 def share_page(request):
     share = request.share
-    order = ("pk",) if share.deidentify else ("-study_date", "-study_time", "pk")  # no dates in the order
-    studies = list(share.shared_studies().order_by(*order))
+    studies = list(services.share_studies(share))
     phi_read(request, action="share.page_viewed", obj_type="share", obj_id=share.pk,
              detail={"studies": [s.pk for s in studies]})
     viewer = reverse("sharing:viewer", kwargs={"public_id": share.public_id})

@@ -79,13 +79,13 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
         if whole_patient:
             share.patient = study.patient
         share.save()
-        studies = patient_studies(tenant=tenant, study=study) if whole_patient else [study]
+        studies = list(patient_studies(tenant=tenant, study=study)) if whole_patient else [study]
         share.studies.add(*studies)
         if deidentify:
-            share.burned_in_risk = burned_in_risk(list(share.shared_studies()))
+            share.burned_in_risk = burned_in_risk(tenant, studies)
             share.save(update_fields=["burned_in_risk"])
         audit_record(tenant=tenant, actor=actor, action="share.created", obj_type="share", obj_id=str(share.pk),
-                     detail={"studies": sorted(s.pk for s in share.shared_studies()), "access": access,
+                     detail={"studies": sorted(s.pk for s in studies), "access": access,
                              "allow_download": allow_download, "expires_at": share.expires_at.isoformat(),
                              "whole_patient": whole_patient, "deidentify": deidentify,
                      "burned_in_risk": share.burned_in_risk})
@@ -157,7 +157,10 @@ def share_find(raw_token: str) -> Share | None:
 
 
 def share_studies(share: Share):
-    return share.shared_studies().order_by("-study_date", "-study_time", "pk")
+    """The share's studies in the order its pages list them: newest first, or for a
+    de-identified share in the order they were stored (dates must not show in it)."""
+    order = ("pk",) if share.deidentify else ("-study_date", "-study_time", "pk")
+    return share.shared_studies().order_by(*order)
 
 
 class Locked(Exception):

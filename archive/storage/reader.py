@@ -6,6 +6,7 @@ Either way the caller gets a seekable file object of the plaintext, decrypted se
 segment as it reads."""
 
 import logging
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from archive.models import Instance
@@ -14,7 +15,7 @@ from archive.storage.keys import data_key_for
 from archive.storage.tier1 import tier1_open
 from archive.storage.tiers import InstanceUnavailable, instance_local_path
 
-__all__ = ["InstanceUnavailable", "open_instance"]
+__all__ = ["InstanceUnavailable", "open_instance", "stored_chunks"]
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,16 @@ def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
             raise InstanceUnavailable("no instance with this storage key")
     instance_local_path(instance, refresh=True)
     return tier1_open(instance.storage_key, key_lookup=key_lookup)
+
+
+def stored_chunks(instance, *, keys: dict | None = None, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The instance's Part 10 bytes as stored, in chunks, opened when the first is asked
+    for (a zip of a thousand files holds one open at a time). A file whose size is not the
+    indexed one raises InstanceUnavailable: a response that announced that size (its
+    Content-Length, a zip header) must end broken rather than shift every byte after it."""
+    with open_instance(instance, keys=keys) as fh:
+        if fh.size != instance.size_bytes:
+            raise InstanceUnavailable(f"instance {instance.pk} reads {fh.size} bytes, "
+                                      f"indexed as {instance.size_bytes}")
+        while chunk := fh.read(chunk_size):
+            yield chunk
