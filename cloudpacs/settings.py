@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant_context",
+                "billing.context_processors.billing_banner",
             ],
         },
     },
@@ -405,3 +406,19 @@ SHARE_MAX_DAYS = envint("SHARE_MAX_DAYS", 365)
 SHARE_MAX_FAILURES = envint("SHARE_MAX_FAILURES", 5)
 SHARE_LOCKOUT_MINUTES = envint("SHARE_LOCKOUT_MINUTES", 15)  # doubled at each further lockout
 SHARE_IP_MAX_FAILURES = envint("SHARE_IP_MAX_FAILURES", 30)  # wrong answers per address per hour, all links
+
+# Billing (billing/): Stripe is off until STRIPE_SECRET_KEY is set; charges are recorded
+# and priced either way, and sent once a key is configured.
+STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY", "")
+STRIPE_PUBLISHABLE_KEY = envstr("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = envstr("STRIPE_API_BASE", "")  # empty: Stripe's own; tests point it at localstripe
+STRIPE_JS_URL = envstr("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+STRIPE_NETWORK_RETRIES = envint("STRIPE_NETWORK_RETRIES", 2)
+STRIPE_WEBHOOK_TOLERANCE = envint("STRIPE_WEBHOOK_TOLERANCE", 300)  # seconds a signed event stays valid
+BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 14)
+# A study is priced once nothing has arrived for it for this long (its size and modalities
+# are known then).
+BILLING_SETTLE_SECONDS = envint("BILLING_SETTLE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["billing-send-unsent"] = {"task": "billing.send_unsent", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["billing-invoice-month"] = {"task": "billing.invoice_month", "schedule": 3600.0}

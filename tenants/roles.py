@@ -35,7 +35,7 @@ PERMISSIONS = {
 _ALL = set(PERMISSIONS)
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     OWNER: frozenset(_ALL),
-    ADMIN: frozenset(_ALL - {"billing.manage"}),
+    ADMIN: frozenset(_ALL),
     RADIOLOGIST: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share"}),
     TECHNOLOGIST: frozenset({"archive.view", "archive.upload"}),
     VIEWER: frozenset({"archive.view"}),

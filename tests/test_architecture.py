@@ -2,6 +2,7 @@
 
 - `tenants` is the floor the archive builds on: nothing in it imports `archive` or
   `billing`, at module level or inside a function.
+- `archive` never imports `billing`, which builds on it.
 - `cloudpacs.objectstore` (regions, object I/O, the master key) sits below both.
 - No import circles between the project's modules, lazy imports included: a circle
   hidden in a function still ties two modules into one.
@@ -122,6 +123,12 @@ def _violations(graph, source_prefix: str, forbidden: tuple[str, ...]) -> list[s
 
 def test_tenants_never_imports_archive_or_billing():
     assert _violations(import_graph(), "tenants", ("archive", "billing")) == []
+
+
+def test_archive_never_imports_billing():
+    """Billing builds on the archive (its charge rides ingest through archive.ingest.hooks),
+    never the other way round."""
+    assert _violations(import_graph(), "archive", ("billing",)) == []
 
 
 def test_objectstore_sits_below_tenants_and_archive():

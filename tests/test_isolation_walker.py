@@ -58,6 +58,7 @@ PUBLIC_URLS: dict[str, str] = {
     "2fa_setup": "enrolling a second factor belongs to the user, not a clinic",
     "2fa_verify": "verifying the second factor belongs to the user, not a clinic",
     "invitation_accept": "the invitee has no membership yet; the secret token selects the clinic",
+    "stripe_webhook": "Stripe's events: signed with the webhook secret; the event's customer selects the clinic",
     "sharing:*": ("share links for people without an account: the secret token selects the share, then "
                   "the session; tests/archive/test_sharing.py and test_share_scope_walker.py"),
 }

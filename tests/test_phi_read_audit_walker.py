@@ -81,6 +81,12 @@ POST_ONLY = "a POST-only action: GET is refused and nothing is read"
 NO_PHI: dict[str, str] = {
     "admin:*": "platform operators' admin: no registered model shows PHI fields (tests/tenants/test_admin.py)",
     "healthz": "liveness probe: says nothing about any clinic",
+    "stripe_webhook": "Stripe's events in: customer, card and invoice data, no patient data",
+    "billing:page": "charges show the StudyInstanceUID's tail, modality, amount: no patient attributes",
+    "billing:card": "the card form (Stripe.js); no patient data",
+    "billing:card_saved": "records a card; redirects",
+    "billing:charges_csv": "StudyInstanceUIDs, modalities, sizes and amounts: no patient attributes",
+    "billing:details": "the clinic's billing email and address; redirects",
     "readyz": "readiness probe: database, broker and storage up or down",
     "api-schema": "OpenAPI schema: endpoints, no data",
     "api-docs": "rendered API documentation: endpoints, no data",

@@ -25,6 +25,7 @@ from archive.ingest import errors
 from archive.ingest.parse_ahead import ParseAhead
 from archive.ingest.service import IngestContext, IngestResult, Outcome, instances_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
+from archive.views.admission import uploads_admitted
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
 
@@ -245,6 +246,7 @@ def _error_body(message: str) -> dict:
 
 @require_POST
 @require_perm("archive.upload")
+@uploads_admitted
 def store(request, study_uid: str | None = None):
     stream = request_stream(request)
     if stream is None:

@@ -2,10 +2,12 @@
 same ingest service as STOW-RS."""
 
 import logging
+from pathlib import Path
 
 from django.db import close_old_connections, connection
 
 from archive.ingest import errors
+from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from tenants.audit import Actor, audit_record
@@ -41,6 +43,11 @@ def handle_store(event) -> int | tuple:
         return REFUSED_NOT_AUTHORIZED
     close_old_connections()
     counters = _state(event.assoc)
+    refusal = upload_refusal(tenant)
+    if refusal:  # billing's grace ended unpaid: nothing is stored
+        Path(event.dataset_path).unlink(missing_ok=True)
+        counters["failed"] += 1
+        return _status(REFUSED_NOT_AUTHORIZED, "uploads paused: payment overdue")
     try:
         spooled = SpooledFile.adopt(event.dataset_path)
     except TooLarge as exc:

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
+from archive.ingest.hooks import new_studies_work
 from archive.ingest.parse import ParsedInstance, parse_outcome
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Patient, Series, Study
-from archive.outbox.services import outbox_add
+from archive.outbox.services import outbox_add_many
 from archive.retention.services import retention_on_ingest_many
 from archive.storage.keys import active_data_key
 from archive.storage.pipeline import ARCHIVE
@@ -119,7 +120,9 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
             results[accepted.position] = _failed(
                 accepted.parsed, errors.STUDY_UID_MISMATCH,
                 "its Series Instance UID belongs to a series of another study")
-        for accepted, result in _store(tenant, list(fresh.values()), actor, context):
+        # Only a restore gives storage keys: its studies are not new to the clinic.
+        restoring = bool(storage_keys and any(storage_keys))
+        for accepted, result in _store(tenant, list(fresh.values()), actor, context, restoring):
             results[accepted.position] = result
         for repeat in repeats:
             first = results[fresh[repeat.parsed.sop_uid].position]
@@ -161,7 +164,7 @@ def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> Inges
     )
 
 
-def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext):
+def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext, restoring: bool):
     """Yield (accepted, result) for each; new instances are committed together."""
     if not batch:
         return
@@ -187,13 +190,13 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
         tier1_flush(list(pending.values()))
         try:
             with transaction.atomic():
-                results = _index(tenant, new, actor, context)
+                results = _index(tenant, new, actor, context, restoring=restoring)
         except IntegrityError:
             # Another request stored one of these a moment ago: commit them one by one.
             context.forget()
             results = []
             for accepted in new:
-                results.append(_index_one_racing(tenant, accepted, actor, context))
+                results.append(_index_one_racing(tenant, accepted, actor, context, restoring))
                 # Committed (or its file removed as a duplicate): a later failure must not
                 # take its tier-1 file away from an instance the index now holds.
                 pending.pop(accepted.key, None)
@@ -206,10 +209,10 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext)
     yield from results
 
 
-def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext):
+def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext, restoring: bool):
     try:
         with transaction.atomic():
-            return _index(tenant, [accepted], actor, context, racing=True)[0]
+            return _index(tenant, [accepted], actor, context, racing=True, restoring=restoring)[0]
     except IntegrityError:
         context.forget()
         tier1_delete(accepted.key)
@@ -339,7 +342,8 @@ def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _
     return _Rows(studies, series, made, set())
 
 
-def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *, racing: bool = False):
+def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *, racing: bool = False,
+           restoring: bool = False):
     """Index a batch of sealed instances: a few statements for the whole batch, whatever
     the number of studies in it (a hundred one-image studies in one STOW body)."""
     rows = _rows(tenant, new, context, racing)
@@ -358,8 +362,13 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
     Instance.unscoped.bulk_create(instances)
-    # The archive work for each instance commits with it (published once it has).
-    outbox_add(tenant=tenant, kind=ARCHIVE, subjects=[i.pk for i in instances])
+    # The archive work for each instance commits with it (published once it has), and so
+    # does what other apps do for a new study (billing records its one charge): a restore
+    # brings back studies the clinic had, so they are not new to those apps.
+    work = [(ARCHIVE, [i.pk for i in instances])]
+    if rows.made_studies and not restoring:
+        work += new_studies_work(tenant, [context.studies[uid] for uid in rows.made_studies])
+    outbox_add_many(tenant=tenant, work=work)
     # Rows made by this batch carry its counts already; rows found get them added.
     for uid, tally in rows.series.items():
         if ("series", uid) not in rows.complete:

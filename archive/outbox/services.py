@@ -27,11 +27,20 @@ PROCESS_TASK = "outbox.process"
 def outbox_add(*, tenant, kind: str, subjects: list[int], payload: dict | None = None) -> list[Outbox]:
     """One row of `kind` per subject id, published to the workers once the caller's
     transaction commits."""
-    handler_for(kind)  # an unknown kind is a programming error: fail before anything is written
+    return outbox_add_many(tenant=tenant, work=[(kind, subjects)], payload=payload)
+
+
+def outbox_add_many(*, tenant, work: list[tuple[str, list[int]]], payload: dict | None = None) -> list[Outbox]:
+    """Rows of several kinds, (kind, subject ids) each, in one insert (ingest writes its
+    archive rows and what other apps ask for the new studies at once)."""
+    for kind, _ in work:
+        handler_for(kind)  # an unknown kind is a programming error: fail before anything is written
     rows = Outbox.unscoped.bulk_create(
-        [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {}) for subject in subjects])
+        [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {})
+         for kind, subjects in work for subject in subjects])
     ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: _publisher.add(ids))
+    if ids:
+        transaction.on_commit(lambda: _publisher.add(ids))
     return rows
 
 

@@ -28,6 +28,7 @@ from archive.upload.store import (
     upload_delete,
     upload_get,
 )
+from archive.views.admission import uploads_admitted
 from tenants.decorators import require_perm
 
 TUS_VERSION = "1.0.0"
@@ -62,6 +63,7 @@ def _version_ok(request) -> bool:
 
 
 @require_perm("archive.upload")
+@uploads_admitted
 def files(request):
     if request.method == "OPTIONS":
         return _response(204, Tus_Version=TUS_VERSION, Tus_Extension=EXTENSIONS,

@@ -18,6 +18,7 @@ from archive.upload.store import (
     upload_claimed,
     upload_get,
 )
+from archive.views.admission import uploads_admitted
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
 
@@ -33,6 +34,7 @@ def upload_page(request):
 
 @require_POST
 @require_perm("archive.upload")
+@uploads_admitted
 def batch_start(request):
     batch_id = batch_create(tenant=request.tenant, owner=principal_key(request.principal))
     return JsonResponse({"batch": batch_id}, status=201)
@@ -40,6 +42,7 @@ def batch_start(request):
 
 @require_POST
 @require_perm("archive.upload")
+@uploads_admitted
 def upload_finish(request, upload_id: str):
     """Ingest a complete upload; answers the per-file results (and keeps them for the batch)."""
     owner = principal_key(request.principal)

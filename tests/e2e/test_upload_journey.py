@@ -88,7 +88,7 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
     assert (study.num_series, study.num_instances) == (2, 5)
     assert Instance.objects.for_tenant(tenant).count() == 5
     # Each stored image waits for its copies to both regions (no worker runs here).
-    assert Outbox.objects.for_tenant(tenant).filter(done_at__isnull=True).count() == 5
+    assert Outbox.objects.for_tenant(tenant).filter(done_at__isnull=True, kind="archive").count() == 5
 
     nav_to(page, "Studies")
     card = page.locator("table.worklist tbody tr", has_text="Upload, Uma")

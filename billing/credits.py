@@ -1,0 +1,27 @@
+"""Credits: an operator gives a charge back (a study deleted as sent in error, say).
+Nothing is refunded automatically; each credit is audited in the clinic's log."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Charge
+from billing.stripe_push import credit_push
+from tenants.audit import Actor, audit_record
+
+
+def charge_credit(*, charge: Charge, reason: str, actor: Actor) -> Charge:
+    """Credit a charge once. One already on Stripe gets a negative invoice item (so the next
+    invoice is lower); one not sent yet is simply never sent."""
+    with transaction.atomic():
+        charge = Charge.objects.for_tenant(charge.tenant).select_for_update().get(pk=charge.pk)
+        if charge.state == Charge.CREDITED:
+            return charge
+        was = charge.state
+        charge.state, charge.credited_at, charge.credit_reason = Charge.CREDITED, timezone.now(), reason[:500]
+        charge.save(update_fields=["state", "credited_at", "credit_reason"])
+        audit_record(tenant=charge.tenant, actor=actor, action="billing.charge_credited", obj_type="charge",
+                     obj_id=str(charge.uuid), detail={"amount": charge.amount, "currency": charge.currency,
+                                                      "was": was, "reason": reason[:200]})
+    if was in (Charge.SENT, Charge.INVOICED):
+        credit_push(charge)
+    return charge

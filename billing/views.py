@@ -1,0 +1,203 @@
+"""The clinic's billing pages (billing.manage), and Stripe's webhook endpoint."""
+
+import csv
+import json
+import logging
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import stripe
+from csp.decorators import csp_update
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from billing import grace, stripe_api
+from billing.cards import (
+    ADDRESS_FIELDS,
+    CardProblem,
+    card_saved,
+    details_update,
+    setup_intent_secret,
+)
+from billing.charges import month_bounds, period_summary, upcoming_total
+from billing.invoicing import pay_open_invoices
+from billing.models import Charge, Invoice
+from billing.webhooks import event_receive
+from tenants.decorators import require_perm
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_MAX_BYTES = 512 * 1024  # Stripe's events are a few kB; anything larger is not one
+
+
+class DetailsForm(forms.Form):
+    billing_email = forms.EmailField(required=False, label="Billing email")
+    line1 = forms.CharField(max_length=200, required=False, label="Address")
+    line2 = forms.CharField(max_length=200, required=False, label="Address (line 2)")
+    city = forms.CharField(max_length=100, required=False)
+    postal_code = forms.CharField(max_length=20, required=False, label="Postal code")
+    state = forms.CharField(max_length=100, required=False, label="State or region")
+    country = forms.RegexField(regex=r"^[A-Za-z]{2}$", required=False, label="Country (two letters, e.g. US)")
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{amount / 100:,.2f} {currency.upper()}" if currency else "—"
+
+
+@require_GET
+@require_perm("billing.manage")
+def billing_page(request):
+    tenant = request.tenant
+    account = grace.account_get(tenant)
+    summary = period_summary(tenant=tenant)
+    month = (Charge.objects.for_tenant(tenant).filter(recorded_at__gte=summary["start"], recorded_at__lt=summary["end"])
+             .order_by("-recorded_at")[:200])
+    form = DetailsForm(initial={"billing_email": account.billing_email,
+                                **{k: getattr(account, f"address_{k}") for k in ADDRESS_FIELDS}})
+    return render(request, "billing/billing.html", {
+        "account": account, "summary": summary, "charges": month, "stripe_on": stripe_api.enabled(),
+        "totals": [_money(v, k) for k, v in summary["totals"].items()],
+        "upcoming": [_money(v, k) for k, v in upcoming_total(tenant=tenant).items()],
+        "invoices": Invoice.objects.for_tenant(tenant)[:24], "form": form, "money": _money})
+
+
+@require_POST
+@require_perm("billing.manage")
+def billing_details(request):
+    form = DetailsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Please check the billing details: " + "; ".join(
+            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    data = form.cleaned_data
+    address = {k: (data.get(k) or "").strip() for k in ADDRESS_FIELDS}
+    address["country"] = address["country"].upper()
+    try:
+        details_update(tenant=request.tenant, actor=request.principal.actor(request),
+                       email=data["billing_email"], address=address)
+    except stripe.StripeError:
+        log.warning("billing details saved here but not sent to Stripe", exc_info=True)
+        messages.warning(request, "Billing details saved; Stripe could not be reached, they will be sent later.")
+        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    messages.success(request, "Billing details saved.")
+    return redirect("billing:page", tenant_slug=request.tenant.slug)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _card_csp() -> dict:
+    """Stripe.js on the card page only: its script, its API, and (real Stripe) its frames."""
+    js = _origin(settings.STRIPE_JS_URL)
+    api = _origin(settings.STRIPE_API_BASE) if settings.STRIPE_API_BASE else "https://api.stripe.com"
+    return {"script-src": [js], "connect-src": [api, js], "frame-src": [js, "https://hooks.stripe.com"]}
+
+
+@require_perm("billing.manage")
+def card_page(request):
+    if not stripe_api.enabled():
+        messages.info(request, "Payments are not configured on this server (STRIPE_SECRET_KEY); "
+                               "charges are recorded and will be sent once they are.")
+        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    try:
+        secret = setup_intent_secret(request.tenant)
+    except stripe.StripeError:
+        log.warning("could not start a card setup", exc_info=True)
+        messages.error(request, "Stripe could not be reached; please try again in a minute.")
+        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    response = render(request, "billing/card.html", {
+        "client_secret": secret, "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "stripe_js": settings.STRIPE_JS_URL, "account": grace.account_get(request.tenant)})
+    return csp_update(_card_csp())(lambda r: response)(request)
+
+
+@require_POST
+@require_perm("billing.manage")
+def card_saved_view(request):
+    setup_intent_id = request.POST.get("setup_intent", "")
+    if not setup_intent_id.startswith("seti_") or len(setup_intent_id) > 255:
+        messages.error(request, "The card was not saved: the card setup is missing.")
+        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    try:
+        account = card_saved(tenant=request.tenant, setup_intent_id=setup_intent_id,
+                             actor=request.principal.actor(request))
+    except CardProblem as exc:
+        messages.error(request, f"The card was not saved: {exc}")
+    except stripe.StripeError:
+        log.warning("saving a card failed", exc_info=True)
+        messages.error(request, "Stripe could not be reached; the card was not saved. Please try again.")
+    else:
+        messages.success(request, f"Card {account.card_brand} ending {account.card_last4} saved.")
+    return redirect("billing:page", tenant_slug=request.tenant.slug)
+
+
+def _csv_safe(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = ["recorded_at", "study_instance_uid", "modalities", "size_bytes", "state", "amount", "currency",
+               "stripe_invoice_item_id", "stripe_invoice_id", "reference"]
+
+
+@require_GET
+@require_perm("billing.manage")
+def charges_csv(request):
+    """Every charge of the clinic (or of one month: ?month=YYYY-MM); UIDs, never patient data."""
+    charges = Charge.objects.for_tenant(request.tenant).order_by("recorded_at", "pk")
+    month = request.GET.get("month", "")
+    if month:
+        try:
+            start = timezone.make_aware(datetime.strptime(month, "%Y-%m"))
+        except ValueError:
+            return HttpResponse("month must be YYYY-MM", status=400, content_type="text/plain")
+        start, end = month_bounds(start)
+        charges = charges.filter(recorded_at__gte=start, recorded_at__lt=end)
+
+    def rows():
+        writer = csv.writer(_Echo())
+        yield writer.writerow(CSV_COLUMNS)
+        for c in charges.iterator(chunk_size=2000):
+            yield writer.writerow([_csv_safe(v) for v in (
+                c.recorded_at.isoformat(), c.study_instance_uid, c.modalities.replace("\\", " "), c.size_bytes,
+                c.state, c.amount, c.currency, c.stripe_invoice_item_id, c.stripe_invoice_id, c.uuid)])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    name = f"charges-{request.tenant.slug}{'-' + month if month else ''}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """Stripe's events. A bad, missing or expired signature: 400 and nothing changes."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        return JsonResponse({"error": "webhooks are not configured on this server"}, status=400)
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES:
+        return JsonResponse({"error": "not a Stripe event"}, status=400)
+    payload = request.body
+    try:
+        stripe_api.webhook_event(payload, request.META.get("HTTP_STRIPE_SIGNATURE"))
+        body = json.loads(payload)
+        body["id"], body["type"], body["data"]["object"]  # noqa: B018 - what every event has
+    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "signature verification failed, or not a Stripe event"}, status=400)
+    outcome, card_added_to = event_receive(body)
+    if card_added_to is not None:
+        pay_open_invoices(card_added_to.tenant)
+    return JsonResponse({"received": True, "outcome": outcome})
