@@ -11,11 +11,20 @@ os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-{uuid.uuid4().hex[:12]
 # The servers and commands the tests start hash passwords as fast as this process does
 # (cloudpacs/settings.py), so each can check the other's.
 os.environ["CLOUDPACS_TEST_FAST_HASHER"] = "1"
+# A study is priced at once (in the workers and servers the tests start, and, by the
+# fixture below, here), so "every outbox row done" means what it says; tests of the
+# settling delay set it themselves.
+os.environ.setdefault("BILLING_SETTLE_SECONDS", "0")
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 from tenants import roles  # noqa: E402
 
 PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(autouse=True)
+def _billing_settles_at_once(settings):
+    settings.BILLING_SETTLE_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,7 @@ def stripe_on(localstripe, settings):
 
 
 @pytest.fixture(autouse=True)
-def _settle_at_once(settings):
-    settings.BILLING_SETTLE_SECONDS = 0
+def _fresh_refusals():
     from billing import grace
 
     grace._refusals.clear()

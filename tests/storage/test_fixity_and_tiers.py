@@ -99,7 +99,7 @@ def test_tier1_evicted_only_when_old_and_verified_in_both_regions(tenant, s3_reg
     old = timezone.now() - timedelta(days=8)
     Instance.objects.for_tenant(tenant).update(created_at=old)
     both, primary_only, none = instances
-    pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=both.pk).pk)
+    pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get(subject_id=both.pk).pk)
     pipeline.copy_upload(primary_only, "primary")
     assert tier1_evict() == 1
     assert not tier1_path(both.storage_key).exists()

@@ -30,14 +30,14 @@ def ingest(tenant, n=2, **kwargs):
 
 
 def drive_all(tenant):
-    for row in Outbox.objects.for_tenant(tenant).filter(done_at=None):
+    for row in Outbox.objects.for_tenant(tenant).filter(kind="archive").filter(done_at=None):
         assert pipeline.outbox_drive_inline(row.pk)
 
 
 def test_both_regions_get_verified_encrypted_copies(tenant, s3_regions, seaweed):
     instances = ingest(tenant)
     drive_all(tenant)
-    assert not Outbox.objects.for_tenant(tenant).filter(done_at=None).exists()
+    assert not Outbox.objects.for_tenant(tenant).filter(kind="archive").filter(done_at=None).exists()
     for instance in instances:
         copies = {c.region: c for c in InstanceCopy.objects.for_tenant(tenant).filter(instance=instance)}
         assert {r: c.state for r, c in copies.items()} == {"primary": "verified", "secondary": "verified"}
@@ -54,7 +54,7 @@ def test_both_regions_get_verified_encrypted_copies(tenant, s3_regions, seaweed)
 
 def test_steps_are_idempotent(tenant, s3_regions):
     (instance,) = ingest(tenant, 1)
-    row = Outbox.objects.for_tenant(tenant).get()
+    row = Outbox.objects.for_tenant(tenant).filter(kind="archive").get()
     assert pipeline.outbox_drive_inline(row.pk)
     before = list(InstanceCopy.objects.for_tenant(tenant).values_list("region", "cipher_sha256", "attempts"))
     for region in ("primary", "secondary"):
@@ -67,7 +67,7 @@ def test_steps_are_idempotent(tenant, s3_regions):
 def test_one_message_is_archived_in_a_bounded_number_of_queries(tenant, s3_regions,
                                                                  django_assert_max_num_queries):
     ingest(tenant, 12)
-    rows = list(Outbox.objects.for_tenant(tenant).filter(done_at=None))
+    rows = list(Outbox.objects.for_tenant(tenant).filter(kind="archive").filter(done_at=None))
     # The rows' state is loaded and recorded per batch, not per instance: the pipeline used
     # to run five steps and five outbox advances per instance, each with its own queries.
     with django_assert_max_num_queries(12):
@@ -100,7 +100,7 @@ def test_storage_status_unknown_clinic(db):
 
 def test_copies_summary_for_study_page(tenant, s3_regions):
     instances = ingest(tenant, 2)
-    row = Outbox.objects.for_tenant(tenant).filter(subject_id=instances[0].pk).get()
+    row = Outbox.objects.for_tenant(tenant).filter(kind="archive").filter(subject_id=instances[0].pk).get()
     pipeline.outbox_drive_inline(row.pk)
     summary = instance_copies_summary(instances[0].study)
     states = {r["id"]: (r["primary"], r["secondary"]) for r in summary["instances"]}
@@ -117,7 +117,7 @@ def _primary_endpoint(settings, endpoint):
 
 def test_a_failing_region_records_the_error_and_retries(tenant, s3_regions, seaweed, settings):
     (instance,) = ingest(tenant, 1)
-    row = Outbox.objects.for_tenant(tenant).get()
+    row = Outbox.objects.for_tenant(tenant).filter(kind="archive").get()
     _primary_endpoint(settings, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with pytest.raises(Exception):  # noqa: B017 - any storage error; the task layer retries
         pipeline.outbox_drive_inline(row.pk)
@@ -147,7 +147,7 @@ def _corrupting(monkeypatch):
 def test_bytes_damaged_on_the_way_are_refused_by_the_region_and_not_counted(tenant, s3_regions,
                                                                              monkeypatch):
     (instance,) = ingest(tenant, 1)
-    row = Outbox.objects.for_tenant(tenant).get()
+    row = Outbox.objects.for_tenant(tenant).filter(kind="archive").get()
     _corrupting(monkeypatch)
     with pytest.raises(ClientError, match="BadDigest"):  # SeaweedFS's own checksum check
         pipeline.outbox_drive_inline(row.pk)
@@ -173,10 +173,10 @@ def test_a_store_that_does_not_check_checksums_is_read_back(tenant, s3_regions, 
 
     monkeypatch.setattr(BaseClient, "_make_api_call", put_without_checksum)
     (good, bad) = ingest(tenant, 2)
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=good.pk).pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get(subject_id=good.pk).pk)
     _corrupting(monkeypatch)
     with pytest.raises(ObjectCorrupt):
-        pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=bad.pk).pk)
+        pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get(subject_id=bad.pk).pk)
     states = dict(InstanceCopy.objects.for_tenant(tenant).filter(instance=bad).values_list("region", "state"))
     assert states == {"primary": "failed", "secondary": "failed"}
 
@@ -190,7 +190,7 @@ def test_local_folder_regions_of_the_embedded_mode(tenant, settings, tmp_path, m
     settings.STORAGES = {**settings.STORAGES, "primary": _region_storage("primary"),
                          "secondary": _region_storage("secondary")}
     (instance,) = ingest(tenant, 1)
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get().pk)
     for region in ("primary", "secondary"):
         stored = (tmp_path / region / instance.storage_key).read_bytes()
         assert NAME.encode() not in stored
@@ -217,7 +217,7 @@ def test_a_large_instance_is_streamed_from_tier1_to_each_region(tenant, s3_regio
     held in memory (set to 0 here so a small instance takes that path)."""
     monkeypatch.setattr(pipeline, "IN_MEMORY_MAX", 0)
     (instance,) = ingest(tenant, 1)
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get().pk)
     for copy in InstanceCopy.objects.for_tenant(tenant):
         assert copy.state == "verified"
         with object_open(copy.region, instance.storage_key) as stream:
@@ -232,7 +232,7 @@ def test_a_failure_never_overwrites_a_copy_another_worker_verified_meanwhile(ten
     """Worker A loads the row's copies; worker B finishes the row; then A's upload fails.
     A's failure must not turn B's verified copies into failed ones."""
     (instance,) = ingest(tenant, 1)
-    row = Outbox.objects.for_tenant(tenant).get()
+    row = Outbox.objects.for_tenant(tenant).filter(kind="archive").get()
     real_put, first = pipeline.object_put_checked, []
 
     def put_after_another_worker_finished(*args, **kwargs):
@@ -258,7 +258,7 @@ def test_a_damaged_tier1_file_does_not_stop_a_copy_from_the_other_region(tenant,
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get().pk)
     copies = {c.region: c for c in InstanceCopy.objects.for_tenant(tenant)}
     assert copies["secondary"].state == "verified"
     assert copies["secondary"].cipher_sha256 == copies["primary"].cipher_sha256
@@ -271,7 +271,7 @@ def test_a_region_that_is_down_is_tried_once_per_batch(tenant, s3_regions, seawe
     first failure the region's other copies are left for the retry; the healthy region
     gets all of them meanwhile."""
     ingest(tenant, 3)
-    rows = list(Outbox.objects.for_tenant(tenant))
+    rows = list(Outbox.objects.for_tenant(tenant).filter(kind="archive"))
     _primary_endpoint(settings, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     attempts = []  # every call that goes to a region: the key document, then the object
     real_put, real_export = pipeline.object_put_checked, pipeline.key_export

@@ -102,7 +102,7 @@ def test_restore_with_the_wrong_master_key_restores_nothing(tenant, fresh_bucket
     import os
 
     ingest_bytes(tenant, to_bytes(make_ct_series(1)[0]))
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get().pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get().pk)
     _wipe_index(tenant)
     settings.CLOUDPACS_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
     keys.master_key.cache_clear()

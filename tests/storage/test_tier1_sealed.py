@@ -86,7 +86,7 @@ def test_decrypting_reader_refuses_altered_or_truncated_files(damage):
 def test_pipeline_uploads_the_tier1_ciphertext_as_it_is(tenant, s3_regions, seaweed):
     instance = ingest_bytes(tenant, to_bytes(make_ct_series(1, patient_name=NAME)[0])).instance
     sealed = tier1_path(instance.storage_key).read_bytes()
-    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).get(subject_id=instance.pk).pk)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get(subject_id=instance.pk).pk)
     for region, server in seaweed.items():
         stored = server.client().get_object(Bucket=server.bucket, Key=instance.storage_key)["Body"].read()
         assert stored == sealed
