@@ -34,6 +34,21 @@ def stripe_on(localstripe, settings):
 
 
 @pytest.fixture(autouse=True)
+def default_price(db):
+    """The default plan and price the migration makes (a transactional test's flush removes
+    migration data, so it is made again where it is missing)."""
+    from datetime import datetime, timezone
+
+    from billing.models import Plan, PriceVersion
+
+    plan, _ = Plan.objects.get_or_create(is_default=True, defaults={"name": "Standard"})
+    if not plan.prices.exists():
+        PriceVersion.objects.create(plan=plan, effective_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                    currency="usd", study_amount=500)
+    return plan
+
+
+@pytest.fixture(autouse=True)
 def _fresh_refusals():
     from billing import grace
 
