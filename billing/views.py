@@ -1,6 +1,5 @@
 """The clinic's billing pages (billing.manage), and Stripe's webhook endpoint."""
 
-import csv
 import json
 import logging
 from datetime import datetime
@@ -29,6 +28,7 @@ from billing.charges import month_bounds, period_summary, upcoming_total
 from billing.invoicing import pay_open_invoices
 from billing.models import Charge, Invoice
 from billing.webhooks import event_receive
+from cloudpacs.csv_export import csv_lines
 from tenants.decorators import require_perm
 
 log = logging.getLogger(__name__)
@@ -139,16 +139,6 @@ def card_saved_view(request):
     return redirect("billing:page", tenant_slug=request.tenant.slug)
 
 
-def _csv_safe(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_COLUMNS = ["recorded_at", "study_instance_uid", "modalities", "size_bytes", "state", "amount", "currency",
                "stripe_invoice_item_id", "stripe_invoice_id", "reference"]
 
@@ -167,15 +157,10 @@ def charges_csv(request):
         start, end = month_bounds(start)
         charges = charges.filter(recorded_at__gte=start, recorded_at__lt=end)
 
-    def rows():
-        writer = csv.writer(_Echo())
-        yield writer.writerow(CSV_COLUMNS)
-        for c in charges.iterator(chunk_size=2000):
-            yield writer.writerow([_csv_safe(v) for v in (
-                c.recorded_at.isoformat(), c.study_instance_uid, c.modalities.replace("\\", " "), c.size_bytes,
-                c.state, c.amount, c.currency, c.stripe_invoice_item_id, c.stripe_invoice_id, c.uuid)])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    rows = ((c.recorded_at.isoformat(), c.study_instance_uid, c.modalities.replace("\\", " "), c.size_bytes,
+             c.state, c.amount, c.currency, c.stripe_invoice_item_id, c.stripe_invoice_id, c.uuid)
+            for c in charges.iterator(chunk_size=2000))
+    response = StreamingHttpResponse(csv_lines(CSV_COLUMNS, rows), content_type="text/csv; charset=utf-8")
     name = f"charges-{request.tenant.slug}{'-' + month if month else ''}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

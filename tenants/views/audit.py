@@ -8,7 +8,6 @@ log appends an event to it, which would shift offset pages by one on every click
 keyset walks the (tenant, -seq) index however long the log grows.
 """
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
@@ -22,6 +21,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from cloudpacs.csv_export import csv_lines
 from tenants.audit import AuditEvent
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
@@ -124,27 +124,14 @@ def audit_log(request):
     })
 
 
-def _csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas: labels and user agents come from outside."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_rows(events: QuerySet) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for event in events.iterator(chunk_size=EXPORT_CHUNK):
-        row = {c: getattr(event, c) for c in CSV_COLUMNS}
-        row["created_at"] = event.created_at.isoformat()
-        row["detail"] = json.dumps(event.detail, sort_keys=True, ensure_ascii=False)
-        yield writer.writerow([_csv_safe(row[c]) for c in CSV_COLUMNS])
+    def rows():
+        for event in events.iterator(chunk_size=EXPORT_CHUNK):
+            row = {c: getattr(event, c) for c in CSV_COLUMNS}
+            row["created_at"] = event.created_at.isoformat()
+            row["detail"] = json.dumps(event.detail, sort_keys=True, ensure_ascii=False)
+            yield [row[c] for c in CSV_COLUMNS]
+    return csv_lines(CSV_COLUMNS, rows())
 
 
 @require_GET

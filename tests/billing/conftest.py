@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC
 
 import pytest
 
@@ -37,13 +38,13 @@ def stripe_on(localstripe, settings):
 def default_price(db):
     """The default plan and price the migration makes (a transactional test's flush removes
     migration data, so it is made again where it is missing)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from billing.models import Plan, PriceVersion
 
     plan, _ = Plan.objects.get_or_create(is_default=True, defaults={"name": "Standard"})
     if not plan.prices.exists():
-        PriceVersion.objects.create(plan=plan, effective_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        PriceVersion.objects.create(plan=plan, effective_from=datetime(2026, 1, 1, tzinfo=UTC),
                                     currency="usd", study_amount=500)
     return plan
 

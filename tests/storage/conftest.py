@@ -98,7 +98,8 @@ def _configure(app, url, transport_options, queue):
 @pytest.fixture
 def start_worker(transactional_db, s3_regions, redis_broker, settings, tmp_path):
     """`start_worker()` starts a real Celery worker on this test's database, regions and
-    queue; every worker started is stopped at the end of the test."""
+    queue (`start_worker(NAME=value)` adds to its environment); every worker started is
+    stopped at the end of the test."""
     from django.db import connection
 
     app, broker_url = redis_broker
@@ -117,8 +118,8 @@ def start_worker(transactional_db, s3_regions, redis_broker, settings, tmp_path)
         "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
     }
 
-    def start(concurrency: int = 2) -> CeleryWorker:
-        worker = CeleryWorker(env, app.conf.task_default_queue, tmp_path, concurrency)
+    def start(concurrency: int = 2, **extra_env: str) -> CeleryWorker:
+        worker = CeleryWorker({**env, **extra_env}, app.conf.task_default_queue, tmp_path, concurrency)
         workers.append(worker)
         worker.start()
         return worker
