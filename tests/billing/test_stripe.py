@@ -149,3 +149,28 @@ def test_declined_card_starts_grace_and_uploads_go_on(tenant, stripe_on, mailout
     assert account.grace_reason == "payment_failed" and account.grace_ends_at is not None
     assert upload_refusal(tenant) is None  # within grace: uploads go on
     assert any("owner@acme.test" in m.to for m in mailoutbox)
+
+
+def test_no_card_on_file_starts_grace_and_tells_the_admin(tenant, stripe_on, mailoutbox, make_member,
+                                                          django_capture_on_commit_callbacks):
+    from billing.grace import account_get, upload_refusal
+    from tenants import roles
+
+    make_member(tenant, roles.ADMIN, email="admin@acme.test")
+    ingest(tenant, make_ct_series(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_billing(tenant)
+    account = account_get(tenant)
+    assert account.grace_reason == "no_payment_method"
+    assert upload_refusal(tenant) is None  # uploads go on during grace
+    assert any("admin@acme.test" in m.to and "no card is on file" in m.body for m in mailoutbox)
+    # Within the free allowance nothing is due, so nobody is chased for a card.
+    from billing.models import PriceVersion
+
+    PriceVersion.objects.create(tenant=tenant, currency="usd", study_amount=500, free_studies_per_month=10)
+    from billing.grace import grace_clear
+
+    grace_clear(account, "test")
+    ingest(tenant, make_ct_series(1, patient_id="P2"))
+    run_billing(tenant)
+    assert account_get(tenant).grace_ends_at is None

@@ -102,3 +102,19 @@ def test_localstripe_delivers_its_own_events(live_server, stripe_on, tenant):
     stored = wait_for(lambda: StripeEvent.objects.filter(type="customer.updated").first(), timeout=15,
                       what="localstripe's customer.updated event")
     assert stored.body["data"]["object"]["id"] == account.stripe_customer_id
+
+
+def test_invoice_paid_ends_the_grace_it_started(live_server, stripe_on, tenant):
+    account = customer_ensure(tenant)
+    invoice = {"object": "invoice", "id": "in_9", "customer": account.stripe_customer_id, "amount_due": 500,
+               "currency": "usd"}
+    post(live_server, *signed(event("invoice.payment_failed", {**invoice, "status": "open"})))
+    account.refresh_from_db()
+    assert account.grace_reason == "payment_failed"
+    paid = post(live_server, *signed(event("invoice.paid", {**invoice, "status": "paid", "amount_paid": 500})))
+    assert paid.status_code == 200
+    account.refresh_from_db()
+    assert account.grace_ends_at is None
+    from billing.models import Invoice
+
+    assert Invoice.objects.for_tenant(tenant).get(stripe_id="in_9").status == "paid"
