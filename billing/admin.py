@@ -2,6 +2,7 @@
 Stripe's events, and an overview of revenue, failed payments and clinics in grace."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.template.response import TemplateResponse
@@ -9,9 +10,10 @@ from django.urls import path
 from django.utils import timezone
 
 from billing.credits import charge_credit
+from billing.grace import account_for_update, grace_clear
 from billing.models import BillingAccount, Charge, Invoice, Plan, PriceVersion, StripeEvent
 from tenants.admin_scoping import AllClinicsAdmin
-from tenants.audit import Actor
+from tenants.audit import Actor, AuditEvent
 
 
 class PriceInline(admin.TabularInline):
@@ -63,21 +65,42 @@ class BillingAccountAdmin(AllClinicsAdmin):
     readonly_fields = ["tenant", "stripe_customer_id", "card_brand", "card_last4", "card_exp", "grace_reason",
                        "grace_started_at", "grace_ends_at"]
 
+    actions = ["end_grace"]
+
     def has_add_permission(self, request) -> bool:
         return False  # made with the clinic's first charge or billing page
+
+    @admin.action(description="End the grace period (uploads go on; audited in the clinic's log)")
+    def end_grace(self, request, queryset):
+        ended = 0
+        for account in queryset.select_related("tenant"):
+            with transaction.atomic():
+                locked = account_for_update(account.tenant)
+                if grace_clear(locked, f"ended by operator {request.user.email}"):
+                    ended += 1
+        messages.success(request, f"Grace ended for {ended} clinic(s).")
+
+
+def _operator(request) -> Actor:
+    return Actor(AuditEvent.USER, str(request.user.pk), f"operator {request.user.email}",
+                 request.META.get("REMOTE_ADDR"), "")
 
 
 @admin.register(Charge)
 class ChargeAdmin(AllClinicsAdmin):
-    list_display = ["recorded_at", "tenant", "study_instance_uid", "modalities", "amount", "currency", "state",
+    # No StudyInstanceUID here: with the clinic beside it, it says who was imaged where.
+    list_display = ["recorded_at", "tenant", "uuid", "modalities", "amount", "currency", "state",
                     "stripe_invoice_item_id"]
     list_filter = ["state", "currency", "tenant"]
     date_hierarchy = "recorded_at"
-    search_fields = ["study_instance_uid", "uuid", "stripe_invoice_item_id"]
+    search_fields = ["uuid", "stripe_invoice_item_id"]
     actions = ["credit"]
 
+    def get_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in ("study", "study_instance_uid")]
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return self.get_fields(request, obj)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -87,8 +110,7 @@ class ChargeAdmin(AllClinicsAdmin):
 
     @admin.action(description="Credit the selected charges (audited; a negative invoice item in Stripe)")
     def credit(self, request, queryset):
-        actor = Actor("operator", str(request.user.pk), f"operator {request.user.email}",
-                      request.META.get("REMOTE_ADDR"), "")
+        actor = _operator(request)
         done = 0
         for charge in queryset.select_related("tenant"):
             charge_credit(charge=charge, reason=f"credited by operator {request.user.email}", actor=actor)
@@ -142,3 +164,6 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # each event is kept: it is how a replay is told apart

@@ -45,10 +45,12 @@ def card_saved(*, tenant, setup_intent_id: str, actor: Actor) -> BillingAccount:
     if not method.get("customer"):  # Stripe attaches it on confirmation; localstripe does not
         method = stripe_api.payment_method_attach(pm_id, account.stripe_customer_id)
     stripe_api.customer_update(account.stripe_customer_id, invoice_settings={"default_payment_method": pm_id})
-    previous = account.payment_method_id
     with transaction.atomic():
         locked = grace.account_for_update(tenant)
+        previous = locked.payment_method_id
         card_on_file(locked, method)
+        if locked.grace_reason == BillingAccount.NO_PAYMENT_METHOD:
+            grace.grace_clear(locked, "card added")
         audit_record(tenant=tenant, actor=actor, action="billing.card_saved", obj_type="billing",
                      detail={"brand": locked.card_brand, "last4": locked.card_last4, "replaced": bool(previous)})
     if previous and previous != pm_id:

@@ -1,6 +1,6 @@
 """A study's one charge: recorded with the study, priced once it has settled, sent once.
 
-- Recorded inside the ingest transaction that created the study row (billing.hooks): one
+- Recorded inside the ingest transaction that created the study row (billing.work): one
   insert, unique per clinic and StudyInstanceUID, so re-sent instances, new series, retries
   and concurrent doors cannot make a second one, and a refused or rolled-back study none.
 - Priced by the outbox's `bill` work once nothing has arrived for the study for
@@ -31,12 +31,14 @@ def charges_record(tenant, studies: list[Study]) -> list[tuple[str, list[int]]]:
     price and send each (its subject is the charge)."""
     now = timezone.now()
     charges = Charge.unscoped.bulk_create(
-        [Charge(tenant=tenant, study=study, study_instance_uid=study.study_instance_uid, recorded_at=now)
-         for study in studies],
+        # The study's modalities and size as first stored: what it is priced by if it is
+        # deleted before it settles.
+        [Charge(tenant=tenant, study=study, study_instance_uid=study.study_instance_uid, recorded_at=now,
+                modalities=study.modalities[:100], size_bytes=study.size_bytes) for study in studies],
         # A StudyInstanceUID charged before (the study was deleted and is sent again) keeps
-        # its one charge: the conflicting row is left as it is (the no-op update only makes
-        # the database hand back its id, so the work below finds it done).
-        update_conflicts=True, unique_fields=["tenant", "study_instance_uid"], update_fields=["tenant"])
+        # its one charge, linked to the new study row; the database hands back its id, and
+        # the work below finds it done (or prices it, if it was not yet).
+        update_conflicts=True, unique_fields=["tenant", "study_instance_uid"], update_fields=["study"])
     return [(BILL, [charge.pk for charge in charges])]
 
 
@@ -70,23 +72,28 @@ def charge_price(charge: Charge) -> Charge:
         charge.size_bytes = study.size_bytes if study else (charge.size_bytes or 0)
         charge.priced_at = timezone.now()
         if price is None:
+            log.warning("clinic %s has no price in effect: its study is not charged", charge.tenant_id)
             charge.amount, charge.currency, charge.state = 0, "", Charge.FREE
         else:
             charge.price, charge.currency = price, price.currency
-            start, end = month_bounds(charge.recorded_at)
-            used = Charge.objects.for_tenant(charge.tenant).filter(
-                recorded_at__gte=start, recorded_at__lt=end, state=Charge.FREE, amount=0,
-                price__isnull=False).count()
-            if used < price.free_studies_per_month:
-                charge.amount, charge.state = 0, Charge.FREE
-            else:
-                charge.amount = price.amount_for(modalities=[m for m in charge.modalities.split("\\") if m],
-                                                 size_bytes=charge.size_bytes)
-                charge.state = Charge.FREE if charge.amount == 0 else Charge.PRICED
+            charge.amount = price.amount_for(modalities=[m for m in charge.modalities.split("\\") if m],
+                                             size_bytes=charge.size_bytes)
+            if charge.amount and _allowance_left(charge, price):
+                charge.amount, charge.within_allowance = 0, True
+            charge.state = Charge.PRICED if charge.amount else Charge.FREE
         charge.save()
         if charge.state == Charge.PRICED:
             grace.on_charge_due(account)
     return charge
+
+
+def _allowance_left(charge: Charge, price) -> bool:
+    """Is one of this month's free studies left (the caller holds the account's lock)?
+    Studies priced at zero do not use one."""
+    start, end = month_bounds(charge.recorded_at)
+    used = Charge.objects.for_tenant(charge.tenant).filter(
+        recorded_at__gte=start, recorded_at__lt=end, within_allowance=True).count()
+    return used < price.free_studies_per_month
 
 
 def period_summary(*, tenant, at=None) -> dict:

@@ -4,14 +4,15 @@ Nothing is refunded automatically; each credit is audited in the clinic's log.""
 from django.db import transaction
 from django.utils import timezone
 
+from archive.outbox.services import outbox_add
+from billing.charges import BILL
 from billing.models import Charge
-from billing.stripe_push import credit_push
 from tenants.audit import Actor, audit_record
 
 
 def charge_credit(*, charge: Charge, reason: str, actor: Actor) -> Charge:
-    """Credit a charge once. One already on Stripe gets a negative invoice item (so the next
-    invoice is lower); one not sent yet is simply never sent."""
+    """Credit a charge once. Its outbox work gives Stripe a negative invoice item if Stripe
+    has the charge (so the next invoice is lower), with retries; one not sent is never sent."""
     with transaction.atomic():
         charge = Charge.objects.for_tenant(charge.tenant).select_for_update().get(pk=charge.pk)
         if charge.state == Charge.CREDITED:
@@ -22,6 +23,5 @@ def charge_credit(*, charge: Charge, reason: str, actor: Actor) -> Charge:
         audit_record(tenant=charge.tenant, actor=actor, action="billing.charge_credited", obj_type="charge",
                      obj_id=str(charge.uuid), detail={"amount": charge.amount, "currency": charge.currency,
                                                       "was": was, "reason": reason[:200]})
-    if was in (Charge.SENT, Charge.INVOICED):
-        credit_push(charge)
+        outbox_add(tenant=charge.tenant, kind=BILL, subjects=[charge.pk])
     return charge

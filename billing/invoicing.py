@@ -22,6 +22,9 @@ from tenants.audit import audit_record
 log = logging.getLogger(__name__)
 
 
+SETTLED = ("paid", "void", "uncollectible")
+
+
 def invoice_record(tenant, stripe_invoice, period: str = "") -> Invoice:
     """Our copy of a Stripe invoice (made or updated)."""
     fields = {
@@ -35,11 +38,6 @@ def invoice_record(tenant, stripe_invoice, period: str = "") -> Invoice:
         fields["period"] = period
     invoice, _ = Invoice.objects.for_tenant(tenant).update_or_create(stripe_id=stripe_invoice["id"], defaults=fields)
     return invoice
-
-
-def _item_ids(stripe_invoice) -> set[str]:
-    lines = (stripe_invoice.get("lines") or {}).get("data") or []
-    return {line.get("invoice_item") or line.get("id") for line in lines}
 
 
 def _description(period: str) -> str:
@@ -67,7 +65,8 @@ def invoice_clinic(tenant, *, now=None) -> Invoice | None:
     period = f"{this_month - timedelta(days=1):%Y-%m}"
     account = customer_ensure(tenant)
     made = _existing(tenant, account.stripe_customer_id, period)
-    if made is None:
+    fresh = made is None
+    if fresh:
         made = stripe_api.invoice_create(customer_id=account.stripe_customer_id, description=_description(period),
                                          idempotency_key=f"cloudpacs-invoice-{tenant.uuid}-{period}")
     if made.get("status") == "draft":
@@ -75,7 +74,7 @@ def invoice_clinic(tenant, *, now=None) -> Invoice | None:
             made = stripe_api.invoice_finalize(made["id"])
         except stripe.StripeError as exc:  # localstripe has no finalize; its `pay` takes drafts
             log.info("invoice %s not finalized (%s); paying it as it is", made["id"], type(exc).__name__)
-    items = _item_ids(made)
+    items = stripe_api.invoice_item_ids(made["id"])
     with transaction.atomic():
         invoice = invoice_record(tenant, made, period)
         marked = Charge.objects.for_tenant(tenant).filter(state=Charge.SENT, stripe_invoice_item_id__in=items).update(
@@ -83,7 +82,9 @@ def invoice_clinic(tenant, *, now=None) -> Invoice | None:
         audit_record(tenant=tenant, actor=grace.SYSTEM, action="billing.invoice_created", obj_type="invoice",
                      obj_id=made["id"], detail={"period": period, "charges": marked,
                                              "amount_due": invoice.amount_due, "currency": invoice.currency})
-    return invoice_pay(tenant, invoice)
+    # An invoice found again (a run that died, charges it did not take) is not paid again
+    # every hour: a declined one is retried when the clinic adds a card.
+    return invoice_pay(tenant, invoice) if fresh or invoice.status == "draft" else invoice
 
 
 def _failed(tenant, invoice: Invoice, reason: str, message: str) -> Invoice:
@@ -107,30 +108,38 @@ def invoice_pay(tenant, invoice: Invoice) -> Invoice:
     try:
         paid = stripe_api.invoice_pay(invoice.stripe_id)
     except stripe.CardError as exc:
-        return _failed(tenant, invoice, BillingAccount.PAYMENT_FAILED, exc.user_message or str(exc))
-    except stripe.InvalidRequestError as exc:  # no payment method on the customer
-        return _failed(tenant, invoice, BillingAccount.NO_PAYMENT_METHOD,
-                       getattr(exc, "user_message", None) or str(exc))
+        return _failed(tenant, invoice, BillingAccount.PAYMENT_FAILED, exc.user_message or "the card was declined")
+    except stripe.InvalidRequestError:
+        # Paid meanwhile (another run, a webhook), or nothing to pay it with: ask Stripe.
+        paid = stripe_api.invoice_get(invoice.stripe_id)
+        if paid.get("status") not in ("paid", "void", "uncollectible"):
+            no_card = not grace.account_get(tenant).has_card
+            return _failed(tenant, invoice,
+                           BillingAccount.NO_PAYMENT_METHOD if no_card else BillingAccount.PAYMENT_FAILED,
+                           "no card on file" if no_card else "Stripe could not charge the card on file")
     with transaction.atomic():
         invoice = invoice_record(tenant, paid)
-        if invoice.status == "paid":
+        if invoice.status in SETTLED:
             _paid(tenant)
-    if invoice.status != "paid":  # declined without an error (localstripe answers so)
+    if invoice.status not in SETTLED:  # declined without an error (localstripe answers so)
         return _failed(tenant, invoice, BillingAccount.PAYMENT_FAILED, _decline_message(paid))
     return invoice
 
 
 def _paid(tenant) -> None:
-    """An invoice was paid: clear grace if no other invoice is left unpaid."""
+    """An invoice was settled (paid, or voided or written off by an operator in Stripe):
+    a grace for a failed payment ends when no invoice is left open."""
+    account = grace.account_for_update(tenant)
     open_left = Invoice.objects.for_tenant(tenant).filter(status="open").exists()
-    if not open_left:
-        grace.grace_clear(grace.account_for_update(tenant), "invoice paid")
+    if not open_left and account.grace_reason == BillingAccount.PAYMENT_FAILED:
+        grace.grace_clear(account, "invoices settled")
 
 
-def invoice_paid_seen(tenant, stripe_invoice) -> Invoice:
+def invoice_seen(tenant, stripe_invoice) -> Invoice:
+    """A webhook's invoice (the caller has checked it is not older than what we have)."""
     with transaction.atomic():
         invoice = invoice_record(tenant, stripe_invoice)
-        if invoice.status == "paid":
+        if invoice.status in SETTLED:
             _paid(tenant)
     return invoice
 

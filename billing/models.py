@@ -3,6 +3,7 @@
 Money is an integer in the currency's minor unit (cents), as Stripe counts it."""
 
 import uuid
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -70,13 +71,19 @@ class PriceVersion(models.Model):
         self.modality_amounts = {k.strip().upper(): v for k, v in amounts.items()}
         if (self.large_study_bytes is None) != (self.large_study_amount is None):
             raise ValidationError("Give both the large-study size and its price, or neither.")
+        if self._state.adding and self.effective_from < timezone.now() - timedelta(minutes=5):
+            # Charges recorded since then would be repriced: a new price starts now or later.
+            raise ValidationError({"effective_from": "A new price starts now or later, not in the past."})
 
     def amount_for(self, *, modalities: list[str], size_bytes: int) -> int:
-        """The price of one study of these modalities and this size."""
+        """The price of one study of these modalities and this size: the highest that
+        applies (each modality's own price or the study price, and the large-study price
+        above its size), so a larger or richer study never costs less."""
+        table = self.modality_amounts or {}
+        amounts = [table.get(m, self.study_amount) for m in modalities] or [self.study_amount]
         if self.large_study_bytes is not None and size_bytes > self.large_study_bytes:
-            return self.large_study_amount
-        by_modality = [self.modality_amounts[m] for m in modalities if m in (self.modality_amounts or {})]
-        return max(by_modality) if by_modality else self.study_amount
+            amounts.append(self.large_study_amount)
+        return max(amounts)
 
 
 class BillingAccount(TenantOwned):
@@ -96,6 +103,9 @@ class BillingAccount(TenantOwned):
     address_postal_code = models.CharField(max_length=20, blank=True)
     address_state = models.CharField(max_length=100, blank=True)
     address_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2, e.g. US")
+    # Bumped when the Stripe customer is deleted: the next one is a new customer (its
+    # idempotency key differs), and charges go to it under keys of their own.
+    customer_generation = models.PositiveIntegerField(default=0)
     payment_method_id = models.CharField(max_length=255, blank=True)
     card_brand = models.CharField(max_length=30, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
@@ -144,6 +154,7 @@ class Charge(TenantOwned):
     state = models.CharField(max_length=16, choices=STATES, default=RECORDED)
     price = models.ForeignKey(PriceVersion, null=True, blank=True, on_delete=models.PROTECT)
     amount = models.PositiveIntegerField(null=True, blank=True, help_text="minor unit; fixed when priced")
+    within_allowance = models.BooleanField(default=False, help_text="free as one of the month's free studies")
     currency = models.CharField(max_length=3, blank=True)
     modalities = models.CharField(max_length=100, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
@@ -168,9 +179,9 @@ class Charge(TenantOwned):
     def __str__(self) -> str:
         return f"Charge {self.uuid} ({self.state})"
 
-    @property
-    def idempotency_key(self) -> str:
-        return f"cloudpacs-charge-{self.uuid}"
+    def idempotency_key(self, customer_id: str) -> str:
+        # Per customer: after a deleted customer the charge goes to the next one as new.
+        return f"cloudpacs-charge-{self.uuid}-{customer_id}"
 
 
 class Invoice(TenantOwned):
@@ -186,6 +197,9 @@ class Invoice(TenantOwned):
     hosted_invoice_url = models.URLField(max_length=1000, blank=True)
     invoice_pdf = models.URLField(max_length=1000, blank=True)
     last_payment_error = models.CharField(max_length=500, blank=True)
+    # The `created` of the newest webhook event applied: Stripe may deliver events late and
+    # out of order, and an older one must not undo a newer state.
+    last_event_created = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -29,10 +29,12 @@ def client() -> stripe.StripeClient:
                                max_network_retries=settings.STRIPE_NETWORK_RETRIES)
 
 
-def customer_create(*, tenant, email: str) -> str:
+def customer_create(*, tenant, email: str, generation: int) -> str:
+    params = {"name": tenant.name, "metadata": {"clinic": str(tenant.uuid)}}
+    if email:
+        params["email"] = email
     customer = client().v1.customers.create(
-        params={"name": tenant.name, "email": email or None, "metadata": {"clinic": str(tenant.uuid)}},
-        options={"idempotency_key": f"cloudpacs-customer-{tenant.uuid}"})
+        params=params, options={"idempotency_key": f"cloudpacs-customer-{tenant.uuid}-{generation}"})
     return customer["id"]
 
 
@@ -82,6 +84,19 @@ def invoice_create(*, customer_id: str, description: str, idempotency_key: str):
                 # Stripe leaves pending invoice items off a new invoice unless asked.
                 "pending_invoice_items_behavior": "include"},
         options={"idempotency_key": idempotency_key}))
+
+
+def invoice_item_ids(invoice_id: str) -> set[str]:
+    """The invoice items on an invoice, every page of its lines. Where a line names its
+    item moved between API versions: `parent.invoice_item_details` now, `invoice_item` before."""
+    found = set()
+    for line in client().v1.invoices.line_items.list(invoice_id, params={"limit": 100}).auto_paging_iter():
+        line = _plain(line)
+        parent = (line.get("parent") or {}).get("invoice_item_details") or {}
+        item = parent.get("invoice_item") or line.get("invoice_item")
+        if item:
+            found.add(item)
+    return found
 
 
 def invoices_of(customer_id: str) -> list:

@@ -22,7 +22,8 @@ def customer_ensure(tenant) -> BillingAccount:
     account = grace.account_get(tenant)
     if account.stripe_customer_id:
         return account
-    customer_id = stripe_api.customer_create(tenant=tenant, email=account.billing_email)
+    customer_id = stripe_api.customer_create(tenant=tenant, email=account.billing_email,
+                                             generation=account.customer_generation)
     BillingAccount.objects.for_tenant(tenant).filter(pk=account.pk, stripe_customer_id="").update(
         stripe_customer_id=customer_id)
     return grace.account_get(tenant)
@@ -33,9 +34,10 @@ def _description(charge: Charge) -> str:
     return f"Study stored {timezone.localtime(charge.recorded_at):%Y-%m-%d} ({modalities}), ref {charge.uuid}"
 
 
-def _already_sent(customer_id: str, charge: Charge) -> str:
+def _item_for(customer_id: str, key: str, value: str) -> str:
+    """The customer's pending invoice item whose metadata `key` is `value`, if any."""
     for item in stripe_api.pending_items(customer_id):
-        if (item.get("metadata") or {}).get("charge") == str(charge.uuid):
+        if (item.get("metadata") or {}).get(key) == value:
             return item["id"]
     return ""
 
@@ -58,25 +60,36 @@ def charge_push(charge: Charge) -> Charge:
         if charge.state != Charge.PRICED:
             return charge
         # An earlier attempt may have made the item and died before recording it.
-        item_id = _already_sent(account.stripe_customer_id, charge) if first is not None else ""
+        customer = account.stripe_customer_id
+        item_id = _item_for(customer, "charge", str(charge.uuid)) if first is not None else ""
         if not item_id:
             item_id = stripe_api.invoice_item_create(
-                customer_id=account.stripe_customer_id, amount=charge.amount, currency=charge.currency,
-                description=_description(charge), idempotency_key=charge.idempotency_key,
+                customer_id=customer, amount=charge.amount, currency=charge.currency,
+                description=_description(charge), idempotency_key=charge.idempotency_key(customer),
                 metadata={"charge": str(charge.uuid), "clinic": str(charge.tenant.uuid)})
         charge.stripe_invoice_item_id, charge.state, charge.sent_at = item_id, Charge.SENT, timezone.now()
         charge.save(update_fields=["stripe_invoice_item_id", "state", "sent_at"])
     return charge
 
 
-def credit_push(charge: Charge) -> str:
-    """The Stripe side of a credit: a negative invoice item (on the next invoice)."""
-    if not stripe_api.enabled() or not charge.amount:
-        return ""
+def credit_push(charge: Charge) -> Charge:
+    """The Stripe side of a credited charge, once: a negative invoice item (on the next
+    invoice) if Stripe has the charge's item, whether or not we recorded it (a push that
+    died after Stripe answered)."""
     account = customer_ensure(charge.tenant)
-    item_id = stripe_api.invoice_item_create(
-        customer_id=account.stripe_customer_id, amount=-charge.amount, currency=charge.currency,
-        description=f"Credit for {_description(charge)}", idempotency_key=f"cloudpacs-credit-{charge.uuid}",
-        metadata={"credit_for": str(charge.uuid), "clinic": str(charge.tenant.uuid)})
-    Charge.objects.for_tenant(charge.tenant).filter(pk=charge.pk).update(stripe_credit_item_id=item_id)
-    return item_id
+    customer = account.stripe_customer_id
+    with transaction.atomic():
+        charge = Charge.objects.for_tenant(charge.tenant).select_for_update().get(pk=charge.pk)
+        if charge.state != Charge.CREDITED or charge.stripe_credit_item_id or not charge.amount:
+            return charge
+        billed = charge.stripe_invoice_item_id or (
+            _item_for(customer, "charge", str(charge.uuid)) if charge.first_push_at else "")
+        if not billed:
+            return charge  # Stripe never had it: nothing to give back
+        credit = _item_for(customer, "credit_for", str(charge.uuid)) or stripe_api.invoice_item_create(
+            customer_id=customer, amount=-charge.amount, currency=charge.currency,
+            description=f"Credit for {_description(charge)}", idempotency_key=f"cloudpacs-credit-{charge.uuid}",
+            metadata={"credit_for": str(charge.uuid), "clinic": str(charge.tenant.uuid)})
+        charge.stripe_credit_item_id = credit
+        charge.save(update_fields=["stripe_credit_item_id"])
+    return charge

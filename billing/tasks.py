@@ -39,7 +39,9 @@ def invoice_month() -> int:
     if not stripe_api.enabled():
         return 0
     made = 0
-    for tenant_id in Charge.unscoped.filter(state=Charge.SENT).values_list("tenant_id", flat=True).distinct():
+    # order_by(): without it the model's ordering joins the DISTINCT (one row per charge).
+    clinics = Charge.unscoped.filter(state=Charge.SENT).order_by().values_list("tenant_id", flat=True).distinct()
+    for tenant_id in clinics:
         tenant = Tenant.objects.get(pk=tenant_id)
         try:
             made += invoice_clinic(tenant) is not None

@@ -25,7 +25,6 @@ from billing.cards import (
     setup_intent_secret,
 )
 from billing.charges import month_bounds, period_summary, upcoming_total
-from billing.invoicing import pay_open_invoices
 from billing.models import Charge, Invoice
 from billing.webhooks import event_receive
 from cloudpacs.csv_export import csv_lines
@@ -50,31 +49,45 @@ def _money(amount: int, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency.upper()}" if currency else "—"
 
 
-@require_GET
-@require_perm("billing.manage")
-def billing_page(request):
+STATE_SHOWN = {Charge.RECORDED: "still arriving", Charge.FREE: "free", Charge.SENT: "on the next invoice",
+               Charge.INVOICED: "invoiced", Charge.CREDITED: "credited"}
+
+
+def _page(request, form: DetailsForm | None = None, status: int = 200):
     tenant = request.tenant
     account = grace.account_get(tenant)
     summary = period_summary(tenant=tenant)
-    month = (Charge.objects.for_tenant(tenant).filter(recorded_at__gte=summary["start"], recorded_at__lt=summary["end"])
-             .order_by("-recorded_at")[:200])
-    form = DetailsForm(initial={"billing_email": account.billing_email,
-                                **{k: getattr(account, f"address_{k}") for k in ADDRESS_FIELDS}})
+    stripe_on = stripe_api.enabled()
+    month = list(Charge.objects.for_tenant(tenant).filter(recorded_at__gte=summary["start"],
+                                                          recorded_at__lt=summary["end"]).order_by("-recorded_at")[:200])
+    for charge in month:
+        charge.shown_amount = "" if charge.amount is None else _money(charge.amount, charge.currency)
+        charge.shown_state = (("sending" if stripe_on else "not sent") if charge.state == Charge.PRICED
+                              else STATE_SHOWN[charge.state])
+    invoices = list(Invoice.objects.for_tenant(tenant)[:24])
+    for invoice in invoices:
+        invoice.shown_amount = _money(invoice.amount_due, invoice.currency)
+    form = form or DetailsForm(initial={"billing_email": account.billing_email,
+                                        **{k: getattr(account, f"address_{k}") for k in ADDRESS_FIELDS}})
     return render(request, "billing/billing.html", {
-        "account": account, "summary": summary, "charges": month, "stripe_on": stripe_api.enabled(),
+        "account": account, "summary": summary, "charges": month, "stripe_on": stripe_on,
         "totals": [_money(v, k) for k, v in summary["totals"].items()],
         "upcoming": [_money(v, k) for k, v in upcoming_total(tenant=tenant).items()],
-        "invoices": Invoice.objects.for_tenant(tenant)[:24], "form": form, "money": _money})
+        "invoices": invoices, "form": form}, status=status)
+
+
+@require_GET
+@require_perm("billing.manage")
+def billing_page(request):
+    return _page(request)
 
 
 @require_POST
 @require_perm("billing.manage")
 def billing_details(request):
     form = DetailsForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Please check the billing details: " + "; ".join(
-            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()))
-        return redirect("billing:page", tenant_slug=request.tenant.slug)
+    if not form.is_valid():  # the page again, with what was typed and what is wrong beside it
+        return _page(request, form, status=400)
     data = form.cleaned_data
     address = {k: (data.get(k) or "").strip() for k in ADDRESS_FIELDS}
     address["country"] = address["country"].upper()
@@ -83,7 +96,8 @@ def billing_details(request):
                        email=data["billing_email"], address=address)
     except stripe.StripeError:
         log.warning("billing details saved here but not sent to Stripe", exc_info=True)
-        messages.warning(request, "Billing details saved; Stripe could not be reached, they will be sent later.")
+        messages.warning(request, "Billing details saved here, but Stripe could not be reached: save them "
+                                  "again later so that Stripe's invoices carry them.")
         return redirect("billing:page", tenant_slug=request.tenant.slug)
     messages.success(request, "Billing details saved.")
     return redirect("billing:page", tenant_slug=request.tenant.slug)
@@ -101,11 +115,12 @@ def _card_csp() -> dict:
     return {"script-src": [js], "connect-src": [api, js], "frame-src": [js, "https://hooks.stripe.com"]}
 
 
+@require_GET
 @require_perm("billing.manage")
 def card_page(request):
     if not stripe_api.enabled():
-        messages.info(request, "Payments are not configured on this server (STRIPE_SECRET_KEY); "
-                               "charges are recorded and will be sent once they are.")
+        messages.info(request, "Card payments are not switched on for this server yet; your operator "
+                               "turns them on. Until then nothing is charged to a card.")
         return redirect("billing:page", tenant_slug=request.tenant.slug)
     try:
         secret = setup_intent_secret(request.tenant)
@@ -152,8 +167,10 @@ def charges_csv(request):
     if month:
         try:
             start = timezone.make_aware(datetime.strptime(month, "%Y-%m"))
+            if not 2000 <= start.year <= 2999:
+                raise ValueError(month)
         except ValueError:
-            return HttpResponse("month must be YYYY-MM", status=400, content_type="text/plain")
+            return HttpResponse("month must be YYYY-MM (2000 to 2999)", status=400, content_type="text/plain")
         start, end = month_bounds(start)
         charges = charges.filter(recorded_at__gte=start, recorded_at__lt=end)
 
@@ -182,7 +199,4 @@ def stripe_webhook(request):
         body["id"], body["type"], body["data"]["object"]  # noqa: B018 - what every event has
     except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError):
         return JsonResponse({"error": "signature verification failed, or not a Stripe event"}, status=400)
-    outcome, card_added_to = event_receive(body)
-    if card_added_to is not None:
-        pay_open_invoices(card_added_to.tenant)
-    return JsonResponse({"received": True, "outcome": outcome})
+    return JsonResponse({"received": True, "outcome": event_receive(body)})

@@ -8,9 +8,11 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from archive.outbox.services import outbox_add
 from billing import grace
-from billing.invoicing import invoice_paid_seen, invoice_record
-from billing.models import BillingAccount, Invoice, StripeEvent
+from billing.charges import BILL
+from billing.invoicing import invoice_record, invoice_seen
+from billing.models import BillingAccount, Charge, Invoice, StripeEvent
 from tenants.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -31,22 +33,20 @@ def _card_fields(payment_method) -> dict:
 
 
 def card_on_file(account: BillingAccount, payment_method) -> None:
-    """Record the card as the clinic's payment method; it ends a grace for lack of one."""
+    """Record the card as the clinic's payment method."""
     for name, value in _card_fields(payment_method).items():
         setattr(account, name, value)
     account.save()
-    if account.grace_reason == BillingAccount.NO_PAYMENT_METHOD:
-        grace.grace_clear(account, "payment method added")
 
 
-def event_receive(body: dict) -> tuple[str, BillingAccount | None]:
-    """Store and act on a verified event (`body`: the JSON Stripe sent); answers (outcome,
-    the account a card was added to, for the caller to retry its unpaid invoices)."""
+def event_receive(body: dict) -> str:
+    """Store and act on a verified event (`body`: the JSON Stripe sent); answers what was done."""
     event_id, kind, obj = body["id"], body["type"], body["data"]["object"]
+    created = body.get("created") if isinstance(body.get("created"), int) else 0
     try:
         with transaction.atomic():
             row = StripeEvent.objects.create(event_id=event_id, type=kind, body=body)
-            outcome, account, card_added = _act(kind, obj)
+            outcome, account = _act(kind, obj, created)
             row.tenant_id = account.tenant_id if account else None
             row.outcome = outcome
             row.save(update_fields=["tenant", "outcome"])
@@ -55,48 +55,78 @@ def event_receive(body: dict) -> tuple[str, BillingAccount | None]:
                              obj_type="stripe_event", obj_id=event_id, detail={"type": kind, "outcome": outcome})
     except IntegrityError:
         if StripeEvent.objects.filter(event_id=event_id).exists():
-            return "replayed: ignored", None
+            return "replayed: ignored"
         raise
-    return outcome, (account if card_added else None)
+    return outcome
 
 
-def _act(kind: str, obj) -> tuple[str, BillingAccount | None, bool]:
-    if kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.finalized",
-                "invoice.updated", "invoice.voided"):
-        account = _account_for_customer(obj.get("customer"))
-        if account is None:
-            return "unknown customer: ignored", None, False
-        if kind == "invoice.payment_failed":
-            invoice = invoice_record(account.tenant, obj)
-            error = ((obj.get("last_payment_error") or {}).get("message") or "the card was declined")[:500]
-            Invoice.objects.for_tenant(account.tenant).filter(pk=invoice.pk).update(last_payment_error=error)
-            grace.grace_start(grace.account_for_update(account.tenant), BillingAccount.PAYMENT_FAILED, error)
-            return "payment failed: grace started", account, False
-        invoice_paid_seen(account.tenant, obj)
-        return f"invoice {obj.get('status') or 'updated'}", account, False
+INVOICE_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.finalized",
+                  "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
+
+
+def _act(kind: str, obj, created: int) -> tuple[str, BillingAccount | None]:
+    if kind in INVOICE_EVENTS:
+        return _invoice_event(kind, obj, created)
     if kind == "payment_method.attached":
         account = _account_for_customer(obj.get("customer"))
         if account is None:
-            return "unknown customer: ignored", None, False
+            return "unknown customer: ignored", None
         locked = grace.account_for_update(account.tenant)
+        if locked.has_card:  # the card page records a replacement itself, with the card it replaces
+            return "card attached; the clinic's card is recorded by the card page", locked
         card_on_file(locked, obj)
-        return "card on file", locked, True
+        return "card on file", locked
     if kind == "payment_method.detached":
         account = BillingAccount.unscoped.select_related("tenant").filter(payment_method_id=obj.get("id")).first()
         if account is None:
-            return "not a clinic's card: ignored", None, False
+            return "not a clinic's card: ignored", None
         locked = grace.account_for_update(account.tenant)
         for name in ("payment_method_id", "card_brand", "card_last4", "card_exp"):
             setattr(locked, name, "")
         locked.save()
-        return "card removed", locked, False
+        return "card removed", locked
     if kind == "customer.deleted":
-        account = _account_for_customer(obj.get("id"))
-        if account is None:
-            return "unknown customer: ignored", None, False
-        locked = grace.account_for_update(account.tenant)
-        for name in ("stripe_customer_id", "payment_method_id", "card_brand", "card_last4", "card_exp"):
-            setattr(locked, name, "")
-        locked.save()
-        return "customer deleted: a new one is made when next needed", locked, False
-    return f"{kind}: not used", None, False
+        return _customer_deleted(obj)
+    return f"{kind}: not used", None
+
+
+def _invoice_event(kind: str, obj, created: int) -> tuple[str, BillingAccount | None]:
+    account = _account_for_customer(obj.get("customer"))
+    if account is None:
+        return "unknown customer: ignored", None
+    tenant = account.tenant
+    ours = Invoice.objects.for_tenant(tenant).select_for_update().filter(stripe_id=obj.get("id")).first()
+    if ours is not None and ours.last_event_created and created < ours.last_event_created:
+        # Stripe delivers late and out of order: an older event must not undo a newer state.
+        return "older than what we have: ignored", account
+    if kind == "invoice.payment_failed":
+        invoice = invoice_record(tenant, obj)
+        error = ((obj.get("last_payment_error") or {}).get("message") or "the card was declined")[:500]
+        Invoice.objects.for_tenant(tenant).filter(pk=invoice.pk).update(last_payment_error=error,
+                                                                        last_event_created=created)
+        if invoice.status in ("paid", "void", "uncollectible"):
+            return "payment failed earlier; the invoice is settled", account
+        grace.grace_start(grace.account_for_update(tenant), BillingAccount.PAYMENT_FAILED, error)
+        return "payment failed: grace started", account
+    invoice = invoice_seen(tenant, obj)
+    Invoice.objects.for_tenant(tenant).filter(pk=invoice.pk).update(last_event_created=created)
+    return f"invoice {obj.get('status') or 'updated'}", account
+
+
+def _customer_deleted(obj) -> tuple[str, BillingAccount | None]:
+    """The clinic's Stripe customer is gone (deleted in the dashboard, say): a new one is
+    made when next needed, and charges sent to the old one and not yet invoiced go again."""
+    account = _account_for_customer(obj.get("id"))
+    if account is None:
+        return "unknown customer: ignored", None
+    locked = grace.account_for_update(account.tenant)
+    for name in ("stripe_customer_id", "payment_method_id", "card_brand", "card_last4", "card_exp"):
+        setattr(locked, name, "")
+    locked.customer_generation += 1
+    locked.save()
+    lost = list(Charge.objects.for_tenant(locked.tenant).filter(state=Charge.SENT).values_list("pk", flat=True))
+    Charge.objects.for_tenant(locked.tenant).filter(pk__in=lost).update(
+        state=Charge.PRICED, stripe_invoice_item_id="", first_push_at=None, sent_at=None)
+    if lost:
+        outbox_add(tenant=locked.tenant, kind=BILL, subjects=lost)
+    return f"customer deleted: {len(lost)} charges go to the next one", locked

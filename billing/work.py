@@ -1,16 +1,12 @@
 """Billing's outbox work and its part of ingest, registered when the app loads."""
 
-import logging
-
 from archive.ingest.hooks import on_admission, on_new_studies
 from archive.outbox.registry import register
 from archive.outbox.tasks import process_one
 from billing import grace, stripe_api
 from billing.charges import BILL, charge_price, charges_record, seconds_until_settled
 from billing.models import Charge
-from billing.stripe_push import charge_push
-
-log = logging.getLogger(__name__)
+from billing.stripe_push import charge_push, credit_push
 
 on_new_studies(charges_record)
 on_admission(grace.upload_refusal)
@@ -43,5 +39,7 @@ def _advance(row, charge: Charge | None) -> bool:
         charge = charge_price(charge)
     if charge.state == Charge.PRICED and stripe_api.enabled():
         charge = charge_push(charge)
+    if charge.state == Charge.CREDITED and stripe_api.enabled():
+        charge = credit_push(charge)
     # PRICED with Stripe off is done for now: billing.tasks sends it once a key is set.
     return charge.state != Charge.RECORDED

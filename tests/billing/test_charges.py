@@ -142,3 +142,33 @@ def test_uploads_refused_only_after_grace(tenant, settings, days_left, refused):
     account.save()
     grace._refusals.clear()
     assert (grace.upload_refusal(tenant) is not None) is refused
+
+
+def test_price_rules_never_make_a_richer_study_cheaper():
+    price = PriceVersion(currency="usd", study_amount=500, modality_amounts={"MR": 1500, "US": 200, "SR": 0},
+                         large_study_bytes=1000, large_study_amount=1000)
+    assert price.amount_for(modalities=["US"], size_bytes=10) == 200
+    assert price.amount_for(modalities=["US", "CT"], size_bytes=10) == 500  # CT has no price of its own
+    assert price.amount_for(modalities=["MR"], size_bytes=5000) == 1500  # large, but MR costs more
+    assert price.amount_for(modalities=["US"], size_bytes=5000) == 1000
+    assert price.amount_for(modalities=[], size_bytes=10) == 500
+
+
+def test_a_study_priced_at_zero_leaves_the_free_allowance_alone(tenant):
+    PriceVersion.objects.create(tenant=tenant, currency="usd", study_amount=400, modality_amounts={"SR": 0},
+                                free_studies_per_month=1)
+    ingest(tenant, make_ct_series(1, modality="SR", patient_id="A"))
+    ingest(tenant, make_ct_series(1, patient_id="B"))
+    ingest(tenant, make_ct_series(1, patient_id="C"))
+    run_billing(tenant)
+    charges = list(Charge.objects.for_tenant(tenant).order_by("pk"))
+    assert [(c.amount, c.within_allowance) for c in charges] == [(0, False), (0, True), (400, False)]
+
+
+def test_a_new_price_cannot_start_in_the_past():
+    from django.core.exceptions import ValidationError
+
+    plan = Plan.objects.get(is_default=True)
+    with pytest.raises(ValidationError):
+        PriceVersion(plan=plan, currency="usd", study_amount=1,
+                     effective_from=timezone.now() - timedelta(days=1)).full_clean()

@@ -25,7 +25,8 @@ def test_page_shows_this_months_charges_and_total(admin_client, tenant, settings
     page = admin_client.get("/t/acme/billing/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "10.00 USD" in text and "not sent" in text and "Payments are not configured" in text
+    assert "10.00 USD" in text and "5.00 USD" in text and "not sent" in text
+    assert "Card payments are not switched on" in text
     assert "Doe" not in text  # charges carry no patient data
 
 
@@ -58,9 +59,12 @@ def test_billing_details_saved_and_audited(admin_client, tenant):
 
     assert AuditEvent.objects.for_tenant(tenant).filter(action="billing.details_changed").exists()
     bad = admin_client.post("/t/acme/billing/details/", {"billing_email": "not an email", "country": "USA"})
-    assert bad.status_code == 302
+    assert bad.status_code == 400
+    page = bad.content.decode()
+    assert 'value="not an email"' in page and "valid email" in page  # what was typed, and what is wrong
     account.refresh_from_db()
     assert account.billing_email == "accounts@acme.test"  # nothing changed
+    assert admin_client.get("/t/acme/billing/charges.csv?month=9999-12").status_code == 400
 
 
 def test_card_page_loads_stripe_js_from_its_origin_only(admin_client, stripe_on):
@@ -77,7 +81,7 @@ def test_card_page_loads_stripe_js_from_its_origin_only(admin_client, stripe_on)
 def test_card_page_without_stripe_says_so(admin_client, settings):
     settings.STRIPE_SECRET_KEY = ""
     response = admin_client.get("/t/acme/billing/card/", follow=True)
-    assert "Payments are not configured" in response.content.decode()
+    assert "Card payments are not switched on" in response.content.decode()
 
 
 def test_grace_banner_for_billing_members(admin_client, tenant, stripe_on):

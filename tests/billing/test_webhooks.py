@@ -73,22 +73,53 @@ def test_unknown_customer_is_recorded_and_ignored(live_server, stripe_on):
 
 
 def test_card_attached_and_detached_and_customer_deleted(live_server, stripe_on, tenant):
+    from billing.models import Charge
+    from tests.billing.test_charges import ingest, run_billing
+    from tests.dicom_factory import make_ct_series
+
     account = customer_ensure(tenant)
-    account.grace_reason, account.grace_ends_at = BillingAccount.NO_PAYMENT_METHOD, account.updated_at
-    account.save()
     card = {"id": "pm_1", "object": "payment_method", "customer": account.stripe_customer_id,
             "card": {"brand": "visa", "last4": "4242", "exp_month": 3, "exp_year": 2031}}
     assert post(live_server, *signed(event("payment_method.attached", card))).status_code == 200
     account.refresh_from_db()
     assert (account.card_brand, account.card_last4, account.card_exp) == ("visa", "4242", "03/2031")
-    assert account.grace_ends_at is None  # a card ends a grace for lack of one
     assert post(live_server, *signed(event("payment_method.detached", {**card, "customer": None}))).status_code == 200
     account.refresh_from_db()
     assert account.payment_method_id == ""
-    deleted = {"id": account.stripe_customer_id, "object": "customer", "deleted": True}
-    assert post(live_server, *signed(event("customer.deleted", deleted))).status_code == 200
+    # A charge sent to the customer, then the customer deleted in Stripe: the charge goes
+    # again, once, to the next customer.
+    ingest(tenant, make_ct_series(1))
+    run_billing(tenant)
+    old_customer = account.stripe_customer_id
+    deleted = {"id": old_customer, "object": "customer", "deleted": True}
+    answer = post(live_server, *signed(event("customer.deleted", deleted)))
+    assert answer.json()["outcome"] == "customer deleted: 1 charges go to the next one"
     account.refresh_from_db()
-    assert account.stripe_customer_id == ""
+    assert account.stripe_customer_id == "" and account.customer_generation == 1
+    run_billing(tenant)
+    charge = Charge.objects.for_tenant(tenant).get()
+    new_customer = customer_ensure(tenant).stripe_customer_id
+    assert charge.state == Charge.SENT and new_customer != old_customer
+    from billing import stripe_api
+
+    assert [i["id"] for i in stripe_api.pending_items(new_customer)] == [charge.stripe_invoice_item_id]
+
+
+def test_an_old_event_delivered_late_does_not_undo_a_newer_one(live_server, stripe_on, tenant):
+    account = customer_ensure(tenant)
+    invoice = {"object": "invoice", "id": "in_late", "customer": account.stripe_customer_id, "amount_due": 500,
+               "currency": "usd"}
+    failed = event("invoice.payment_failed", {**invoice, "status": "open"})
+    paid = event("invoice.paid", {**invoice, "status": "paid", "amount_paid": 500})
+    failed["created"], paid["created"] = 1_000, 2_000
+    post(live_server, *signed(failed))
+    post(live_server, *signed(paid))
+    account.refresh_from_db()
+    assert account.grace_ends_at is None
+    again = dict(failed, id="evt_redelivered_copy")  # Stripe's retry of the first, days later
+    assert post(live_server, *signed(again)).json()["outcome"] == "older than what we have: ignored"
+    account.refresh_from_db()
+    assert account.grace_ends_at is None
 
 
 def test_localstripe_delivers_its_own_events(live_server, stripe_on, tenant):
