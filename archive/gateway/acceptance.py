@@ -1,5 +1,5 @@
 """Who may open an association: the called AE title picks the clinic, and the calling AE
-title (and, if pinned, the peer's address) must be on that clinic's allow-list."""
+title must be one of that clinic's senders (from its address range, when it has one)."""
 
 from dataclasses import dataclass
 
@@ -23,6 +23,6 @@ def association_admit(*, called_ae: str, calling_ae: str, address: str | None) -
     if tenant is None:
         return Admission(None, None, REJECT_CALLED_AE)
     peer = DicomPeer.objects.for_tenant(tenant).filter(ae_title=calling_ae.strip()).first()
-    if peer is None or (peer.host and peer.host != address):
+    if peer is None or not peer.admits(address):
         return Admission(tenant, None, REJECT_CALLING_AE)
     return Admission(tenant, peer, None)

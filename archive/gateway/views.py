@@ -1,4 +1,5 @@
-"""The clinic's DICOM senders: which modalities and PACS may send to its AE title."""
+"""The clinic's DICOM peers: which modalities and PACS may send to its AE title, and
+where studies may be sent."""
 
 from django import forms
 from django.conf import settings
@@ -16,13 +17,23 @@ PERM = "tenant.manage_tokens"  # gateway and API credentials are one concern
 
 
 class DicomPeerForm(forms.Form):
-    ae_title = forms.CharField(label="Calling AE title", max_length=16,
-                               help_text="The AE title the modality sends as (its own, not ours).")
-    host = forms.GenericIPAddressField(label="Only from this IP address", required=False,
-                                       help_text="Optional: refuse this AE title from anywhere else.")
-    port = forms.IntegerField(label="Its port", required=False, min_value=1, max_value=65535,
-                              help_text="Optional: where it listens, for sending studies back.")
+    ae_title = forms.CharField(label="AE title", max_length=16,
+                               help_text="The peer's own AE title (the one it calls us as, or listens as).")
+    may_send = forms.BooleanField(label="May send studies here", required=False, initial=True)
+    network = forms.CharField(label="Only from these addresses", required=False, max_length=49,
+                              help_text="Optional, for senders: an address (10.0.0.7) or a range (10.0.0.0/24).")
+    host = forms.CharField(label="Its host name or address", required=False, max_length=255,
+                           help_text="Optional: where it listens, for sending studies to it (C-MOVE).")
+    port = forms.IntegerField(label="Its port", required=False, min_value=1, max_value=65535)
     description = forms.CharField(max_length=200, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("host")) != bool(data.get("port")):
+            raise ValidationError("A destination needs both its host and its port.")
+        if not data.get("may_send") and not data.get("host"):
+            raise ValidationError("Let it send, give its address to send to, or both.")
+        return data
 
 
 @require_perm(PERM)
@@ -33,9 +44,10 @@ def dicom_peers(request: HttpRequest) -> HttpResponse:
             peer = dicom_peer_add(tenant=request.tenant, actor=request.principal.actor(request),
                                   **form.cleaned_data)
         except ValidationError as exc:
-            form.add_error("ae_title", exc)
+            form.add_error(None, exc)
         else:
-            messages.success(request, f"{peer.ae_title} may now send to {request.tenant.ae_title}.")
+            messages.success(request, f"{peer.ae_title} added" + (
+                f": it may now send to {request.tenant.ae_title}." if peer.may_send else "."))
             return redirect("archive:dicom_peers", tenant_slug=request.tenant.slug)
     return render(request, "archive/dicom_peers.html", {
         "form": form,
@@ -50,5 +62,5 @@ def dicom_peers(request: HttpRequest) -> HttpResponse:
 def dicom_peer_delete(request: HttpRequest, peer_id: int) -> HttpResponse:
     peer = get_object_or_404(DicomPeer.objects.for_tenant(request.tenant), pk=peer_id)
     dicom_peer_remove(peer=peer, actor=request.principal.actor(request))
-    messages.success(request, f"{peer.ae_title} can no longer send to this clinic.")
+    messages.success(request, f"{peer.ae_title} is no longer a peer of this clinic.")
     return redirect("archive:dicom_peers", tenant_slug=request.tenant.slug)

@@ -55,10 +55,10 @@ def archive_summary(*, tenant) -> ArchiveSummary:
 def dicom_connection(*, tenant) -> DicomConnection:
     """The DIMSE gateway's address and the clinic's AE title, with the calling AE titles it
     accepts (the allow-list a modality must be on)."""
-    peers = list(DicomPeer.objects.for_tenant(tenant).order_by("ae_title")
-                 .values_list("ae_title", flat=True)[:PEERS_SHOWN + 1])
+    senders = DicomPeer.objects.for_tenant(tenant).filter(may_send=True)
+    peers = list(senders.order_by("ae_title").values_list("ae_title", flat=True)[:PEERS_SHOWN + 1])
     total = len(peers)
     if total > PEERS_SHOWN:
-        total = DicomPeer.objects.for_tenant(tenant).count()
+        total = senders.count()
     return DicomConnection(ae_title=tenant.ae_title, host=settings.DICOM_HOST, port=settings.DICOM_PORT,
                            peers=peers[:PEERS_SHOWN], peers_total=total)
