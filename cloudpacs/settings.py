@@ -407,6 +407,9 @@ SHARE_MAX_FAILURES = envint("SHARE_MAX_FAILURES", 5)
 SHARE_LOCKOUT_MINUTES = envint("SHARE_LOCKOUT_MINUTES", 15)  # doubled at each further lockout
 SHARE_IP_MAX_FAILURES = envint("SHARE_IP_MAX_FAILURES", 30)  # wrong answers per address per hour, all links
 
+# C-FIND answers at most this many matches, then says there are more (archive/gateway/find.py).
+DICOM_FIND_MAX_RESULTS = envint("DICOM_FIND_MAX_RESULTS", 1000)
+
 # Billing (billing/): Stripe is off until STRIPE_SECRET_KEY is set; charges are recorded
 # and priced either way, and sent once a key is configured.
 STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY", "")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.db import close_old_connections, connection
 
+from archive.gateway.find import find_answers
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
@@ -35,6 +36,28 @@ def actor_for(event) -> Actor:
 
 def handle_echo(event) -> int:
     return SUCCESS
+
+
+def handle_find(event):
+    """C-FIND: the clinic's matches (archive.gateway.find), audited as a read of patient
+    data: who asked, at which level, on which keys, how many answers."""
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    if tenant is None:
+        yield REFUSED_NOT_AUTHORIZED, None
+        return
+    close_old_connections()
+    identifier = event.identifier
+    answers = 0
+    try:
+        for status, answer in find_answers(tenant=tenant, identifier=identifier,
+                                           is_cancelled=lambda: event.is_cancelled):
+            answers += answer is not None
+            yield status, answer
+    finally:
+        audit_record(tenant=tenant, actor=actor_for(event), action="dicom.find", obj_type="query", detail={
+            "model": str(event.request.AffectedSOPClassUID), "answers": answers,
+            "level": str(identifier.get("QueryRetrieveLevel", "")),
+            "keys": sorted(f"{e.tag:08X}" for e in identifier)[:50]})
 
 
 def handle_store(event) -> int | tuple:

@@ -1,5 +1,6 @@
 """The DICOM gateway: one listening port for all clinics. The called AE title selects the
-clinic; the association is refused unless the calling AE is on that clinic's allow-list."""
+clinic; the association is refused unless the calling AE is one of that clinic's senders.
+It answers C-ECHO, C-STORE and C-FIND (Patient Root and Study Root)."""
 
 import logging
 import os
@@ -9,7 +10,11 @@ from django.conf import settings
 from pynetdicom import AE, _config, evt
 from pynetdicom.acse import ACSE
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from archive.gateway import handlers
@@ -78,6 +83,7 @@ def partial_dataset_discard(assoc) -> None:
 EVENT_HANDLERS = [
     (evt.EVT_C_ECHO, handlers.handle_echo),
     (evt.EVT_C_STORE, handlers.handle_store),
+    (evt.EVT_C_FIND, handlers.handle_find),
     (evt.EVT_RELEASED, handlers.handle_association_end),
     (evt.EVT_ABORTED, handlers.handle_association_end),
 ]
@@ -101,6 +107,8 @@ def build_ae() -> AE:
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
+    for model in (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind):
+        ae.add_supported_context(model)
     return ae
 
 

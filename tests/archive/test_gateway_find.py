@@ -1,0 +1,155 @@
+"""C-FIND against the gateway, from pynetdicom and dcmtk's findscu: the Patient Root and
+Study Root models at each level, the query model's matching, a cap, C-CANCEL, isolation
+and the audit log."""
+
+import shutil
+import subprocess
+
+import pytest
+from pydicom import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+
+from archive.gateway.models import DicomPeer
+from tenants.models import AuditEvent
+from tests.archive.test_gateway import running_gateway
+from tests.archive.test_services_ingest import ingest_bytes
+from tests.dicom_factory import make_ct_series, to_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def archive(tenant, other_tenant):
+    """Three studies of two patients in the clinic; one of another clinic with the same name."""
+    DicomPeer.objects.for_tenant(tenant).create(ae_title="WORKSTATION")
+    DicomPeer.objects.for_tenant(other_tenant).create(ae_title="WORKSTATION")
+    made = {
+        "jane_ct": make_ct_series(3, 16, 16, patient_name="Doe^Jane", patient_id="P1", study_date="20240105",
+                                  accession="A1"),
+        "jane_mr": make_ct_series(2, 16, 16, patient_name="Doe^Jane", patient_id="P1", study_date="20250310",
+                                  accession="A2", modality="MR"),
+        "john": make_ct_series(1, 16, 16, patient_name="Roe^John", patient_id="P2", study_date="20250311",
+                               accession="A3"),
+    }
+    for series in made.values():
+        for ds in series:
+            assert ingest_bytes(tenant, to_bytes(ds)).ok
+    for ds in make_ct_series(1, 16, 16, patient_name="Doe^Jane", patient_id="P1", accession="THEIRS"):
+        assert ingest_bytes(other_tenant, to_bytes(ds)).ok
+    with running_gateway() as port:
+        yield port, made
+
+
+def find(port, tenant, identifier: Dataset, model=StudyRootQueryRetrieveInformationModelFind):
+    ae = AE(ae_title="WORKSTATION")
+    ae.add_requested_context(model)
+    assoc = ae.associate("127.0.0.1", port, ae_title=tenant.ae_title)
+    assert assoc.is_established
+    answers, final = [], None
+    try:
+        for status, answer in assoc.send_c_find(identifier, model):
+            if status.Status in (0xFF00, 0xFF01):
+                answers.append(answer)
+            else:
+                final = status
+    finally:
+        assoc.release()
+    return answers, final
+
+
+def identifier(level, **keys) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_study_level_matching_and_return_keys(archive, tenant):
+    port, made = archive
+    answers, final = find(port, tenant, identifier("STUDY", PatientName="DOE*", StudyDate="20250101-",
+                                                   StudyInstanceUID="", AccessionNumber="", ModalitiesInStudy="",
+                                                   NumberOfStudyRelatedInstances=""))
+    assert final.Status == 0x0000
+    [answer] = answers
+    assert answer.StudyInstanceUID == made["jane_mr"][0].StudyInstanceUID
+    assert (answer.AccessionNumber, answer.ModalitiesInStudy, int(answer.NumberOfStudyRelatedInstances)) == (
+        "A2", "MR", 2)
+    assert answer.QueryRetrieveLevel == "STUDY" and answer.RetrieveAETitle == tenant.ae_title
+    assert "PatientID" not in answer  # only the keys asked for come back
+
+
+def test_series_and_image_levels_under_a_study(archive, tenant):
+    port, made = archive
+    study_uid = made["jane_ct"][0].StudyInstanceUID
+    series, _ = find(port, tenant, identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="",
+                                              Modality="", NumberOfSeriesRelatedInstances=""))
+    assert [(s.SeriesInstanceUID, s.Modality, int(s.NumberOfSeriesRelatedInstances)) for s in series] == [
+        (made["jane_ct"][0].SeriesInstanceUID, "CT", 3)]
+    images, _ = find(port, tenant, identifier("IMAGE", StudyInstanceUID=study_uid,
+                                              SeriesInstanceUID=made["jane_ct"][0].SeriesInstanceUID,
+                                              SOPInstanceUID="", InstanceNumber=""))
+    assert sorted(i.SOPInstanceUID for i in images) == sorted(ds.SOPInstanceUID for ds in made["jane_ct"])
+    # A list of UIDs matches any of them.
+    both = "\\".join([made["jane_ct"][0].SOPInstanceUID, made["jane_ct"][1].SOPInstanceUID])
+    picked, _ = find(port, tenant, identifier("IMAGE", StudyInstanceUID=study_uid, SOPInstanceUID=both))
+    assert len(picked) == 2
+
+
+def test_patient_root_patient_level(archive, tenant):
+    port, _ = archive
+    answers, final = find(port, tenant, identifier("PATIENT", PatientName="", PatientID="", PatientBirthDate=""),
+                          model=PatientRootQueryRetrieveInformationModelFind)
+    assert final.Status == 0x0000
+    assert sorted((str(a.PatientName), a.PatientID) for a in answers) == [("Doe^Jane", "P1"), ("Roe^John", "P2")]
+
+
+def test_no_match_is_success_and_other_clinics_are_invisible(archive, tenant, other_tenant):
+    port, _ = archive
+    answers, final = find(port, tenant, identifier("STUDY", PatientName="NOBODY*", StudyInstanceUID=""))
+    assert answers == [] and final.Status == 0x0000
+    theirs, _ = find(port, other_tenant, identifier("STUDY", AccessionNumber="", StudyInstanceUID=""))
+    assert [a.AccessionNumber for a in theirs] == ["THEIRS"]
+    ours, _ = find(port, tenant, identifier("STUDY", AccessionNumber="THEIRS"))
+    assert ours == []
+
+
+def test_cap_cancel_bad_query_and_audit(archive, tenant, settings):
+    port, _ = archive
+    settings.DICOM_FIND_MAX_RESULTS = 2
+    answers, final = find(port, tenant, identifier("STUDY", StudyInstanceUID=""))
+    assert len(answers) == 2 and final.Status == 0xA700 and "narrow the query" in final.ErrorComment
+    settings.DICOM_FIND_MAX_RESULTS = 1000
+    # A C-CANCEL between answers stops them. (Over the network six answers are out before a
+    # cancel can arrive, so the answers' generator is driven here, as pynetdicom drives it.)
+    from archive.gateway.find import find_answers
+
+    given = []
+    for status, answer in find_answers(tenant=tenant, identifier=identifier("IMAGE", SOPInstanceUID=""),
+                                       is_cancelled=lambda: len(given) >= 2):
+        given.append((status, answer))
+    assert [s if isinstance(s, int) else s.Status for s, _ in given] == [0xFF00, 0xFF00, 0xFE00]
+    _, bad = find(port, tenant, identifier("STUDY", StudyDate="2025-01-01x"))
+    assert bad.Status == 0xC000
+    _, no_level = find(port, tenant, identifier("WARD"))
+    assert no_level.Status == 0xA900
+    events = AuditEvent.objects.for_tenant(tenant).filter(action="dicom.find")
+    assert events.count() == 3
+    assert events.filter(detail__answers=2, detail__level="STUDY").exists()
+    assert all("DOE" not in str(e.detail).upper() for e in events)  # keys, never values
+
+
+@pytest.mark.skipif(shutil.which("findscu") is None, reason="dcmtk's findscu is not installed")
+def test_dcmtk_findscu(archive, tenant):
+    port, made = archive
+    done = subprocess.run(["findscu", "-S", "-aet", "WORKSTATION", "-aec", tenant.ae_title, "-k",
+                           "QueryRetrieveLevel=STUDY", "-k", "PatientID=P1", "-k", "StudyInstanceUID",
+                           "-k", "StudyDate", "127.0.0.1", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = done.stdout + done.stderr
+    assert made["jane_ct"][0].StudyInstanceUID in found and made["jane_mr"][0].StudyInstanceUID in found
+    assert made["john"][0].StudyInstanceUID not in found
