@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 REFUSED_NOT_AUTHORIZED = 0x0124
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+FIND_MODELS = {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"}  # Patient Root, Study Root
 
 
 def _state(assoc) -> dict:
@@ -44,6 +46,11 @@ def handle_find(event):
     tenant = getattr(event.assoc, "cloudpacs_tenant", None)
     if tenant is None:
         yield REFUSED_NOT_AUTHORIZED, None
+        return
+    if str(event.request.AffectedSOPClassUID) not in FIND_MODELS:
+        # The gateway takes any storage SOP class, so a peer may get a context of another
+        # model accepted (Modality Worklist, say): its C-FIND is refused, not answered.
+        yield SOP_CLASS_NOT_SUPPORTED, None
         return
     close_old_connections()
     identifier = event.identifier

@@ -153,3 +153,18 @@ def test_dcmtk_findscu(archive, tenant):
     found = done.stdout + done.stderr
     assert made["jane_ct"][0].StudyInstanceUID in found and made["jane_mr"][0].StudyInstanceUID in found
     assert made["john"][0].StudyInstanceUID not in found
+
+
+def test_a_worklist_query_is_refused_not_answered(archive, tenant):
+    from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+    port, _ = archive
+    ae = AE(ae_title="WORKSTATION")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title=tenant.ae_title)
+    if not assoc.is_established:  # not accepted at all: also right
+        return
+    statuses = [status.Status for status, _ in assoc.send_c_find(identifier("STUDY", PatientName=""),
+                                                               ModalityWorklistInformationFind)]
+    assoc.release()
+    assert statuses == [0x0122]
