@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive.gateway.services import dicom_destination_set
 from tenants.audit import Actor
-from tenants.models import Tenant
+from tenants.management.clinic import clinic_or_error
 
 
 class Command(BaseCommand):
@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("port", type=int)
 
     def handle(self, *args, slug: str, ae_title: str, host: str, port: int, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"no clinic with slug {slug!r}")
+        tenant = clinic_or_error(slug)
         try:
             peer = dicom_destination_set(tenant=tenant, ae_title=ae_title, host=host, port=port,
                                          actor=Actor.system("manage.py add_dicom_destination"))

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive.gateway.services import dicom_sender_allow
 from tenants.audit import Actor
-from tenants.models import Tenant
+from tenants.management.clinic import clinic_or_error
 
 
 class Command(BaseCommand):
@@ -18,9 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--ip", default="", metavar="CIDR", help="only from this address or range")
 
     def handle(self, *args, slug: str, ae_title: str, ip: str, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"no clinic with slug {slug!r}")
+        tenant = clinic_or_error(slug)
         try:
             peer = dicom_sender_allow(tenant=tenant, ae_title=ae_title, network=ip,
                                       actor=Actor.system("manage.py allow_calling_ae"))

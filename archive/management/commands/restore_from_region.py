@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive.storage.restore import RestoreReport, region_restore
 from cloudpacs.objectstore.regions import REGIONS
-from tenants.models import Tenant
+from tenants.management.clinic import clinic_or_error
 
 
 class Command(BaseCommand):
@@ -21,9 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, region: str, tenant: str | None = None, no_copy: bool = False, **options):
         clinic = None
         if tenant:
-            clinic = Tenant.objects.filter(slug=tenant).first()
-            if clinic is None:
-                raise CommandError(f"no clinic with slug {tenant!r}")
+            clinic = clinic_or_error(tenant)
 
         def progress(report: RestoreReport) -> None:
             done = report.restored + report.skipped + report.deleted + len(report.failed)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from archive.retention.services import retention_fill_missing, retention_past
 from tenants.audit import Actor, audit_record
-from tenants.models import Tenant
+from tenants.management.clinic import clinic_or_error
 
 
 class Command(BaseCommand):
@@ -23,9 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--date", help="report as of this day (YYYY-MM-DD; default today)")
 
     def handle(self, *args, slug: str, json: bool = False, date: str | None = None, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"no clinic with slug {slug!r}")
+        tenant = clinic_or_error(slug)
         today = _day(date) if date else timezone.localdate()
         retention_fill_missing(tenant=tenant)
         rows = retention_past(tenant=tenant, today=today)

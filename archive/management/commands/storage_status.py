@@ -2,10 +2,10 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from archive.storage.selectors import storage_status
-from tenants.models import Tenant
+from tenants.management.clinic import clinic_or_error
 
 
 class Command(BaseCommand):
@@ -16,9 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, slug: str, json: bool = False, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"no clinic with slug {slug!r}")
+        tenant = clinic_or_error(slug)
         status = storage_status(tenant=tenant)
         if json:
             self.stdout.write(_dumps(status))
