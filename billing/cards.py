@@ -10,12 +10,26 @@ from billing import grace, stripe_api
 from billing.invoicing import pay_open_invoices
 from billing.models import BillingAccount
 from billing.stripe_push import customer_ensure
-from billing.webhooks import card_on_file
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
 
 ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state", "country")
+
+
+def _card_fields(payment_method) -> dict:
+    card = payment_method.get("card") or {}
+    month, year = card.get("exp_month"), card.get("exp_year")
+    return {"payment_method_id": payment_method.get("id") or "", "card_brand": (card.get("brand") or "")[:30],
+            "card_last4": (card.get("last4") or "")[:4],
+            "card_exp": f"{int(month):02d}/{year}" if month and year else ""}
+
+
+def card_on_file(account: BillingAccount, payment_method) -> None:
+    """Record the card as the clinic's payment method."""
+    for name, value in _card_fields(payment_method).items():
+        setattr(account, name, value)
+    account.save()
 
 
 class CardProblem(Exception):

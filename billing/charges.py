@@ -76,8 +76,7 @@ def charge_price(charge: Charge) -> Charge:
             charge.amount, charge.currency, charge.state = 0, "", Charge.FREE
         else:
             charge.price, charge.currency = price, price.currency
-            charge.amount = price.amount_for(modalities=[m for m in charge.modalities.split("\\") if m],
-                                             size_bytes=charge.size_bytes)
+            charge.amount = price.amount_for(modalities=charge.modality_list, size_bytes=charge.size_bytes)
             if charge.amount and _allowance_left(charge, price):
                 charge.amount, charge.within_allowance = 0, True
             charge.state = Charge.PRICED if charge.amount else Charge.FREE

@@ -15,7 +15,9 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from billing import stripe_api
 from billing.models import BillingAccount
+from tenants import roles
 from tenants.audit import Actor, audit_record
 from tenants.models import Membership
 
@@ -24,15 +26,8 @@ log = logging.getLogger(__name__)
 SYSTEM = Actor.system("billing")
 
 
-def stripe_enabled() -> bool:
-    return bool(settings.STRIPE_SECRET_KEY)
-
-
 def account_get(tenant) -> BillingAccount:
-    account = BillingAccount.objects.for_tenant(tenant).first()
-    if account is None:
-        account, _ = BillingAccount.objects.for_tenant(tenant).get_or_create()
-    return account
+    return BillingAccount.objects.for_tenant(tenant).get_or_create()[0]
 
 
 def account_for_update(tenant) -> BillingAccount:
@@ -76,13 +71,11 @@ def grace_clear(account: BillingAccount, why: str) -> bool:
 def on_charge_due(account: BillingAccount) -> None:
     """A charge is to be paid: with Stripe live and no card on file, the clinic is told and
     has its grace period to add one."""
-    if stripe_enabled() and not account.has_card:
+    if stripe_api.enabled() and not account.has_card:
         grace_start(account, BillingAccount.NO_PAYMENT_METHOD)
 
 
 def billing_members_emails(tenant_id: int) -> list[str]:
-    from tenants import roles
-
     members = Membership.unscoped.filter(tenant_id=tenant_id, user__is_active=True).select_related("user")
     return sorted({m.user.email for m in members if roles.has_perm(m.role, "billing.manage")})
 
@@ -116,7 +109,7 @@ _refusals: dict[int, tuple[float, str | None]] = {}
 
 def upload_refusal(tenant) -> str | None:
     """Why uploads to this clinic are refused now (grace over, unpaid), or None."""
-    if not stripe_enabled():
+    if not stripe_api.enabled():
         return None
     cached = _refusals.get(tenant.pk)
     if cached and cached[0] > time.monotonic():

@@ -103,7 +103,7 @@ def _decline_message(paid) -> str:
 
 def invoice_pay(tenant, invoice: Invoice) -> Invoice:
     """Ask Stripe to pay an open invoice from the card on file; a decline starts grace."""
-    if invoice.status in ("paid", "void", "uncollectible"):
+    if invoice.status in SETTLED:
         return invoice
     try:
         paid = stripe_api.invoice_pay(invoice.stripe_id)
@@ -112,7 +112,7 @@ def invoice_pay(tenant, invoice: Invoice) -> Invoice:
     except stripe.InvalidRequestError:
         # Paid meanwhile (another run, a webhook), or nothing to pay it with: ask Stripe.
         paid = stripe_api.invoice_get(invoice.stripe_id)
-        if paid.get("status") not in ("paid", "void", "uncollectible"):
+        if paid.get("status") not in SETTLED:
             no_card = not grace.account_get(tenant).has_card
             return _failed(tenant, invoice,
                            BillingAccount.NO_PAYMENT_METHOD if no_card else BillingAccount.PAYMENT_FAILED,

@@ -179,6 +179,10 @@ class Charge(TenantOwned):
     def __str__(self) -> str:
         return f"Charge {self.uuid} ({self.state})"
 
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities.split("\\") if m]
+
     def idempotency_key(self, customer_id: str) -> str:
         # Per customer: after a deleted customer the charge goes to the next one as new.
         return f"cloudpacs-charge-{self.uuid}-{customer_id}"

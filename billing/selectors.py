@@ -13,7 +13,7 @@ def provisional_amount(charge: Charge) -> tuple[int | None, str]:
     if price is None:
         return 0, ""
     study = charge.study
-    modalities = [m for m in (study.modalities if study else "").split("\\") if m]
+    modalities = study.modality_list if study else []
     return price.amount_for(modalities=modalities, size_bytes=study.size_bytes if study else 0), price.currency
 
 

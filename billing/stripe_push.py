@@ -7,15 +7,12 @@ answer and our commit, say) first looks for the item among the customer's pendin
 by the uuid in its metadata. The charge's row lock is held across the call, so two pushes
 of one charge (a retry and a sweeper's re-drive) run one after the other."""
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
 
 from billing import grace, stripe_api
 from billing.models import BillingAccount, Charge
 
-log = logging.getLogger(__name__)
 
 def customer_ensure(tenant) -> BillingAccount:
     """The clinic's billing account with a Stripe customer (made once, idempotently)."""
@@ -30,7 +27,7 @@ def customer_ensure(tenant) -> BillingAccount:
 
 
 def _description(charge: Charge) -> str:
-    modalities = ", ".join(m for m in charge.modalities.split("\\") if m) or "study"
+    modalities = ", ".join(charge.modality_list) or "study"
     return f"Study stored {timezone.localtime(charge.recorded_at):%Y-%m-%d} ({modalities}), ref {charge.uuid}"
 
 

@@ -4,39 +4,21 @@ The event row and what it changes commit together: if acting on it fails, neithe
 we answer 500 and Stripe sends it again; a replay of an event we have is answered 200 and
 ignored. Events for a customer no clinic has are stored and ignored."""
 
-import logging
-
 from django.db import IntegrityError, transaction
 
 from archive.outbox.services import outbox_add
 from billing import grace
+from billing.cards import card_on_file
 from billing.charges import BILL
 from billing.invoicing import invoice_record, invoice_seen
 from billing.models import BillingAccount, Charge, Invoice, StripeEvent
 from tenants.audit import audit_record
-
-log = logging.getLogger(__name__)
 
 
 def _account_for_customer(customer_id: str | None) -> BillingAccount | None:
     if not customer_id:
         return None
     return BillingAccount.unscoped.select_related("tenant").filter(stripe_customer_id=customer_id).first()
-
-
-def _card_fields(payment_method) -> dict:
-    card = payment_method.get("card") or {}
-    month, year = card.get("exp_month"), card.get("exp_year")
-    return {"payment_method_id": payment_method.get("id") or "", "card_brand": (card.get("brand") or "")[:30],
-            "card_last4": (card.get("last4") or "")[:4],
-            "card_exp": f"{int(month):02d}/{year}" if month and year else ""}
-
-
-def card_on_file(account: BillingAccount, payment_method) -> None:
-    """Record the card as the clinic's payment method."""
-    for name, value in _card_fields(payment_method).items():
-        setattr(account, name, value)
-    account.save()
 
 
 def event_receive(body: dict) -> str:

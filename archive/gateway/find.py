@@ -14,12 +14,21 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from pydicom import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
 
 from archive.dicomweb.json import result_json
 from archive.query.attributes import INDEXED, INSTANCE, SERIES, STUDY, VISIBLE, vr_of
 from archive.query.matching import BadQuery
 from archive.query.search import SearchQuery
 from archive.selectors import search
+
+# The models the gateway answers C-FIND in (its presentation contexts, and the check that a
+# C-FIND came in one of them).
+MODELS = (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind)
 
 PENDING = 0xFF00
 CANCELLED = 0xFE00
@@ -46,7 +55,7 @@ def _value(element) -> str:
     value = element.value
     if value is None:
         return ""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+    if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(v) for v in value)
     return str(value)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.db import close_old_connections, connection
 
-from archive.gateway.find import find_answers
+from archive.gateway import find
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
@@ -19,7 +19,6 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 REFUSED_NOT_AUTHORIZED = 0x0124
 SOP_CLASS_NOT_SUPPORTED = 0x0122
-FIND_MODELS = {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"}  # Patient Root, Study Root
 
 
 def _state(assoc) -> dict:
@@ -47,7 +46,7 @@ def handle_find(event):
     if tenant is None:
         yield REFUSED_NOT_AUTHORIZED, None
         return
-    if str(event.request.AffectedSOPClassUID) not in FIND_MODELS:
+    if event.request.AffectedSOPClassUID not in find.MODELS:
         # The gateway takes any storage SOP class, so a peer may get a context of another
         # model accepted (Modality Worklist, say): its C-FIND is refused, not answered.
         yield SOP_CLASS_NOT_SUPPORTED, None
@@ -56,7 +55,7 @@ def handle_find(event):
     identifier = event.identifier
     answers = 0
     try:
-        for status, answer in find_answers(tenant=tenant, identifier=identifier,
+        for status, answer in find.find_answers(tenant=tenant, identifier=identifier,
                                            is_cancelled=lambda: event.is_cancelled):
             answers += answer is not None
             yield status, answer

@@ -10,14 +10,10 @@ from django.conf import settings
 from pynetdicom import AE, _config, evt
 from pynetdicom.acse import ACSE
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelFind,
-    Verification,
-)
+from pynetdicom.sop_class import Verification
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from archive.gateway import handlers
+from archive.gateway import find, handlers
 from archive.gateway.acceptance import association_admit
 
 log = logging.getLogger(__name__)
@@ -107,7 +103,7 @@ def build_ae() -> AE:
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
-    for model in (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind):
+    for model in find.MODELS:
         ae.add_supported_context(model)
     return ae
 

@@ -93,8 +93,8 @@ def _card(tenant, customer_id: str, number: str) -> None:
     """A card on the customer, as the card page leaves it (here without the browser)."""
     from django.db import transaction
 
+    from billing.cards import card_on_file
     from billing.grace import account_for_update
-    from billing.webhooks import card_on_file
 
     client = stripe_api.client()
     pm = client.v1.payment_methods.create(params={"type": "card", "card": {
