@@ -50,7 +50,10 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
         raise TranscodeError(f"cannot change {source.name} without pixel data")
     if target in UNCOMPRESSED or not has_pixels:
         # Objects without pixel data have nothing to compress: sent as Explicit VR LE.
-        ds.file_meta.TransferSyntaxUID = target if target in UNCOMPRESSED else ExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = target = target if target in UNCOMPRESSED else ExplicitVRLittleEndian
+        # Said of the data set too: a DIMSE peer encodes it as the file meta says only when
+        # both agree (pynetdicom refuses an explicit-VR data set under an implicit syntax).
+        ds.set_original_encoding(target == ImplicitVRLittleEndian, True, ds.original_character_set)
         return ds
     try:
         ds.compress(target)

@@ -48,7 +48,7 @@ class FindRefused(Exception):
         self.status, self.comment = status, comment
 
 
-def _value(element) -> str:
+def key_value(element) -> str:
     """A key's value as QIDO-RS would take it: a list of UIDs joined by backslashes."""
     if element.VR == "SQ":
         return ""
@@ -73,7 +73,7 @@ def find_query(identifier: Dataset) -> tuple[str, SearchQuery, list[str]]:
         if tag in NOT_KEYS or element.tag.group == 0x0002:
             continue
         keys.append(tag)
-        value = _value(element)
+        value = key_value(element)
         attr = INDEXED.get(tag)
         if value and attr is not None and attr.match != "none" and attr.level in VISIBLE[query.level]:
             if level == PATIENT and tag not in PATIENT_KEYS:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from django.db import close_old_connections, connection
 
-from archive.gateway import find
+from archive.gateway import find, retrieve
+from archive.gateway.models import DicomPeer
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
@@ -64,6 +65,85 @@ def handle_find(event):
             "model": str(event.request.AffectedSOPClassUID), "answers": answers,
             "level": str(identifier.get("QueryRetrieveLevel", "")),
             "keys": sorted(f"{e.tag:08X}" for e in identifier)[:50]})
+
+
+def _refusal(status: int, comment: str):
+    # What a C-GET / C-MOVE handler yields to end the operation with a failure status:
+    # pynetdicom wants at least one sub-operation announced before a status.
+    return _status(status, comment), None
+
+
+def _retrieve_audit(event, tenant, *, action: str, level: str, instances: list, sent, **detail) -> None:
+    """One audit event per retrieve, written before the first instance goes out: who took
+    which studies, how many instances, and (for a move) where to."""
+    studies = sorted({inst.study_id for inst in instances})
+    audit_record(tenant=tenant, actor=actor_for(event), action=action, obj_type="study",
+                 obj_id=studies[0] if studies else None,
+                 detail={"model": str(event.request.AffectedSOPClassUID), "level": level,
+                         "instances": len(instances), "studies": studies[:100], **detail})
+
+
+def handle_get(event):
+    """C-GET: the matching instances go back over the requester's own association, as
+    C-STORE sub-operations on the storage contexts it offered."""
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    if tenant is None or event.request.AffectedSOPClassUID not in retrieve.GET_MODELS:
+        yield 1
+        yield _refusal(SOP_CLASS_NOT_SUPPORTED, "not a C-GET model this gateway serves")
+        return
+    close_old_connections()
+    try:
+        level, instances = retrieve.retrieve_instances(tenant=tenant, identifier=event.identifier,
+                                                       model=event.request.AffectedSOPClassUID)
+    except retrieve.RetrieveRefused as exc:
+        yield 1
+        yield _refusal(exc.status, exc.comment)
+        return
+    sent = retrieve.Sent()
+    _retrieve_audit(event, tenant, action="dicom.get", level=level, instances=instances, sent=sent)
+    yield len(instances)
+    yield from retrieve.datasets_for(event.assoc, instances, lambda: event.is_cancelled, sent)
+
+
+def move_destination(tenant, ae_title: str) -> DicomPeer | None:
+    return (DicomPeer.objects.for_tenant(tenant).filter(ae_title=(ae_title or "").strip())
+            .exclude(host="").exclude(port=None).first())
+
+
+def handle_move(event):
+    """C-MOVE: the matching instances go to one of the clinic's destinations (an unknown
+    one is 0xA801), on a new association calling with the clinic's AE title."""
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    model = event.request.AffectedSOPClassUID
+    destination = move_destination(tenant, event.move_destination) if tenant is not None else None
+    if destination is None or model not in retrieve.MOVE_MODELS:
+        log.info("C-MOVE to an unknown destination refused")
+        yield None, None  # pynetdicom answers 0xA801
+        return
+    close_old_connections()
+    # pynetdicom asks the association's AE for the sub-association and names it as the
+    # move originator: that AE must call with the clinic's title, not the gateway's.
+    event.assoc._ae = retrieve.ae_calling_as(event.assoc.ae, tenant.ae_title)  # Association.ae has no setter
+    level, instances, refused = "", [], None
+    try:
+        level, instances = retrieve.retrieve_instances(tenant=tenant, identifier=event.identifier, model=model)
+    except retrieve.RetrieveRefused as exc:
+        refused = exc
+    if refused is not None or not instances:
+        # No sub-association for nothing to send; pynetdicom answers success on zero, and
+        # an exception here is its "unable to process" (C513): the nearest it has to A900.
+        yield destination.host, destination.port
+        if refused is not None:
+            raise refused
+        yield 0
+        return
+    sent = retrieve.Sent()
+    _retrieve_audit(event, tenant, action="dicom.move", level=level, instances=instances, sent=sent,
+                    destination=destination.ae_title)
+    yield destination.host, destination.port, {"contexts": retrieve.move_contexts(instances)}
+    yield len(instances)
+    # Runs on pynetdicom's next(), after it opened the sub-association with the contexts above.
+    yield from retrieve.datasets_for(event.assoc.ae.sub_association, instances, lambda: event.is_cancelled, sent)
 
 
 def handle_store(event) -> int | tuple:

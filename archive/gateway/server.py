@@ -1,6 +1,6 @@
 """The DICOM gateway: one listening port for all clinics. The called AE title selects the
 clinic; the association is refused unless the calling AE is one of that clinic's senders.
-It answers C-ECHO, C-STORE and C-FIND (Patient Root and Study Root)."""
+It answers C-ECHO, C-STORE, and C-FIND, C-GET and C-MOVE (Patient Root and Study Root)."""
 
 import logging
 import os
@@ -13,7 +13,7 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from archive.gateway import find, handlers
+from archive.gateway import contexts, find, handlers, retrieve
 from archive.gateway.acceptance import association_admit
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ EVENT_HANDLERS = [
     (evt.EVT_C_ECHO, handlers.handle_echo),
     (evt.EVT_C_STORE, handlers.handle_store),
     (evt.EVT_C_FIND, handlers.handle_find),
+    (evt.EVT_C_GET, handlers.handle_get),
+    (evt.EVT_C_MOVE, handlers.handle_move),
     (evt.EVT_RELEASED, handlers.handle_association_end),
     (evt.EVT_ABORTED, handlers.handle_association_end),
 ]
@@ -90,6 +92,7 @@ def build_ae() -> AE:
     # folder, so the ingest service can take them over with a rename.
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.UNRESTRICTED_STORAGE_SERVICE = True  # accept any storage SOP class, incl. private ones
+    contexts.install()  # ... and no other class it does not serve
     from archive.ingest.spool import spool_dir
 
     tempfile.tempdir = str(spool_dir())
@@ -103,7 +106,7 @@ def build_ae() -> AE:
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
-    for model in find.MODELS:
+    for model in (*find.MODELS, *retrieve.GET_MODELS, *retrieve.MOVE_MODELS):
         ae.add_supported_context(model)
     return ae
 

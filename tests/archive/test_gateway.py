@@ -109,3 +109,18 @@ def test_dcmtk_echoscu_rejected_for_stranger(gateway, tenant):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "Rejected" in result.stderr or "rejected" in (result.stdout + result.stderr).lower()
+
+
+def test_private_storage_class_accepted_other_services_not(gateway, tenant):
+    """Storage stays unrestricted (a vendor's private objects are kept); a standard service
+    the gateway does not offer (Modality Worklist) is rejected in negotiation."""
+    from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+    siemens_csa = "1.3.12.2.1107.5.9.1"
+    [ds] = make_ct_series(1, 8, 8)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = siemens_csa
+    assoc = associate(gateway, tenant.ae_title, contexts=[siemens_csa, ModalityWorklistInformationFind])
+    assert [cx.abstract_syntax for cx in assoc.accepted_contexts] == [siemens_csa]
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    assert Instance.objects.for_tenant(tenant).get().sop_class_uid == siemens_csa
