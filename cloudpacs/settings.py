@@ -409,6 +409,12 @@ SHARE_IP_MAX_FAILURES = envint("SHARE_IP_MAX_FAILURES", 30)  # wrong answers per
 
 # C-FIND answers at most this many matches, then says there are more (archive/gateway/find.py).
 DICOM_FIND_MAX_RESULTS = envint("DICOM_FIND_MAX_RESULTS", 1000)
+# Storage commitment (archive/gateway/commitment.py): how long the gateway keeps watching a
+# request to answer on its own association; when still-unverified instances fail; how many
+# instances one request may name.
+DICOM_COMMIT_WAIT_SECONDS = envint("DICOM_COMMIT_WAIT_SECONDS", 30)
+DICOM_COMMIT_TIMEOUT_HOURS = envint("DICOM_COMMIT_TIMEOUT_HOURS", 24)
+DICOM_COMMIT_MAX_ITEMS = envint("DICOM_COMMIT_MAX_ITEMS", 10000)
 
 # Billing (billing/): Stripe is off until STRIPE_SECRET_KEY is set; charges are recorded
 # and priced either way, and sent once a key is configured.

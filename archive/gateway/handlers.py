@@ -5,8 +5,9 @@ import logging
 from pathlib import Path
 
 from django.db import close_old_connections, connection
+from pynetdicom.sop_class import StorageCommitmentPushModel
 
-from archive.gateway import find, retrieve
+from archive.gateway import commitment, find, retrieve
 from archive.gateway.models import DicomPeer
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
@@ -20,6 +21,7 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 REFUSED_NOT_AUTHORIZED = 0x0124
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+NO_SUCH_SOP_CLASS = 0x0118
 
 
 def _state(assoc) -> dict:
@@ -144,6 +146,30 @@ def handle_move(event):
     yield len(instances)
     # Runs on pynetdicom's next(), after it opened the sub-association with the contexts above.
     yield from retrieve.datasets_for(event.assoc.ae.sub_association, instances, lambda: event.is_cancelled, sent)
+
+
+def handle_n_action(event):
+    """Storage commitment (N-ACTION): recorded, acknowledged, and reported later
+    (archive.gateway.commitment)."""
+    tenant = getattr(event.assoc, "cloudpacs_tenant", None)
+    if tenant is None:
+        return REFUSED_NOT_AUTHORIZED, None
+    if event.request.RequestedSOPClassUID != StorageCommitmentPushModel:
+        return NO_SUCH_SOP_CLASS, None
+    close_old_connections()
+    try:
+        info = event.action_information
+    except Exception:  # noqa: BLE001 - an undecodable data set
+        return _status(commitment.PROCESSING_FAILURE, "the action information cannot be decoded"), None
+    try:
+        request = commitment.commitment_request(
+            tenant=tenant, requester_ae=event.assoc.requestor.ae_title.strip(), info=info,
+            action_type=event.request.ActionTypeID, instance_uid=event.request.RequestedSOPInstanceUID,
+            actor=actor_for(event))
+    except commitment.CommitmentRefused as exc:
+        return _status(exc.status, exc.comment), None
+    commitment.watch_start(event.assoc, request)
+    return SUCCESS, None
 
 
 def handle_store(event) -> int | tuple:

@@ -61,3 +61,33 @@ class DicomPeer(TenantOwned):
     @property
     def is_destination(self) -> bool:
         return bool(self.host and self.port)
+
+
+class StorageCommitment(TenantOwned):
+    """A modality's Storage Commitment request (PS3.4 J.3): the instances it asks us to
+    take responsibility for. It is answered by one N-EVENT-REPORT, once every instance is
+    either verified in both regions (committed) or known not to be (failed)."""
+
+    PENDING, SENDING, REPORTED = "pending", "sending", "reported"
+    STATES = [(s, s) for s in (PENDING, SENDING, REPORTED)]
+
+    transaction_uid = models.CharField(max_length=64)
+    requester_ae = models.CharField(max_length=16)
+    items = models.JSONField(help_text="[[SOP Class UID, SOP Instance UID], ...] as the modality asked")
+    state = models.CharField(max_length=16, choices=STATES, default=PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    reported_on = models.CharField(max_length=16, blank=True, help_text="same association, or a new one")
+    watched = models.BooleanField(default=False, help_text="the gateway waits to answer on the request's association")
+    committed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [models.UniqueConstraint(fields=["tenant", "requester_ae", "transaction_uid"],
+                                               name="uniq_commitment_transaction")]
+        indexes = [models.Index(fields=["state", "requested_at"])]
+
+    def __str__(self) -> str:
+        return f"commitment {self.transaction_uid} from {self.requester_ae}"

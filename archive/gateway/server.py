@@ -1,6 +1,7 @@
 """The DICOM gateway: one listening port for all clinics. The called AE title selects the
 clinic; the association is refused unless the calling AE is one of that clinic's senders.
-It answers C-ECHO, C-STORE, and C-FIND, C-GET and C-MOVE (Patient Root and Study Root)."""
+It answers C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE (Patient Root and Study Root), and
+storage commitment."""
 
 import logging
 import os
@@ -10,7 +11,7 @@ from django.conf import settings
 from pynetdicom import AE, _config, evt
 from pynetdicom.acse import ACSE
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from archive.gateway import contexts, find, handlers, retrieve
@@ -82,6 +83,7 @@ EVENT_HANDLERS = [
     (evt.EVT_C_FIND, handlers.handle_find),
     (evt.EVT_C_GET, handlers.handle_get),
     (evt.EVT_C_MOVE, handlers.handle_move),
+    (evt.EVT_N_ACTION, handlers.handle_n_action),
     (evt.EVT_RELEASED, handlers.handle_association_end),
     (evt.EVT_ABORTED, handlers.handle_association_end),
 ]
@@ -106,6 +108,7 @@ def build_ae() -> AE:
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
+    ae.add_supported_context(StorageCommitmentPushModel)
     for model in (*find.MODELS, *retrieve.GET_MODELS, *retrieve.MOVE_MODELS):
         ae.add_supported_context(model)
     return ae

@@ -8,7 +8,8 @@ from archive.storage.models import InstanceCopy
 from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 
-def _verified_everywhere(instances):
+def instances_verified_everywhere(instances):
+    """The ids of these instances (ids or a queryset) verified in every region."""
     return (InstanceCopy.unscoped.filter(instance__in=instances, state=InstanceCopy.VERIFIED)
             .values("instance_id").annotate(n=Count("region")).filter(n=len(REGIONS))
             .values_list("instance_id", flat=True))
@@ -20,7 +21,7 @@ def storage_status(*, tenant) -> dict:
     copies = InstanceCopy.objects.for_tenant(tenant)
     by_state = {(r, s): n for r, s, n in copies.values_list("region", "state")
                 .annotate(n=Count("pk")).values_list("region", "state", "n")}
-    waiting = instances.exclude(pk__in=_verified_everywhere(instances.values("pk")))
+    waiting = instances.exclude(pk__in=instances_verified_everywhere(instances.values("pk")))
     oldest = waiting.aggregate(t=Min("created_at"))["t"]
     total = instances.count()
     status = {
