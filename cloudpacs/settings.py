@@ -298,6 +298,12 @@ UPLOAD_ZIP_MAX_RATIO = envint("UPLOAD_ZIP_MAX_RATIO", 200)
 DICOM_HOST = envstr("DICOM_HOST", "127.0.0.1")
 DICOM_PORT = envint("DICOM_PORT", 11112)
 DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", 20)
+# DICOM over TLS on a second port, when a PEM certificate and key are given
+# (archive/gateway/tls.py); with a CA file, peers must present a certificate it signed.
+DICOM_TLS_PORT = envint("DICOM_TLS_PORT", 2762)
+DICOM_TLS_CERT = envstr("DICOM_TLS_CERT", "")
+DICOM_TLS_KEY = envstr("DICOM_TLS_KEY", "")
+DICOM_TLS_CA = envstr("DICOM_TLS_CA", "")
 
 STORAGES["primary"] = _region_storage("primary")
 STORAGES["secondary"] = _region_storage("secondary")

@@ -62,6 +62,15 @@ def test_every_service_has_a_healthcheck(compose):
             assert dependency in services, f"{name} depends on unknown {dependency}"
 
 
+def test_ingest_and_archive_services_share_tier_one(compose):
+    """Web and gateway acknowledge into tier 1 and the worker archives from it: a service
+    that sets its own volumes replaces the shared list and must keep /data."""
+    services = compose["services"]
+    for name in ("web", "gateway", "worker"):
+        assert "cloudpacs-data:/data" in services[name].get("volumes", []), name
+    assert "./tls:/tls:ro" in services["gateway"]["volumes"]
+
+
 def test_app_services_run_in_production_mode(compose):
     services = compose["services"]
     for name in APP_SERVICES:

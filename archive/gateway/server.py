@@ -6,6 +6,7 @@ storage commitment."""
 import logging
 import os
 import tempfile
+import threading
 
 from django.conf import settings
 from pynetdicom import AE, _config, evt
@@ -114,23 +115,47 @@ def build_ae() -> AE:
     return ae
 
 
-def start_gateway(host: str, port: int, block: bool = True) -> ThreadedAssociationServer | None:
-    ae = build_ae()
-    server = ae.make_server((host, port), evt_handlers=EVENT_HANDLERS,
-                            server_class=ThreadedAssociationServer, request_handler=TenantRequestHandler)
-    ae._servers.append(server)  # as AE.start_server does, so server.shutdown() can detach it
-    if not block:
-        import threading
+class Gateway:
+    """The gateway's listening servers (plain, and TLS when configured), stopped together."""
 
+    def __init__(self, servers: list[ThreadedAssociationServer]):
+        self.servers = servers
+
+    def shutdown(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+
+    def server_close(self) -> None:
+        for server in self.servers:
+            server.server_close()
+
+
+def start_gateway(host: str, port: int, block: bool = True, *, tls_port: int | None = None,
+                  ssl_context=None) -> Gateway | None:
+    """Serve on `port`, and on `tls_port` with `ssl_context` when both are given; blocks
+    until interrupted unless `block` is false."""
+    ae = build_ae()
+    addresses = [((host, port), None)]
+    if ssl_context is not None and tls_port:
+        addresses.append(((host, tls_port), ssl_context))
+    servers = []
+    for address, context in addresses:
+        server = ae.make_server(address, evt_handlers=EVENT_HANDLERS, ssl_context=context,
+                                server_class=ThreadedAssociationServer, request_handler=TenantRequestHandler)
+        ae._servers.append(server)  # as AE.start_server does, so server.shutdown() can detach it
+        servers.append(server)
+        log.info("DICOM gateway listening on %s:%s%s", *address, " (TLS)" if context else "")
+    gateway = Gateway(servers)
+    for server in servers[0 if not block else 1:]:
         threading.Thread(target=server.serve_forever, name="dicom-gateway", daemon=True).start()
-        return server
-    log.info("DICOM gateway listening on %s:%s", host, port)
+    if not block:
+        return gateway
     try:
-        server.serve_forever()
+        servers[0].serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
+        gateway.shutdown()
     return None
 
 
