@@ -15,8 +15,9 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from archive.gateway import contexts, find, handlers, retrieve
+from archive.gateway import find, handlers, retrieve
 from archive.gateway.acceptance import association_admit
+from cloudpacs.dimse import contexts
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from archive.storage import crypto
 from archive.storage.keys import KeyUnavailable, data_key_for
+from cloudpacs.objectstore import crypto
 from cloudpacs.objectstore.objects import ObjectMissing, object_open
 
 

@@ -20,11 +20,11 @@ from django.conf import settings
 
 from archive.ingest.spool import file_sha256
 from archive.models import Instance
-from archive.storage import crypto
 from archive.storage.keys import active_data_key
 from archive.storage.models import DataKey
 from archive.storage.scratch import scratch_sweep
 from archive.storage.tier1 import PARTIAL_SUFFIX, tier1_root, tier1_seal
+from cloudpacs.objectstore import crypto
 
 log = logging.getLogger(__name__)
 BATCH = 500

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from archive.models import Instance
-from archive.storage.crypto import DecryptionError
 from archive.storage.keys import data_key_for
 from archive.storage.tier1 import tier1_open
 from archive.storage.tiers import InstanceUnavailable, instance_local_path
+from cloudpacs.objectstore.crypto import DecryptionError
 
 __all__ = ["InstanceUnavailable", "open_instance", "stored_chunks"]
 

@@ -24,11 +24,11 @@ from django.utils import timezone
 from archive.ingest.service import Outcome, instance_ingest
 from archive.ingest.spool import spool_chunks
 from archive.models import Instance
-from archive.storage import crypto
 from archive.storage.integrity import Tee
 from archive.storage.keys import KeyRefused, data_key_for, key_import
 from archive.storage.models import DataKey, InstanceCopy
 from archive.storage.pipeline import archive_row_for, outbox_drive_inline
+from cloudpacs.objectstore import crypto
 from cloudpacs.objectstore.objects import object_keys, object_open
 from tenants.audit import Actor
 from tenants.models import Tenant

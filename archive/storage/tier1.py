@@ -2,7 +2,7 @@
 A file is durable here before the instance is acknowledged.
 
 Tier 1 holds no plaintext: each file is the instance encrypted with the clinic's data key,
-in the same format (archive.storage.crypto) and under the same key as the region copies,
+in the same format (cloudpacs.objectstore.crypto) and under the same key as the region copies,
 so the pipeline uploads the tier-1 bytes as they are and reads decrypt segment by segment
 (`tier1_open`). A file is written beside its final name and renamed into place, so a
 crash leaves a partial file under a temporary name (which the orphan sweep removes),
@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from archive.storage import crypto
+from cloudpacs.objectstore import crypto
 
 # Suffix of a tier-1 file still being written (see `tier1_writing`).
 PARTIAL_SUFFIX = ".partial"

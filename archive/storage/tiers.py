@@ -15,10 +15,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from archive.models import Instance
-from archive.storage import crypto
 from archive.storage.keys import data_key_for
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path, tier1_writing
+from cloudpacs.objectstore import crypto
 from cloudpacs.objectstore.objects import ObjectMissing, object_open
 from cloudpacs.objectstore.regions import REGIONS
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from archive.storage import crypto
+from cloudpacs.objectstore import crypto
 
 KEY, OTHER_KEY = os.urandom(32), os.urandom(32)
 SEG = 1024  # small segments so a few KB exercise the multi-segment paths

@@ -5,8 +5,8 @@ import os
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from archive.storage import crypto, keys
 from archive.storage.models import DataKey
+from cloudpacs.objectstore import crypto, keys
 
 
 def test_data_key_created_on_first_use_and_stored_wrapped(tenant):

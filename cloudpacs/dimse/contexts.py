@@ -1,15 +1,15 @@
-"""Which presentation contexts the gateway accepts.
+"""Which presentation contexts a DICOM gateway accepts (the cloud's and the on-site edge's).
 
 Storage is unrestricted: any storage SOP class, private ones included, since modalities
 send vendor objects a PACS must keep. Everything else is accepted only when the gateway
-serves it (verification, the Q/R models, storage commitment).
+serves it (its supported contexts: verification, the Q/R models, storage commitment).
 
 pynetdicom's unrestricted storage treats as storage every UID it has no name for, and
 pydicom names some classes differently (Modality Worklist FIND is one): such a context was
 accepted, then its request failed. `negotiate` first rejects every context of a
 standard, non-storage SOP class the gateway does not support, and lets pynetdicom
 negotiate the rest. It replaces `negotiate_unrestricted` where pynetdicom's ACSE calls it
-(`install`, once per process, by the gateway's AE).
+(`install`, once per process, by each gateway's AE).
 """
 
 from pydicom.uid import UID

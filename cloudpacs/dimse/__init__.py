@@ -1,0 +1,1 @@
+"""DICOM networking pieces the cloud gateway and the on-site edge gateway share."""
