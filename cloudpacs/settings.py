@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "archive.viewer",
     "archive.sharing",
     "billing",
+    "edge",
 ]
 
 MIDDLEWARE = [

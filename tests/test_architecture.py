@@ -4,6 +4,7 @@
   `billing`, at module level or inside a function.
 - `archive` never imports `billing`, which builds on it.
 - `cloudpacs.objectstore` (regions, object I/O, the master key) sits below both.
+- `edge`, the on-site gateway, builds on `cloudpacs` alone.
 - No import circles between the project's modules, lazy imports included: a circle
   hidden in a function still ties two modules into one.
 """
@@ -12,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("archive", "billing", "cloudpacs", "tenants")
+PACKAGES = ("archive", "billing", "cloudpacs", "edge", "tenants")
 
 
 def _module_name(path: Path) -> str:
@@ -133,6 +134,12 @@ def test_archive_never_imports_billing():
 
 def test_objectstore_sits_below_tenants_and_archive():
     assert _violations(import_graph(), "cloudpacs.objectstore", ("archive", "billing", "tenants")) == []
+
+
+def test_edge_builds_on_cloudpacs_alone():
+    """The on-site gateway runs at the clinic with no database: it must not pull in the
+    archive, the clinics or billing, whose models need one."""
+    assert _violations(import_graph(), "edge", ("archive", "billing", "tenants")) == []
 
 
 def test_no_import_circles():

@@ -4,7 +4,6 @@ It answers C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE (Patient Root and Study Roo
 storage commitment."""
 
 import logging
-import os
 import tempfile
 import threading
 
@@ -13,11 +12,13 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.acse import ACSE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
-from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+from pynetdicom.transport import ThreadedAssociationServer
 
 from archive.gateway import find, handlers, retrieve
 from archive.gateway.acceptance import association_admit
 from cloudpacs.dimse import contexts
+from cloudpacs.dimse.partial import DiscardingRequestHandler
+from cloudpacs.dimse.pdu import MAX_PDU
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +44,11 @@ class TenantACSE(ACSE):
         super()._negotiate_as_acceptor()
 
 
-class TenantRequestHandler(RequestHandler):
+class TenantRequestHandler(DiscardingRequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         assoc.acse = TenantACSE(assoc)
-        run = assoc.run
-
-        def run_then_discard_partial() -> None:
-            try:
-                run()
-            finally:
-                partial_dataset_discard(assoc)
-
-        assoc.run = run_then_discard_partial  # Thread.start() calls it in the new thread
         return assoc
-
-
-def partial_dataset_discard(assoc) -> None:
-    """Remove the file of a data set the peer did not finish sending (an A-ABORT, a
-    dropped connection or a timeout in the middle of a C-STORE). pynetdicom writes a
-    received data set to a temporary file as it arrives and removes it after the C-STORE
-    handler, but leaves a half-received one behind, with the patient's UIDs inside. Runs
-    when the association's thread ends, after its DUL thread has stopped writing.
-    `_data_set_file` is pynetdicom's (3.0) attribute for that file."""
-    message = getattr(assoc.dimse, "message", None)
-    partial = getattr(message, "_data_set_file", None)
-    if partial is None:
-        return
-    try:
-        partial.close()
-        os.unlink(partial.name)
-    except OSError:
-        log.warning("could not remove a partly received data set", exc_info=True)
-    else:
-        log.info("removed a partly received data set (association ended mid C-STORE)")
 
 
 EVENT_HANDLERS = [
@@ -106,7 +78,7 @@ def build_ae() -> AE:
     ae.network_timeout = 60
     ae.dimse_timeout = 120
     ae.acse_timeout = 30
-    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
+    ae.maximum_pdu_size = MAX_PDU  # bounded: a PDU is read whole into memory
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)

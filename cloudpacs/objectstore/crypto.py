@@ -67,6 +67,15 @@ def read_key_id(src: BinaryIO) -> int:
     return parse_header(src.read(HEADER_SIZE))[1]
 
 
+def plaintext_size(src: BinaryIO, cipher_size: int) -> int:
+    """The plaintext length of an encrypted object of `cipher_size` bytes (reads the header
+    only): each segment adds a tag, the last one may be short."""
+    segment_size = parse_header(src.read(HEADER_SIZE))[0]
+    body = cipher_size - HEADER_SIZE
+    segments = max(1, -(-body // (segment_size + TAG_SIZE)))
+    return body - segments * TAG_SIZE
+
+
 def _read_full(src: BinaryIO, n: int) -> bytes:
     parts, remaining = [], n
     while remaining:
