@@ -43,7 +43,7 @@ def _status(code: int, comment: str):
     return ds
 
 
-def make_store_handler(spool: Spool, state: EdgeState, on_spooled):
+def make_store_handler(spool: Spool, state: EdgeState, on_spooled, on_entry=None):
     def handle_store(event):
         path = Path(event.dataset_path)
         try:
@@ -55,23 +55,31 @@ def make_store_handler(spool: Spool, state: EdgeState, on_spooled):
             if not _valid_uid(header.get(keyword)):
                 return _status(INVALID, f"{keyword} missing or not a UID")
         try:
-            spool.put(path, str(header.SOPInstanceUID).rstrip("\0 "))
+            entry = spool.put(path, str(header.SOPInstanceUID).rstrip("\0 "))
         except OSError:
             log.exception("could not seal a received instance into the spool")
             return _status(OUT_OF_RESOURCES, "the edge spool could not store it")
         state.received()
+        if on_entry is not None:
+            on_entry(entry)
         on_spooled()
         return SUCCESS
 
     return handle_store
 
 
+def receive_to_spool(spool: Spool) -> None:
+    """pynetdicom writes a data set it receives (as C-STORE SCP, or during a C-GET) to a
+    file in the spool's incoming folder, never to memory."""
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    tempfile.tempdir = str(spool.incoming)
+
+
 def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_title: str,
                    on_spooled) -> ThreadedAssociationServer:
-    _config.STORE_RECV_CHUNKED_DATASET = True  # received data sets go to disk, not memory
+    receive_to_spool(spool)
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     contexts.install()
-    tempfile.tempdir = str(spool.incoming)  # where pynetdicom writes what it receives
     ae = AE(ae_title=ae_title)
     ae.require_called_aet = False
     ae.maximum_pdu_size = MAX_PDU

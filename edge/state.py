@@ -52,6 +52,11 @@ class EdgeState:
     def note_other_key(self) -> None:
         self.data["other_key"] = self.data.get("other_key", 0) + 1
 
+    def note_migration(self, **progress) -> None:
+        with self._lock:
+            self.data["migration"] = {**self.data.get("migration", {}), **progress}
+            self._save()
+
     def stopped(self) -> None:
         self._change(pid=None)
 
@@ -82,7 +87,7 @@ def snapshot(spool_root: Path) -> dict:
         "oldest_age_seconds": round(time.time() - oldest, 1) if oldest else None,
         "rejected": rejected, "running": _alive(state.get("pid")),
         **{k: state.get(k) for k in ("received", "sent", "last_received_at", "last_sent_at", "last_error",
-                                     "last_error_at", "started_at")},
+                                     "last_error_at", "started_at", "migration")},
     }
 
 

@@ -5,8 +5,9 @@ import os
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from archive.storage import keys
 from archive.storage.models import DataKey
-from cloudpacs.objectstore import crypto, keys
+from cloudpacs.objectstore import crypto
 
 
 def test_data_key_created_on_first_use_and_stored_wrapped(tenant):

@@ -15,13 +15,14 @@ import pytest
 
 from archive.models import Instance
 from archive.outbox.models import Outbox
+from archive.storage import pipeline
 from archive.storage.keys import active_data_key
 from archive.storage.leftovers import leftovers_sweep
 from archive.storage.models import InstanceCopy
 from archive.storage.reader import open_instance
 from archive.storage.scratch import scratch_dir
 from archive.storage.tier1 import tier1_path, tier1_seal
-from cloudpacs.objectstore import crypto, pipeline
+from cloudpacs.objectstore import crypto
 from tests.archive.stow_helpers import files_under
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes

@@ -3,6 +3,8 @@ state is its spool folder.
 
     edge_gateway --cloud URL --token TOKEN --port 11112 --spool DIR   receive and upload
     edge_gateway status --spool DIR [--json]                         the queue, from the spool
+    edge_gateway migrate --source AE@HOST:PORT [--since YYYYMMDD] --cloud URL --token TOKEN --spool DIR
+                                                                     the old archive, study by study
 """
 
 import json
@@ -29,7 +31,7 @@ class Command(BaseCommand):
             "shows its queue.")
 
     def add_arguments(self, parser):
-        parser.add_argument("action", nargs="?", default="run", choices=["run", "status"])
+        parser.add_argument("action", nargs="?", default="run", choices=["run", "status", "migrate"])
         parser.add_argument("--spool", required=True, help="the spool folder (the gateway's only state)")
         parser.add_argument("--cloud", help="the clinic's DICOMweb root, e.g. https://pacs.example.org/t/acme/dicomweb")
         parser.add_argument("--token", help="a clinic API token with the upload scope (or CLOUDPACS_EDGE_TOKEN)")
@@ -43,11 +45,65 @@ class Command(BaseCommand):
         parser.add_argument("--batch-mb", type=int, default=64)
         parser.add_argument("--max-backoff", type=float, default=300, help="longest wait between retries, seconds")
         parser.add_argument("--json", action="store_true", help="status: as JSON")
+        parser.add_argument("--source", help="migrate: the old PACS, AE@HOST:PORT (it must allow our C-FIND and C-GET)")
+        parser.add_argument("--since", default="", help="migrate: studies from this date on, YYYYMMDD")
 
     def handle(self, *args, action, spool, **options):
         if action == "status":
             return self.status(Path(spool), as_json=options["json"])
+        if action == "migrate":
+            return self.migrate(Path(spool), **options)
         return self.run(Path(spool), **options)
+
+    def _start(self, root: Path, cloud, token, batch_instances, batch_mb, max_backoff):
+        token = token or os.environ.get("CLOUDPACS_EDGE_TOKEN", "")
+        if not cloud or not token:
+            raise CommandError("give --cloud URL and --token TOKEN (or CLOUDPACS_EDGE_TOKEN)")
+        if not cloud.startswith(("https://", "http://")):
+            raise CommandError("--cloud is the clinic's DICOMweb root URL, https://…/t/<clinic>/dicomweb")
+        spool = Spool(root, token)
+        try:
+            spool.lock()
+        except SpoolBusy as exc:
+            raise CommandError(str(exc)) from exc
+        left = spool.sweep()
+        state = EdgeState(spool)
+        uploader = Uploader(spool, state, cloud_url=cloud, token=token, batch_instances=batch_instances,
+                            batch_bytes=batch_mb << 20, max_backoff=max_backoff)
+        uploader.start()
+        return spool, state, uploader, token, left
+
+    def migrate(self, root: Path, *, source, since, cloud, token, ae_title, batch_instances, batch_mb, max_backoff,
+                **_):
+        from edge.migrate import Migration, SourceError, parse_source, report
+        from edge.receiver import receive_to_spool
+
+        if not source:
+            raise CommandError("give --source AE@HOST:PORT, the old PACS")
+        try:
+            parse_source(source)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if since and not (len(since) == 8 and since.isdigit()):
+            raise CommandError("--since is a date, YYYYMMDD")
+        spool, state, uploader, token, _ = self._start(root, cloud, token, batch_instances, batch_mb, max_backoff)
+        receive_to_spool(spool)
+        stopping = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        migration = Migration(spool, state, source=source, cloud_url=cloud, token=token, calling_ae=ae_title,
+                              since=since, write=lambda line: (self.stdout.write(line), self.stdout.flush()))
+        try:
+            progress = migration.run(stopping)
+        except SourceError as exc:
+            raise CommandError(f"the old PACS: {exc}") from exc
+        finally:
+            uploader.stop()
+            uploader.join(30)
+            state.stopped()
+        self.stdout.write(report(progress))
+        if progress.failed:
+            raise CommandError(f"{len(progress.failed)} studies failed: run migrate again to retry them")
 
     def status(self, root: Path, *, as_json: bool) -> None:
         if not (root / "queue").is_dir():
@@ -70,21 +126,8 @@ class Command(BaseCommand):
             batch_mb, max_backoff, **_):
         from edge.receiver import start_receiver
 
-        token = token or os.environ.get("CLOUDPACS_EDGE_TOKEN", "")
-        if not cloud or not token:
-            raise CommandError("give --cloud URL and --token TOKEN (or CLOUDPACS_EDGE_TOKEN)")
-        if not cloud.startswith(("https://", "http://")):
-            raise CommandError("--cloud is the clinic's DICOMweb root URL, https://…/t/<clinic>/dicomweb")
-        spool = Spool(root, token)
-        try:
-            spool.lock()
-        except SpoolBusy as exc:
-            raise CommandError(str(exc)) from exc
-        left = spool.sweep()
-        state = EdgeState(spool)
-        uploader = Uploader(spool, state, cloud_url=cloud, token=token, batch_instances=batch_instances,
-                            batch_bytes=batch_mb << 20, max_backoff=max_backoff)
-        uploader.start()
+        spool, state, uploader, token, left = self._start(root, cloud, token, batch_instances, batch_mb,
+                                                          max_backoff)
         receiver = start_receiver(spool, state, host=host, port=port, ae_title=ae_title,
                                   on_spooled=uploader.wake.set)
         status_server = start_status_page(root, status_host, status_port) if status_port else None
