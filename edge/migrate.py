@@ -24,6 +24,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
 )
 
+from cloudpacs.dimse.pdu import MAX_PDU
 from edge.receiver import make_store_handler
 from edge.spool import Spool, uid_digest
 from edge.state import EdgeState
@@ -72,6 +73,7 @@ class Progress:
     done_studies: int = 0
     done_instances: int = 0
     bytes: int = 0
+    fetched: int = 0  # instances retrieved by this run (the rate and ETA are of these)
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # study UID -> why
     started: float = field(default_factory=time.monotonic)
@@ -80,11 +82,19 @@ class Progress:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.bytes / elapsed
         left = max(self.instances - self.done_instances, 0)
-        per_instance = elapsed / self.done_instances if self.done_instances else None
+        per_instance = elapsed / self.fetched if self.fetched else None
         eta = time.strftime("%H:%M:%S", time.gmtime(left * per_instance)) if per_instance else "-"
         return (f"studies {self.done_studies}/{self.studies} (skipped {self.skipped}, failed {len(self.failed)}), "
                 f"instances {self.done_instances}/{self.instances} ({left} left), "
-                f"{self.bytes / 1e6:.1f} MB at {rate / 1e6:.1f} MB/s, ETA {eta}")
+                f"{_human(self.bytes)} at {_human(rate)}/s, ETA {eta}")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 class MigrationState:
@@ -113,8 +123,8 @@ class MigrationState:
 class Migration:
     def __init__(self, spool: Spool, state: EdgeState, *, source: str, cloud_url: str, token: str,
                  calling_ae: str, since: str = "", write: Callable[[str], None] = print,
-                 spool_limit: int = 10 << 30):
-        self.spool, self.state, self.write = spool, state, write
+                 wake: Callable[[], None] = lambda: None, spool_limit: int = 10 << 30):
+        self.spool, self.state, self.write, self.wake = spool, state, write, wake
         self.source_ae, self.host, self.port = parse_source(source)
         self.cloud_url, self.token, self.calling_ae = cloud_url.rstrip("/"), token, calling_ae
         self.since, self.spool_limit = since, spool_limit
@@ -125,7 +135,7 @@ class Migration:
     # -- the old PACS ----------------------------------------------------------------------
     def _associate(self, contexts: list, roles: list | None = None, handlers: list | None = None):
         ae = AE(ae_title=self.calling_ae)
-        ae.maximum_pdu_size = 1 << 20
+        ae.maximum_pdu_size = MAX_PDU
         ae.acse_timeout = ae.network_timeout = 30
         ae.dimse_timeout = 300
         for context in contexts:
@@ -184,8 +194,12 @@ class Migration:
     def _get(self, study: Study, sop_classes: set[str]) -> tuple[list[str], str | None]:
         """C-GET one study into the spool: (the spool files made, why it failed or None)."""
         names: list[str] = []
-        handle = make_store_handler(self.spool, self.state, on_spooled=lambda: None,
-                                    on_entry=lambda entry: names.append(entry.path.name))
+        def spooled(entry) -> None:
+            names.append(entry.path.name)
+            self.progress.fetched += 1
+            self.progress.bytes += entry.size
+
+        handle = make_store_handler(self.spool, self.state, on_spooled=self.wake, on_entry=spooled)
         contexts = [(StudyRootQueryRetrieveInformationModelGet,)]
         for sop_class in sorted(sop_classes)[:63]:  # two contexts each, within PS3.8's 128
             contexts += [(sop_class, COMPRESSED), (sop_class, UNCOMPRESSED)]
@@ -272,7 +286,6 @@ class Migration:
                 names, error = self._get(study, self._sop_classes(study))
             except SourceError as exc:
                 names, error = [], str(exc)
-            self.progress.bytes += sum(self._size(name) for name in names)
             if error:
                 self.progress.failed[study.uid] = error
                 self.record.set(study, state="failed", why=error, files=names)
@@ -314,12 +327,6 @@ class Migration:
         self.progress.done_studies += 1
         self.progress.done_instances += study.instances
         self.progress.skipped += skipped
-
-    def _size(self, name: str) -> int:
-        try:
-            return (self.spool.queue / name).stat().st_size
-        except FileNotFoundError:
-            return 0
 
 
 def report(progress: Progress) -> str:

@@ -94,6 +94,11 @@ class Gateway:
     def __init__(self, servers: list[ThreadedAssociationServer]):
         self.servers = servers
 
+    @property
+    def server_address(self) -> tuple:
+        """The plain port's (host, port): the port chosen when 0 was asked."""
+        return self.servers[0].server_address
+
     def shutdown(self) -> None:
         for server in self.servers:
             server.shutdown()

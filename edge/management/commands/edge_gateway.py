@@ -92,7 +92,8 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
         migration = Migration(spool, state, source=source, cloud_url=cloud, token=token, calling_ae=ae_title,
-                              since=since, write=lambda line: (self.stdout.write(line), self.stdout.flush()))
+                              since=since, write=lambda line: (self.stdout.write(line), self.stdout.flush()),
+                              wake=uploader.wake.set)
         try:
             progress = migration.run(stopping)
         except SourceError as exc:
