@@ -8,16 +8,22 @@ only once the cloud said it holds it.
   connection sends the same bytes again, which the cloud answers as already held), comes
   off the queue; a permanent refusal (not DICOM, a bad UID, another instance under the
   same UID) goes to rejected/; anything else stays queued.
-- No answer, a refused token, paused uploads or a server error: the whole batch stays and
-  the uploader waits, 1 s doubling to EDGE_MAX_BACKOFF_SECONDS, then tries again.
+- No answer, a refused token, paused uploads, or a busy or unavailable server: nothing can
+  go, so the uploader waits, 1 s doubling to `--max-backoff`, then tries again.
+- Any other error answer fails the request, not the connection: each of its instances is
+  then sent alone, so the one the cloud refuses is found. Alone and refused for good (400,
+  413, 415, 422) it goes to rejected/; else it waits, doubling its own delay, while the
+  instances behind it go on.
 """
 
 import json
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import requests
 
@@ -33,13 +39,34 @@ PERMANENT = {0x0111, 0x0122, 0xA900, 0xC000, 0xC409}
 
 
 class CloudUnavailable(Exception):
-    """This batch could not be delivered now; try again later."""
+    """Nothing can be delivered now (no answer, the token or the account refused): the
+    whole uploader waits."""
+
+
+class BatchRefused(Exception):
+    """The cloud answered this request with an error status and no STOW-RS body: something
+    in it (one instance, maybe) is the cause, not the connection."""
+
+    def __init__(self, status: int):
+        super().__init__(f"the cloud answered HTTP {status}")
+        self.status = status
 
 
 class DamagedEntry(Exception):
     def __init__(self, entry: Entry, why: str):
         super().__init__(why)
         self.entry = entry
+
+
+# An instance sent alone and answered with one of these will never be taken as it is.
+REFUSED_FOR_GOOD = {400, 413, 415, 422}
+
+
+@dataclass
+class Hold:
+    attempts: int = 0
+    retry_at: float = 0.0
+    alone: bool = False  # its batch failed as a whole: send it by itself to find the cause
 
 
 class Uploader(threading.Thread):
@@ -55,6 +82,9 @@ class Uploader(threading.Thread):
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.backoff = 0.0
+        # Per spooled file: what went wrong with it, so one bad instance waits alone and
+        # never holds the queue behind it.
+        self.holds: dict[str, Hold] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -64,36 +94,74 @@ class Uploader(threading.Thread):
         while not self.stopping.is_set():
             batch = self._batch()
             if not batch:
-                self.wake.wait(5)
+                self.wake.wait(min(5.0, self._next_retry_in()))
                 self.wake.clear()
                 continue
             try:
-                retry_some = self.deliver(batch)
+                self.deliver(batch)
             except CloudUnavailable as exc:
                 self.state.failed(str(exc))
-                retry_some = True
-            except DamagedEntry as exc:
-                log.error("a spooled instance is damaged; kept in rejected/: %s", exc)
-                self.spool.reject(exc.entry, f"damaged in the spool: {exc}")
-                self.state.rejected_one()
-                continue
-            if retry_some:
                 self.backoff = min(self.max_backoff, max(1.0, self.backoff * 2))
                 self.stopping.wait(self.backoff * random.uniform(0.8, 1.2))
-            else:
-                self.backoff = 0.0
+                continue
+            except BatchRefused as exc:
+                self.state.failed(str(exc))
+                self._refused(batch, exc.status)
+            except DamagedEntry as exc:
+                log.error("a spooled instance is damaged; kept in rejected/: %s", exc)
+                self._reject(exc.entry, f"damaged in the spool: {exc}")
+            self.backoff = 0.0
+
+    def _next_retry_in(self) -> float:
+        waits = [h.retry_at - time.monotonic() for h in self.holds.values() if h.retry_at]
+        return max(0.1, min(waits)) if waits else 5.0
 
     def _batch(self) -> list[Entry]:
-        batch, size = [], 0
+        """The oldest instances that may go now: up to the batch limits, one per SOP
+        Instance UID (the answer names instances by UID), or one alone when it must be."""
+        batch, size, digests, now = [], 0, set(), time.monotonic()
         for entry in self.spool.entries():
+            hold = self.holds.get(entry.path.name)
+            if hold and hold.retry_at > now:
+                continue
             if not self.spool.sealed_here(entry):
                 self.state.note_other_key()
+                continue
+            if hold and hold.alone:
+                if not batch:
+                    return [entry]
+                continue
+            if entry.digest in digests:
                 continue
             if batch and (len(batch) >= self.batch_instances or size + entry.size > self.batch_bytes):
                 break
             batch.append(entry)
+            digests.add(entry.digest)
             size += entry.size
         return batch
+
+    def _later(self, entry: Entry, *, alone: bool = False) -> None:
+        hold = self.holds.setdefault(entry.path.name, Hold())
+        hold.attempts += 1
+        hold.alone = hold.alone or alone
+        hold.retry_at = time.monotonic() + min(self.max_backoff, 2.0 ** hold.attempts) * random.uniform(0.8, 1.2)
+
+    def _forget(self, entry: Entry) -> None:
+        self.holds.pop(entry.path.name, None)
+
+    def _reject(self, entry: Entry, reason: str, code: int | None = None) -> None:
+        self.spool.reject(entry, reason, code)
+        self.state.rejected_one()
+        self._forget(entry)
+
+    def _refused(self, batch: list[Entry], status: int) -> None:
+        if len(batch) > 1:
+            for entry in batch:  # each goes alone next, at once
+                self.holds.setdefault(entry.path.name, Hold()).alone = True
+        elif status in REFUSED_FOR_GOOD:
+            self._reject(batch[0], f"refused by the cloud (HTTP {status})")
+        else:
+            self._later(batch[0], alone=True)
 
     def _body(self, batch: list[Entry], boundary: str) -> "Body":
         """The multipart/related body, streamed, with its length known beforehand: sent
@@ -101,10 +169,12 @@ class Uploader(threading.Thread):
         refuse chunked uploads)."""
         part_head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
         closing = f"--{boundary}--\r\n".encode()
-        try:
-            length = sum(len(part_head) + self.spool.plain_size(e) + 2 for e in batch) + len(closing)
-        except (DecryptionError, OSError) as exc:
-            raise DamagedEntry(batch[0], str(exc)) from exc
+        length = len(closing)
+        for entry in batch:
+            try:
+                length += len(part_head) + self.spool.plain_size(entry) + 2
+            except (DecryptionError, OSError) as exc:
+                raise DamagedEntry(entry, str(exc)) from exc
 
         def chunks() -> Iterator[bytes]:
             for entry in batch:
@@ -118,9 +188,8 @@ class Uploader(threading.Thread):
 
         return Body(chunks(), length)
 
-    def deliver(self, batch: list[Entry]) -> bool:
-        """Send one batch and settle each instance by the cloud's answer; True when some
-        stay queued for a later try."""
+    def deliver(self, batch: list[Entry]) -> None:
+        """Send one batch and settle each instance by the cloud's answer."""
         boundary = uuid.uuid4().hex
         headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
                    "Accept": "application/dicom+json"}
@@ -133,16 +202,18 @@ class Uploader(threading.Thread):
             raise CloudUnavailable(f"the cloud refused the token (HTTP {response.status_code})")
         if response.status_code == 402:
             raise CloudUnavailable("the cloud paused uploads: the clinic's payment is overdue")
-        if response.status_code not in (200, 202, 409):
-            raise CloudUnavailable(f"the cloud answered HTTP {response.status_code}")
+        if response.status_code in (429, 502, 503, 504):
+            raise CloudUnavailable(f"the cloud is busy or down (HTTP {response.status_code})")
         try:
-            answer = json.loads(response.content or b"{}")
+            answer = json.loads(response.content or b"{}") if response.status_code in (200, 202, 409) else None
         except ValueError:
-            raise CloudUnavailable(f"the cloud answered HTTP {response.status_code} without a STOW-RS body") from None
-        return self._settle(batch, answer)
+            answer = None
+        if not isinstance(answer, dict):
+            raise BatchRefused(response.status_code)
+        self._settle(batch, answer)
 
-    def _settle(self, batch: list[Entry], answer: dict) -> bool:
-        by_digest = {entry.digest: entry for entry in batch}
+    def _settle(self, batch: list[Entry], answer: dict) -> None:
+        by_digest = {entry.digest: entry for entry in batch}  # one entry per UID in a batch
         stored = [_uid(item) for item in answer.get(STORED_SEQUENCE, {}).get("Value", [])]
         failed = [(_uid(item), _reason(item)) for item in answer.get(FAILED_SEQUENCE, {}).get("Value", [])]
         settled = 0
@@ -150,23 +221,27 @@ class Uploader(threading.Thread):
             entry = by_digest.pop(uid_digest(uid), None)
             if entry is not None:
                 self.spool.done(entry)
+                self._forget(entry)
                 settled += 1
         last_error = ""
         for uid, reason in failed:
-            entry = by_digest.get(uid_digest(uid))
+            entry = by_digest.get(uid_digest(uid)) if uid else None
             if entry is None:
                 continue
+            by_digest.pop(entry.digest)
             if reason in PERMANENT or (reason is not None and reason & 0xF000 == 0xC000):
-                self.spool.reject(entry, "refused by the cloud", reason)
-                self.state.rejected_one()
-                by_digest.pop(entry.digest)
+                self._reject(entry, "refused by the cloud", reason)
             else:
+                self._later(entry)
                 last_error = f"the cloud could not store an instance now (FailureReason {reason:#06x})" \
                     if reason is not None else "the cloud could not store an instance now"
         self.state.sent(settled)
-        if by_digest:
-            self.state.failed(last_error or "the cloud did not answer for every instance")
-        return bool(by_digest)
+        for entry in by_digest.values():  # not named in the answer: alone next time, later
+            self._later(entry, alone=len(batch) > 1)
+        if by_digest and not last_error:
+            last_error = "the cloud did not answer for every instance"
+        if last_error:
+            self.state.failed(last_error)
 
 
 class Body:

@@ -12,6 +12,7 @@ class SwitchableProxy:
         self.up = threading.Event()
         self.up.set()
         self.stall_after: int | None = None  # bytes of one client connection, then hold
+        self.refuse_larger_than: int | None = None  # an HTTP request body over this: 413
         self.stalled = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -43,12 +44,19 @@ class SwitchableProxy:
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
-        sent = 0
+        sent = request = 0
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if from_client and data.startswith((b"POST ", b"GET ", b"PUT ")):
+                    request = 0  # a new HTTP request on a kept-alive connection
+                request += len(data)
+                if from_client and self.refuse_larger_than is not None and request > self.refuse_larger_than:
+                    # As a proxy with a body size limit answers: 413, and the connection ends.
+                    src.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    return
                 if from_client and self.stall_after is not None and sent + len(data) > self.stall_after:
                     # The upload stops mid-body: the server sees its client gone (and ends
                     # that request now, not at the test's end); the client hears nothing more.

@@ -61,6 +61,11 @@ class IngestContext:
             self.data_key = active_data_key(tenant=tenant)
         return self.data_key
 
+    def series_owners(self) -> dict[str, str]:
+        """{series UID: its study's UID} for the series remembered with their study."""
+        study_uid = {row.pk: uid for uid, row in self.studies.items()}
+        return {uid: study_uid[row.study_id] for uid, row in self.series.items() if row.study_id in study_uid}
+
     def forget(self) -> None:
         self.studies.clear()
         self.series.clear()
@@ -115,7 +120,7 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
             else:
                 given_key = storage_keys[n] if storage_keys else None
                 fresh[parsed.sop_uid] = _Accepted(n, item, parsed, given_key or "")
-        for accepted in _series_of_another_study(tenant, list(fresh.values())):
+        for accepted in _series_of_another_study(tenant, list(fresh.values()), context):
             del fresh[accepted.parsed.sop_uid]
             results[accepted.position] = _failed(
                 accepted.parsed, errors.STUDY_UID_MISMATCH,
@@ -134,13 +139,17 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
             item.close()
 
 
-def _series_of_another_study(tenant, batch: list[_Accepted]) -> list[_Accepted]:
+def _series_of_another_study(tenant, batch: list[_Accepted], context: IngestContext) -> list[_Accepted]:
     """Instances whose series UID is already a series of another study (in the index or
     earlier in the batch): a series lives in one study, or the index would be inconsistent
-    and the other study could no longer be deleted."""
-    owner = dict(Series.objects.for_tenant(tenant)
-                 .filter(series_instance_uid__in={a.parsed.series_uid for a in batch})
-                 .values_list("series_instance_uid", "study__study_instance_uid"))
+    and the other study could no longer be deleted. Series the sender's context holds
+    (with their study) need no query: the next slices of a C-STORE association or a STOW
+    body are answered from it."""
+    owner = context.series_owners()
+    unknown = {a.parsed.series_uid for a in batch} - owner.keys()
+    if unknown:
+        owner.update(Series.objects.for_tenant(tenant).filter(series_instance_uid__in=unknown)
+                     .values_list("series_instance_uid", "study__study_instance_uid"))
     wrong = []
     for accepted in batch:
         study_uid = owner.setdefault(accepted.parsed.series_uid, accepted.parsed.study_uid)

@@ -226,3 +226,19 @@ def test_a_failure_in_the_fallback_leaves_committed_instances_their_files(tenant
     assert committed.count() == 2  # the other request's and the fallback's first
     for instance in committed:
         assert tier1_path(instance.storage_key).exists()
+
+
+def test_a_series_uid_of_another_study_is_refused_within_one_sender(tenant):
+    """The same check when the sender's context remembers the series (the next instances of
+    a C-STORE association are checked without a query)."""
+    from archive.ingest.service import IngestContext
+
+    context = IngestContext()
+    first = make_ct_series(1)[0]
+    assert instances_ingest(tenant=tenant, spooled=spools(to_bytes(first)), actor=ACTOR, context=context)[0].ok
+    assert first.SeriesInstanceUID in context.series_owners()
+    stray = make_ct_series(1, series_uid=first.SeriesInstanceUID)[0]
+    [result] = instances_ingest(tenant=tenant, spooled=spools(to_bytes(stray)), actor=ACTOR, context=context)
+    assert result.outcome == Outcome.FAILED and "another study" in result.reason
+    sibling = make_ct_series(2, series_uid=first.SeriesInstanceUID, study_uid=first.StudyInstanceUID)[1]
+    assert instances_ingest(tenant=tenant, spooled=spools(to_bytes(sibling)), actor=ACTOR, context=context)[0].ok

@@ -199,6 +199,42 @@ def test_bad_input_is_refused_and_a_conflict_is_kept_aside(edge, tenant):
     assert note["code"] == 0x0111
 
 
+def test_one_refused_instance_does_not_hold_the_queue(edge, cloud, tenant):
+    """A proxy in front of the cloud refuses bodies over 300 kB (413). The oldest instance is
+    larger: its batch is refused whole, each instance then goes alone, the others arrive, and
+    the large one is kept in rejected/ with the reason."""
+    proxy, _ = cloud
+    proxy.up.clear()
+    running = edge()
+    [large] = make_ct_series(1, 512, 512)
+    small = make_ct_series(3, 64, 64)
+    assert store(running.port, [large, *small]) == [0x0000] * 4
+    proxy.refuse_larger_than = 300_000
+    proxy.up.set()
+    wait_for(lambda: in_cloud(tenant, small) == 3 and running.status()["rejected"] == 1, timeout=60,
+             what="the small instances to pass the large one")
+    assert running.queued() == 0 and in_cloud(tenant, [large]) == 0
+    [note] = [json.loads(p.read_text()) for p in (running.spool / "rejected").glob("*.json")]
+    assert note["reason"] == "refused by the cloud (HTTP 413)"
+
+
+def test_two_versions_of_one_instance_are_both_accounted_for(edge, cloud, tenant):
+    """A modality sends an instance, then changed content under the same SOP Instance UID.
+    The cloud keeps the first; the second is kept in rejected/ (never silently dropped)."""
+    proxy, _ = cloud
+    proxy.up.clear()
+    running = edge()
+    [first] = make_ct_series(1, 32, 32)
+    second = pydicom.dcmread(io.BytesIO(to_bytes(first)))
+    second.PatientName = "Changed^Name"
+    assert store(running.port, [first, second]) == [0x0000, 0x0000]
+    proxy.up.set()
+    wait_for(lambda: running.queued() == 0, timeout=60, what="both to be settled")
+    assert in_cloud(tenant, [first]) == 1
+    [note] = [json.loads(p.read_text()) for p in (running.spool / "rejected").glob("*.json")]
+    assert note["code"] == 0x0111
+
+
 def test_an_aborted_association_leaves_nothing_behind(edge, cloud, tenant):
     """A modality that aborts half-way through a data set: nothing acknowledged, nothing
     queued, and the half-received plaintext removed at once."""
