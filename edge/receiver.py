@@ -15,8 +15,8 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from cloudpacs.dimse import contexts
-from cloudpacs.dimse.partial import DiscardingRequestHandler
 from cloudpacs.dimse.pdu import MAX_PDU
+from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer
 from edge.spool import Spool
 from edge.state import EdgeState
 
@@ -87,8 +87,8 @@ def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_t
     ae.add_supported_context(Verification)
     handlers = [(evt.EVT_C_ECHO, lambda event: SUCCESS),
                 (evt.EVT_C_STORE, make_store_handler(spool, state, on_spooled))]
-    server = ae.make_server((host, port), evt_handlers=handlers, server_class=ThreadedAssociationServer,
-                            request_handler=DiscardingRequestHandler)
+    server = ae.make_server((host, port), evt_handlers=handlers, server_class=GatewayServer,
+                            request_handler=GatewayRequestHandler)
     ae._servers.append(server)  # as AE.start_server does, so server.shutdown() can detach it
     threading.Thread(target=server.serve_forever, name="edge-dicom", daemon=True).start()
     return server

@@ -17,8 +17,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from archive.gateway import find, handlers, retrieve
 from archive.gateway.acceptance import association_admit
 from cloudpacs.dimse import contexts
-from cloudpacs.dimse.partial import DiscardingRequestHandler
 from cloudpacs.dimse.pdu import MAX_PDU
+from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TenantACSE(ACSE):
         super()._negotiate_as_acceptor()
 
 
-class TenantRequestHandler(DiscardingRequestHandler):
+class TenantRequestHandler(GatewayRequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         assoc.acse = TenantACSE(assoc)
@@ -119,7 +119,7 @@ def start_gateway(host: str, port: int, block: bool = True, *, tls_port: int | N
     servers = []
     for address, context in addresses:
         server = ae.make_server(address, evt_handlers=EVENT_HANDLERS, ssl_context=context,
-                                server_class=ThreadedAssociationServer, request_handler=TenantRequestHandler)
+                                server_class=GatewayServer, request_handler=TenantRequestHandler)
         ae._servers.append(server)  # as AE.start_server does, so server.shutdown() can detach it
         servers.append(server)
         log.info("DICOM gateway listening on %s:%s%s", *address, " (TLS)" if context else "")

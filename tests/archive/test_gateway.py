@@ -124,3 +124,32 @@ def test_private_storage_class_accepted_other_services_not(gateway, tenant):
     assert assoc.send_c_store(ds).Status == 0x0000
     assoc.release()
     assert Instance.objects.for_tenant(tenant).get().sop_class_uid == siemens_csa
+
+
+def test_a_pdu_longer_than_agreed_closes_the_connection(gateway, tenant):
+    """pynetdicom would read the announced length (here 2 GB) into memory; the gateway closes
+    the connection instead, before the association, and goes on serving others."""
+    import socket
+    import struct
+
+    sock = socket.create_connection(("127.0.0.1", gateway))
+    sock.settimeout(5)
+    sock.sendall(struct.pack(">BBL", 0x01, 0, 2_000_000_000))  # an A-ASSOCIATE-RQ "of 2 GB"
+    closed = False
+    try:
+        for _ in range(200):  # up to 12.8 MB
+            sock.sendall(b"\0" * 65536)
+    except OSError:
+        closed = True
+    if not closed:
+        try:
+            closed = sock.recv(1) == b""
+        except TimeoutError:
+            closed = False  # still open, still reading
+        except OSError:
+            closed = True
+    sock.close()
+    assert closed
+    assoc = associate(gateway, tenant.ae_title)
+    assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
+    assoc.release()

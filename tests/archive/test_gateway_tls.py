@@ -143,3 +143,23 @@ def test_half_configured_tls_stops_the_command(settings, pki):
     settings.DICOM_TLS_KEY = str(pki / "modality.key")  # not the certificate's key
     with pytest.raises(CommandError, match="DICOM_TLS_CERT / DICOM_TLS_KEY"):
         call_command("dicom_gateway", "--port", "0")
+
+
+def test_a_silent_connection_does_not_block_other_tls_peers(pki, tenant, sender):
+    """A peer that opens the TLS port and sends nothing: the handshake waits in that
+    connection's own thread, and other peers are served meanwhile."""
+    import socket
+
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki / "ca.pem"))
+    with tls_gateway(pki) as (_, tls_port):
+        silent = socket.create_connection(("127.0.0.1", tls_port))
+        try:
+            ae = AE(ae_title="MODALITY1")
+            ae.add_requested_context(Verification)
+            ae.acse_timeout = ae.network_timeout = 10
+            assoc = ae.associate("127.0.0.1", tls_port, ae_title=tenant.ae_title, tls_args=(client, "localhost"))
+            assert assoc.is_established
+            assert assoc.send_c_echo().Status == 0x0000
+            assoc.release()
+        finally:
+            silent.close()

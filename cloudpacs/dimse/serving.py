@@ -1,0 +1,96 @@
+"""How both gateways (the cloud's and the on-site edge's) serve a connection, where
+pynetdicom alone would let one peer hurt the others:
+
+- A PDU is read whole into memory, at the length the peer announces (up to 4 GiB), before
+  anything else is checked: a connection announcing more than MAX_PDU (plus room for a
+  large A-ASSOCIATE-RQ) is closed instead.
+- pynetdicom does the TLS handshake in the thread that accepts connections: one peer that
+  connects and sends nothing would stop every other. The handshake happens in the
+  connection's own thread here, within HANDSHAKE_SECONDS.
+- A data set the peer did not finish sending (an A-ABORT, a dropped connection, a timeout
+  in the middle of a C-STORE) is removed when its association ends: pynetdicom writes a
+  received data set to a temporary file as it arrives and removes it after the C-STORE
+  handler, but leaves a half-received one behind, with the patient's data inside.
+"""
+
+import logging
+import os
+
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from cloudpacs.dimse.pdu import MAX_PDU
+
+log = logging.getLogger(__name__)
+
+PDU_READ_LIMIT = MAX_PDU + 64 * 1024
+HANDSHAKE_SECONDS = 30
+
+
+class GatewayServer(ThreadedAssociationServer):
+    def get_request(self):
+        client, address = self.socket.accept()
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return client, address
+
+
+class GatewayRequestHandler(RequestHandler):
+    def handle(self) -> None:
+        if hasattr(self.request, "do_handshake"):
+            try:
+                self.request.settimeout(HANDSHAKE_SECONDS)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (TimeoutError, OSError) as exc:
+                log.info("TLS handshake failed from %s: %s", self.client_address[0], type(exc).__name__)
+                return
+        super().handle()
+
+    def _create_association(self):
+        assoc = super()._create_association()
+        _bound_pdu_reads(assoc)
+        run = assoc.run
+
+        def run_then_discard_partial() -> None:
+            try:
+                run()
+            finally:
+                partial_dataset_discard(assoc)
+
+        assoc.run = run_then_discard_partial  # Thread.start() calls it in the new thread
+        return assoc
+
+
+def partial_dataset_discard(assoc) -> None:
+    """Remove the file of a data set the peer did not finish sending (an A-ABORT, a
+    dropped connection or a timeout in the middle of a C-STORE). pynetdicom writes a
+    received data set to a temporary file as it arrives and removes it after the C-STORE
+    handler, but leaves a half-received one behind, with the patient's UIDs inside. Runs
+    when the association's thread ends, after its DUL thread has stopped writing.
+    `_data_set_file` is pynetdicom's (3.0) attribute for that file."""
+    message = getattr(assoc.dimse, "message", None)
+    partial = getattr(message, "_data_set_file", None)
+    if partial is None:
+        return
+    try:
+        partial.close()
+        os.unlink(partial.name)
+    except OSError:
+        log.warning("could not remove a partly received data set", exc_info=True)
+    else:
+        log.info("removed a partly received data set (association ended mid C-STORE)")
+
+
+def _bound_pdu_reads(assoc) -> None:
+    """Refuse a PDU longer than agreed before reading it: the DUL reads 6 bytes of header,
+    then the announced length in one call."""
+    sock = assoc.dul.socket
+    recv = sock.recv
+
+    def bounded_recv(nr_bytes: int) -> bytearray:
+        if nr_bytes > PDU_READ_LIMIT:
+            log.warning("closing a connection that announced a %d-byte PDU (at most %d)", nr_bytes, MAX_PDU)
+            raise OSError("PDU longer than the gateway accepts")
+        return recv(nr_bytes)
+
+    sock.recv = bounded_recv
