@@ -416,10 +416,14 @@ SHARE_IP_MAX_FAILURES = envint("SHARE_IP_MAX_FAILURES", 30)  # wrong answers per
 
 # C-FIND answers at most this many matches, then says there are more (archive/gateway/find.py).
 DICOM_FIND_MAX_RESULTS = envint("DICOM_FIND_MAX_RESULTS", 1000)
+# Addresses C-MOVE destinations and storage commitment reports may not be sent to, whatever
+# a clinic typed (archive/gateway/destinations.py): loopback and link-local by default.
+DICOM_DESTINATIONS_DENY = envstr("DICOM_DESTINATIONS_DENY", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8")
 # Storage commitment (archive/gateway/commitment.py): how long the gateway keeps watching a
 # request to answer on its own association; when still-unverified instances fail; how many
 # instances one request may name.
 DICOM_COMMIT_WAIT_SECONDS = envint("DICOM_COMMIT_WAIT_SECONDS", 30)
+DICOM_COMMIT_MAX_WATCHERS = envint("DICOM_COMMIT_MAX_WATCHERS", 8)  # per gateway process
 DICOM_COMMIT_TIMEOUT_HOURS = envint("DICOM_COMMIT_TIMEOUT_HOURS", 24)
 DICOM_COMMIT_MAX_ITEMS = envint("DICOM_COMMIT_MAX_ITEMS", 10000)
 

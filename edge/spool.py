@@ -79,9 +79,18 @@ class Spool:
     def _derive_key(self, token: str) -> bytes:
         salt_path = self.root / "salt"
         if not salt_path.exists():
-            tmp = self.root / ".salt.tmp"
-            tmp.write_bytes(os.urandom(16))
-            os.replace(tmp, salt_path)
+            # Made once, durably, and never replaced: a lost salt makes the queue unreadable.
+            tmp = self.root / f".salt-{os.getpid()}-{os.urandom(4).hex()}"
+            with open(tmp, "wb") as out:
+                out.write(os.urandom(16))
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, salt_path)  # fails if another start made it first: theirs stands
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
             _fsync_dir(self.root)
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt_path.read_bytes(), info=b"cloudpacs edge spool")
         return hkdf.derive(token.encode())

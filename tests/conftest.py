@@ -15,6 +15,11 @@ os.environ["CLOUDPACS_TEST_FAST_HASHER"] = "1"
 # fixture below, here), so "every outbox row done" means what it says; tests of the
 # settling delay set it themselves.
 os.environ.setdefault("BILLING_SETTLE_SECONDS", "0")
+# Every peer of the tests listens on loopback, which a deployed gateway never calls (C-MOVE
+# destinations, commitment reports): the tests allow it; test_gateway_destinations checks
+# the default.
+TEST_DESTINATIONS_DENY = "169.254.0.0/16,fe80::/10"
+os.environ.setdefault("DICOM_DESTINATIONS_DENY", TEST_DESTINATIONS_DENY)
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 from tenants import roles  # noqa: E402
@@ -25,6 +30,7 @@ PASSWORD = "correct horse battery staple 42"
 @pytest.fixture(autouse=True)
 def _billing_settles_at_once(settings):
     settings.BILLING_SETTLE_SECONDS = 0
+    settings.DICOM_DESTINATIONS_DENY = TEST_DESTINATIONS_DENY
 
 
 @pytest.fixture(autouse=True)

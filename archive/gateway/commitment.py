@@ -24,6 +24,7 @@ from pynetdicom import AE, build_role
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
+from archive.gateway.destinations import DestinationRefused, destination_check
 from archive.gateway.models import DicomPeer, StorageCommitment
 from archive.models import Instance
 from archive.outbox.models import Outbox
@@ -66,7 +67,7 @@ def _uid(ds: Dataset, keyword: str) -> str:
 
 
 def commitment_request(*, tenant, requester_ae: str, action_type: int, instance_uid: str,
-                       info: Dataset | None, actor: Actor) -> StorageCommitment:
+                       info: Dataset | None, actor: Actor, watched: bool = False) -> StorageCommitment:
     """Record a request (N-ACTION) and queue its report; CommitmentRefused if it is malformed.
     The same transaction sent again by the same modality is the same request."""
     if action_type != REQUEST_STORAGE_COMMITMENT:
@@ -83,7 +84,7 @@ def commitment_request(*, tenant, requester_ae: str, action_type: int, instance_
     try:
         with transaction.atomic():
             commitment = StorageCommitment.objects.for_tenant(tenant).create(
-                transaction_uid=transaction_uid, requester_ae=requester_ae, items=items)
+                transaction_uid=transaction_uid, requester_ae=requester_ae, items=items, watched=watched)
             outbox_add(tenant=tenant, kind=COMMIT, subjects=[commitment.pk])
             audit_record(tenant=tenant, actor=actor, action="dicom.commitment_requested",
                          obj_type="storage_commitment", obj_id=commitment.pk,
@@ -198,6 +199,11 @@ def report_to_peer(commitment: StorageCommitment, outcome: Outcome) -> None:
     if peer is None:
         _report_not_sent(commitment, f"{commitment.requester_ae} has no host and port on the DICOM peers page")
         raise ConnectionError(f"no address for {commitment.requester_ae}")
+    try:
+        destination_check(peer.host, peer.port)
+    except DestinationRefused as exc:
+        _report_not_sent(commitment, str(exc))
+        raise
     ae = AE(ae_title=commitment.tenant.ae_title)
     ae.add_requested_context(StorageCommitmentPushModel)
     ae.acse_timeout = ae.network_timeout = 30
@@ -251,9 +257,28 @@ def watch_and_report(assoc, commitment_id: int) -> None:
         connection.close()
 
 
-def watch_start(assoc, commitment: StorageCommitment) -> None:
-    if commitment.state != StorageCommitment.PENDING or settings.DICOM_COMMIT_WAIT_SECONDS <= 0:
+_watchers = threading.BoundedSemaphore(max(settings.DICOM_COMMIT_MAX_WATCHERS, 1))
+
+
+def watch_slot() -> bool:
+    """May the gateway watch one more request? At most DICOM_COMMIT_MAX_WATCHERS at once
+    per process (each is a thread and a database connection); beyond, the workers report."""
+    return settings.DICOM_COMMIT_WAIT_SECONDS > 0 and _watchers.acquire(blocking=False)
+
+
+def watch_start(assoc, commitment: StorageCommitment | None, slot: bool) -> None:
+    """Start watching with the slot taken (marked `watched` when the row was made, so a
+    worker never reports it meanwhile); give the slot back if there is nothing to watch."""
+    if not slot:
         return
-    StorageCommitment.unscoped.filter(pk=commitment.pk).update(watched=True)
-    threading.Thread(target=watch_and_report, args=(assoc, commitment.pk), daemon=True,
-                     name=f"commitment-{commitment.pk}").start()
+    if commitment is None or not commitment.watched or commitment.state != StorageCommitment.PENDING:
+        _watchers.release()
+        return
+
+    def run() -> None:
+        try:
+            watch_and_report(assoc, commitment.pk)
+        finally:
+            _watchers.release()
+
+    threading.Thread(target=run, daemon=True, name=f"commitment-{commitment.pk}").start()

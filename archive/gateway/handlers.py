@@ -8,6 +8,7 @@ from django.db import close_old_connections, connection
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from archive.gateway import commitment, find, retrieve
+from archive.gateway.destinations import DestinationRefused, destination_check
 from archive.gateway.models import DicomPeer
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
@@ -118,14 +119,29 @@ def handle_move(event):
     tenant = getattr(event.assoc, "cloudpacs_tenant", None)
     model = event.request.AffectedSOPClassUID
     destination = move_destination(tenant, event.move_destination) if tenant is not None else None
+    if destination is not None:
+        try:
+            destination_check(destination.host, destination.port)
+        except DestinationRefused as exc:
+            log.warning("C-MOVE destination refused: %s", exc)
+            destination = None
     if destination is None or model not in retrieve.MOVE_MODELS:
         log.info("C-MOVE to an unknown destination refused")
         yield None, None  # pynetdicom answers 0xA801
         return
     close_old_connections()
     # pynetdicom asks the association's AE for the sub-association and names it as the
-    # move originator: that AE must call with the clinic's title, not the gateway's.
-    event.assoc._ae = retrieve.ae_calling_as(event.assoc.ae, tenant.ae_title)  # Association.ae has no setter
+    # move originator: that AE must call with the clinic's title, not the gateway's. The
+    # gateway's AE is put back when the move ends (it counts the open associations).
+    gateway_ae = event.assoc.ae
+    event.assoc._ae = retrieve.ae_calling_as(gateway_ae, tenant.ae_title)  # Association.ae has no setter
+    try:
+        yield from _move(event, tenant, model, destination)
+    finally:
+        event.assoc._ae = gateway_ae
+
+
+def _move(event, tenant, model, destination):
     level, instances, refused = "", [], None
     try:
         level, instances = retrieve.retrieve_instances(tenant=tenant, identifier=event.identifier, model=model)
@@ -161,14 +177,16 @@ def handle_n_action(event):
         info = event.action_information
     except Exception:  # noqa: BLE001 - an undecodable data set
         return _status(commitment.PROCESSING_FAILURE, "the action information cannot be decoded"), None
+    slot = commitment.watch_slot()
     try:
         request = commitment.commitment_request(
             tenant=tenant, requester_ae=event.assoc.requestor.ae_title.strip(), info=info,
             action_type=event.request.ActionTypeID, instance_uid=event.request.RequestedSOPInstanceUID,
-            actor=actor_for(event))
+            actor=actor_for(event), watched=slot)
     except commitment.CommitmentRefused as exc:
+        commitment.watch_start(event.assoc, None, slot)
         return _status(exc.status, exc.comment), None
-    commitment.watch_start(event.assoc, request)
+    commitment.watch_start(event.assoc, request, slot)
     return SUCCESS, None
 
 

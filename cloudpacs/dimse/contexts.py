@@ -20,8 +20,10 @@ ABSTRACT_SYNTAX_NOT_SUPPORTED = 0x03  # PS3.8 9.3.3.2: provider rejection
 
 
 def storage_like(uid: str) -> bool:
+    """Private, unknown, or a storage class by its name ("… Storage", "… Storage - For
+    Presentation", "… Storage - Trial"; not the Storage Commitment service)."""
     uid = UID(uid)
-    return uid.is_private or uid.name == uid or uid.name.endswith(" Storage")
+    return uid.is_private or uid.name == uid or ("Storage" in uid.name and "Commitment" not in uid.name)
 
 
 def negotiate(rq_contexts: list, ac_contexts: list, roles=None):
@@ -34,7 +36,7 @@ def negotiate(rq_contexts: list, ac_contexts: list, roles=None):
         cx = PresentationContext()
         cx.context_id = rq.context_id
         cx.abstract_syntax = rq.abstract_syntax
-        cx.transfer_syntax = [rq.transfer_syntax[0]]
+        cx.transfer_syntax = rq.transfer_syntax[:1]
         cx.result = ABSTRACT_SYNTAX_NOT_SUPPORTED
         result.append(cx)
     return sorted(result, key=lambda cx: cx.context_id), ac_roles
