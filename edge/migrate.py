@@ -1,7 +1,8 @@
 """Bringing a clinic's old archive in: `edge_gateway migrate --source AE@HOST:PORT`.
 
-Study by study: C-FIND the old PACS (Study Root), skip a study the cloud already holds
-whole (QIDO-RS, when the token may read), C-GET it into the spool (the same sealing as
+Study by study: C-FIND the old PACS (Study Root) for the studies, then for a study's
+instances; skip a study whose every SOP Instance UID the cloud holds (QIDO-RS, when the
+token may read), C-GET it into the spool (the same sealing as
 C-STORE: durable before it counts), and let the uploader send it. A study is done once
 none of its files is left in the queue. Progress and what is done are in the spool
 (`migration.json`, study UIDs as digests only), so a restarted migration resumes: done
@@ -30,12 +31,14 @@ from edge.spool import Spool, uid_digest
 from edge.state import EdgeState
 
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
-# What an old archive may hold, offered as stored: never asking it to convert, which could
-# be lossy. The uncompressed context is offered beside, for what is stored otherwise.
-COMPRESSED = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-              "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
-              "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5",
-              "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"]
+# What an old archive may hold, offered so that it never has to convert: the lossless and
+# the uncompressed syntaxes together (any of them keeps every pixel), and each lossy one in
+# a context of its own, which the old PACS uses only for what it holds in that syntax.
+LOSSLESS = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+            "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"]
+LOSSY = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+         "1.2.840.10008.1.2.4.91"]
+CONTEXTS_PER_CLASS = 2 + len(LOSSY)
 
 
 class SourceError(Exception):
@@ -176,7 +179,8 @@ class Migration:
                                    str(answer.get("StudyDate", "") or ""))
         return sorted(found.values(), key=lambda s: (s.date, s.uid))
 
-    def _sop_classes(self, study: Study) -> set[str]:
+    def _instances(self, study: Study) -> dict[str, tuple[str, str]]:
+        """{SOP Instance UID: (SOP Class UID, Series Instance UID)} of the study at the old PACS."""
         query = Dataset()
         query.QueryRetrieveLevel = "IMAGE"
         query.StudyInstanceUID = study.uid
@@ -188,11 +192,31 @@ class Migration:
             answers = self._find(assoc, query)
         finally:
             assoc.release()
-        study.instances = study.instances or len(answers)
-        return {str(a.SOPClassUID) for a in answers if a.get("SOPClassUID")}
+        found = {str(a.SOPInstanceUID): (str(a.get("SOPClassUID", "") or ""), str(a.get("SeriesInstanceUID", "") or ""))
+                 for a in answers if a.get("SOPInstanceUID")}
+        study.instances = len(found) or study.instances
+        return found
 
-    def _get(self, study: Study, sop_classes: set[str]) -> tuple[list[str], str | None]:
-        """C-GET one study into the spool: (the spool files made, why it failed or None)."""
+    def _queries(self, study: Study, instances: dict[str, tuple[str, str]], missing: set[str]) -> list[Dataset]:
+        """The C-GET identifiers for what the cloud lacks: the study, or the series, or the
+        instances of a series (a copy the cloud holds already is not fetched again: the old
+        PACS's copy differs in its file meta, and the cloud would refuse it as a conflict)."""
+        if missing == set(instances):
+            return [_identifier("STUDY", StudyInstanceUID=study.uid)]
+        queries = []
+        for series in sorted({series for _, series in instances.values()}):
+            of_series = {uid for uid, (_, s) in instances.items() if s == series}
+            wanted = of_series & missing
+            if wanted == of_series:
+                queries.append(_identifier("SERIES", StudyInstanceUID=study.uid, SeriesInstanceUID=series))
+            elif wanted:
+                queries.append(_identifier("IMAGE", StudyInstanceUID=study.uid, SeriesInstanceUID=series,
+                                           SOPInstanceUID=sorted(wanted)))
+        return queries
+
+    def _get(self, study: Study, sop_classes: set[str], queries: list[Dataset], expected: int
+             ) -> tuple[list[str], str | None]:
+        """C-GET into the spool: (the spool files made, why it failed or None)."""
         names: list[str] = []
         def spooled(entry) -> None:
             names.append(entry.path.name)
@@ -200,56 +224,60 @@ class Migration:
             self.progress.bytes += entry.size
 
         handle = make_store_handler(self.spool, self.state, on_spooled=self.wake, on_entry=spooled)
+        classes = sorted(sop_classes)[:127 // CONTEXTS_PER_CLASS]  # within PS3.8's 128 contexts
+        if len(classes) < len(sop_classes):
+            return names, f"{len(sop_classes)} SOP classes in one study: more than one association can offer"
         contexts = [(StudyRootQueryRetrieveInformationModelGet,)]
-        for sop_class in sorted(sop_classes)[:63]:  # two contexts each, within PS3.8's 128
-            contexts += [(sop_class, COMPRESSED), (sop_class, UNCOMPRESSED)]
-        roles = [build_role(sop_class, scp_role=True) for sop_class in sorted(sop_classes)[:63]]
+        for sop_class in classes:
+            contexts += [(sop_class, UNCOMPRESSED), (sop_class, LOSSLESS)]
+            contexts += [(sop_class, [ts]) for ts in LOSSY]
+        roles = [build_role(sop_class, scp_role=True) for sop_class in classes]
         assoc = self._associate(contexts, roles, [(evt.EVT_C_STORE, handle)])
-        final = None
         try:
-            query = Dataset()
-            query.QueryRetrieveLevel = "STUDY"
-            query.StudyInstanceUID = study.uid
-            for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
-                if status is not None and status.Status not in (0xFF00, 0xFF01):
-                    final = status
+            for query in queries:
+                final = None
+                for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+                    if status is not None and status.Status not in (0xFF00, 0xFF01):
+                        final = status
+                if final is None:
+                    return names, "the old PACS ended the retrieve without a final status"
+                failed = int(final.get("NumberOfFailedSuboperations") or 0)
+                if final.Status not in (0x0000, 0xB000) or failed:
+                    return names, f"C-GET status {final.Status:#06x}, {failed} instances not retrieved"
         finally:
             assoc.release()
-        if final is None:
-            return names, "the old PACS ended the retrieve without a final status"
-        failed = int(final.get("NumberOfFailedSuboperations") or 0)
-        if final.Status not in (0x0000, 0xB000) or failed:
-            return names, (f"C-GET status {final.Status:#06x}, {failed} of {study.instances} "
-                           "instances not retrieved")
-        if len(names) < study.instances:
-            return names, f"{len(names)} of {study.instances} instances retrieved"
+        if len(names) < expected:
+            return names, f"{len(names)} of {expected} instances retrieved"
         return names, None
 
     # -- the cloud -------------------------------------------------------------------------
-    def in_cloud(self, study: Study) -> bool:
-        """Does the cloud hold the study whole? False when it cannot be asked (the token may
-        only upload): the study is then sent, and the cloud answers "already held"."""
+    def in_cloud(self, study: Study) -> set[str]:
+        """The SOP Instance UIDs of the study the cloud holds; none when it cannot be asked
+        (the token may only upload): the study is then sent whole."""
         if not self._can_ask_cloud:
-            return False
-        try:
-            answer = requests.get(f"{self.cloud_url}/studies", timeout=30,
-                                  params={"StudyInstanceUID": study.uid, "includefield": "00201208"},
-                                  headers={"Authorization": f"Bearer {self.token}",
-                                           "Accept": "application/dicom+json"})
-        except requests.RequestException:
-            return False
-        if answer.status_code in (401, 403):
-            self._can_ask_cloud = False
-            self.write("note: the token may not read, so studies already in the cloud are sent again "
-                       "(the cloud keeps one copy); give it the read scope to skip them")
-            return False
-        if answer.status_code != 200 or not answer.content:
-            return False
-        for item in answer.json():
-            held = int((item.get("00201208", {}).get("Value") or [0])[0])
-            if held >= study.instances > 0:
-                return True
-        return False
+            return set()
+        held: set[str] = set()
+        offset = 0
+        while True:
+            try:
+                answer = requests.get(f"{self.cloud_url}/studies/{study.uid}/instances", timeout=30,
+                                      params={"includefield": "00080018", "limit": 1000, "offset": offset},
+                                      headers={"Authorization": f"Bearer {self.token}",
+                                               "Accept": "application/dicom+json"})
+            except requests.RequestException:
+                return set()
+            if answer.status_code in (401, 403):
+                self._can_ask_cloud = False
+                self.write("note: the token may not read, so studies already in the cloud are sent again "
+                           "(the cloud keeps one copy); give it the read scope to skip them")
+                return set()
+            if answer.status_code != 200 or not answer.content:
+                return held
+            page = answer.json()
+            held |= {str((item.get("00080018", {}).get("Value") or [""])[0]) for item in page}
+            if len(page) < 1000:
+                return held
+            offset += len(page)
 
     # -- the run ---------------------------------------------------------------------------
     def _wait_for_room(self) -> None:
@@ -277,13 +305,16 @@ class Migration:
             if record.get("state") == "retrieved":
                 waiting.append((study, record["files"]))
                 continue
-            if self.in_cloud(study):
-                self.record.set(study, state="done", skipped=True)
-                self._count_done(study, skipped=True)
-                continue
-            self._wait_for_room()
             try:
-                names, error = self._get(study, self._sop_classes(study))
+                instances = self._instances(study)
+                missing = set(instances) - self.in_cloud(study)
+                if instances and not missing:
+                    self.record.set(study, state="done", skipped=True)
+                    self._count_done(study, skipped=True)
+                    continue
+                self._wait_for_room()
+                names, error = self._get(study, {c for c, _ in instances.values() if c},
+                                         self._queries(study, instances, missing), len(missing))
             except SourceError as exc:
                 names, error = [], str(exc)
             if error:
@@ -327,6 +358,14 @@ class Migration:
         self.progress.done_studies += 1
         self.progress.done_instances += study.instances
         self.progress.skipped += skipped
+
+
+def _identifier(level: str, **keys) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
 
 
 def report(progress: Progress) -> str:

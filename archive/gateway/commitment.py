@@ -224,6 +224,14 @@ def _peer_leaving(assoc) -> bool:
     return not assoc.is_established or isinstance(assoc.dul.peek_next_pdu(), (A_RELEASE, A_ABORT, A_P_ABORT))
 
 
+def _idle(assoc) -> bool:
+    """Nothing from the requester waiting to be served: the report waits for its answer on
+    the association, and a request arriving meanwhile (a C-STORE) would be taken for it.
+    A request can still arrive in the instant after this look; then the report counts as
+    not sent and goes on a new association."""
+    return assoc.dimse.msg_queue.empty() and assoc.dul.peek_next_pdu() is None
+
+
 def watch_and_report(assoc, commitment_id: int) -> None:
     """A gateway thread per request: answer on the requester's association if every instance
     is decided while it stays open (for at most DICOM_COMMIT_WAIT_SECONDS); else hand the
@@ -241,7 +249,7 @@ def watch_and_report(assoc, commitment_id: int) -> None:
             if commitment.state != StorageCommitment.PENDING:
                 return
             outcome = commitment_outcome(commitment)
-            if outcome.final and not _peer_leaving(assoc):
+            if outcome.final and not _peer_leaving(assoc) and _idle(assoc):
                 if commitment_claim(commitment):
                     report_send(assoc, commitment, outcome, on="association")
                     sent = True

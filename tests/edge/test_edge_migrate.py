@@ -23,7 +23,7 @@ from pynetdicom.sop_class import CTImageStorage, Verification
 from archive.models import Instance
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
-from tests.servers import wait_for
+from tests.servers import free_port, wait_for
 from tests.unix_relay import TcpToUnix
 
 pytestmark = [
@@ -88,12 +88,12 @@ def load(port: int, datasets) -> None:
     assoc.release()
 
 
-def migrate(cloud_url: str, token: str, spool: Path, source_port: int, log: Path) -> subprocess.Popen:
+def migrate(cloud_url: str, token: str, spool: Path, source_port: int, log: Path, port: int) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "manage.py", "edge_gateway", "migrate", "--source", f"OLDPACS@127.0.0.1:{source_port}",
              "--since", "20190101", "--cloud", cloud_url, "--spool", str(spool), "--max-backoff", "1",
-             "--batch-instances", "2"],
+             "--batch-instances", "2", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "DATABASE_URL": NO_DATABASE, "CLOUDPACS_EDGE_TOKEN": token})
 
@@ -106,10 +106,17 @@ def test_migrate_resumes_skips_what_the_cloud_holds_and_reports_failures(old_pac
         "a": make_ct_series(3, 32, 32, study_date="20200101"),
         "b": make_ct_series(2, 32, 32, study_date="20210101"),
         "clash": make_ct_series(1, 32, 32, study_date="20220101"),
+        "partial": make_ct_series(2, 32, 32, study_date="20230101"),
     }
     for series in studies.values():
         load(old_pacs, series)
     for ds in studies["held"]:
+        assert ingest_bytes(tenant, to_bytes(ds)).ok
+    # The cloud has as many instances of "partial" as the old PACS, but not the same ones
+    # (one came from the modality directly): it must still be migrated.
+    extra = make_ct_series(3, 32, 32, study_uid=studies["partial"][0].StudyInstanceUID,
+                           series_uid=studies["partial"][0].SeriesInstanceUID)[2]
+    for ds in (studies["partial"][0], extra):
         assert ingest_bytes(tenant, to_bytes(ds)).ok
     # The cloud holds another instance under the clashing study's SOP Instance UID.
     other = make_ct_series(1, 32, 32)[0]
@@ -119,25 +126,35 @@ def test_migrate_resumes_skips_what_the_cloud_holds_and_reports_failures(old_pac
     token = make_token(tenant, scopes=("upload", "read"))
     cloud = f"{live_server.url}/t/{tenant.slug}/dicomweb"
     spool, log = tmp_path / "spool", tmp_path / "migrate.log"
-    first = migrate(cloud, token, spool, old_pacs, log)
-    # Stopped (as by Ctrl-C) once the first study has been retrieved.
+    edge_port = free_port()
+    first = migrate(cloud, token, spool, old_pacs, log, edge_port)
+    # Stopped (as by Ctrl-C) once the first study has been retrieved; meanwhile a modality
+    # sends to the edge, which keeps receiving during a migration.
     wait_for(lambda: "instances 2/" in log.read_text() or first.poll() is not None, timeout=120,
              what="the first progress line")
+    [scanned] = make_ct_series(1, 32, 32)
+    modality = AE(ae_title="CT1")
+    modality.add_requested_context(CTImageStorage)
+    assoc = modality.associate("127.0.0.1", edge_port, ae_title="CLOUDPACS_EDGE")
+    assert assoc.is_established and assoc.send_c_store(scanned).Status == 0x0000
+    assoc.release()
     first.send_signal(signal.SIGTERM)
     first.wait(60)
     received_first = json.loads((spool / "state.json").read_text()).get("received", 0)
 
-    second = migrate(cloud, token, spool, old_pacs, log)
+    second = migrate(cloud, token, spool, old_pacs, log, free_port())
     assert second.wait(180) != 0  # a study failed: said in the exit status too
     output = log.read_text()
-    assert "4 studies at OLDPACS since 20190101" in output
+    assert "5 studies at OLDPACS since 20190101" in output
     report = output[output.rindex("migration:"):]
-    assert report.startswith("migration: 3 of 4 studies in the cloud (1 were there already), 1 failed")
+    assert report.startswith("migration: 4 of 5 studies in the cloud (1 were there already), 1 failed")
     assert f"failed: {studies['clash'][0].StudyInstanceUID}: the cloud refused 1 instances" in report
-    # Each retrieved once, across the two runs: 3 + 2 + 1, never the held study.
+    # Each retrieved once, across the two runs: 3 + 2 + 1, and of "partial" only the
+    # instance the cloud lacked; never the held study; and the modality's one.
     state = json.loads((spool / "state.json").read_text())
-    assert state["received"] == 6 and received_first >= 1
-    for key in ("held", "a", "b"):
+    assert state["received"] == 3 + 2 + 1 + 1 + 1 and received_first >= 1
+    assert Instance.objects.for_tenant(tenant).filter(sop_instance_uid=scanned.SOPInstanceUID).exists()
+    for key in ("held", "a", "b", "partial"):
         uids = [ds.SOPInstanceUID for ds in studies[key]]
         assert Instance.objects.for_tenant(tenant).filter(sop_instance_uid__in=uids).count() == len(uids)
     assert not Instance.objects.for_tenant(tenant).filter(sop_instance_uid=studies["old"][0].SOPInstanceUID).exists()

@@ -37,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--token", help="a clinic API token with the upload scope (or CLOUDPACS_EDGE_TOKEN)")
         parser.add_argument("--host", default=settings.DICOM_HOST,
                             help="address to receive DICOM on (the clinic network's, e.g. 0.0.0.0)")
-        parser.add_argument("--port", type=int, default=11112)
+        parser.add_argument("--port", type=int, default=None,
+                            help="DICOM port (run: 11112 unless given; migrate: modalities may send meanwhile "
+                                 "when given)")
         parser.add_argument("--ae-title", default="CLOUDPACS_EDGE")
         parser.add_argument("--status-host", default="127.0.0.1")
         parser.add_argument("--status-port", type=int, default=11180, help="the local status page; 0: none")
@@ -73,10 +75,10 @@ class Command(BaseCommand):
         uploader.start()
         return spool, state, uploader, token, left
 
-    def migrate(self, root: Path, *, source, since, cloud, token, ae_title, batch_instances, batch_mb, max_backoff,
-                **_):
+    def migrate(self, root: Path, *, source, since, cloud, token, host, port, ae_title, batch_instances, batch_mb,
+                max_backoff, **_):
         from edge.migrate import Migration, SourceError, parse_source, report
-        from edge.receiver import receive_to_spool
+        from edge.receiver import receive_to_spool, start_receiver
 
         if not source:
             raise CommandError("give --source AE@HOST:PORT, the old PACS")
@@ -88,6 +90,9 @@ class Command(BaseCommand):
             raise CommandError("--since is a date, YYYYMMDD")
         spool, state, uploader, token, _ = self._start(root, cloud, token, batch_instances, batch_mb, max_backoff)
         receive_to_spool(spool)
+        # The clinic keeps scanning during a migration of days: its modalities still send here.
+        receiver = start_receiver(spool, state, host=host, port=port, ae_title=ae_title,
+                                  on_spooled=uploader.wake.set) if port else None
         stopping = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
@@ -99,6 +104,8 @@ class Command(BaseCommand):
         except SourceError as exc:
             raise CommandError(f"the old PACS: {exc}") from exc
         finally:
+            if receiver:
+                receiver.shutdown()
             uploader.stop()
             uploader.join(30)
             state.stopped()
@@ -129,6 +136,7 @@ class Command(BaseCommand):
 
         spool, state, uploader, token, left = self._start(root, cloud, token, batch_instances, batch_mb,
                                                           max_backoff)
+        port = port or 11112
         receiver = start_receiver(spool, state, host=host, port=port, ae_title=ae_title,
                                   on_spooled=uploader.wake.set)
         status_server = start_status_page(root, status_host, status_port) if status_port else None
