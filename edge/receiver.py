@@ -76,12 +76,14 @@ def receive_to_spool(spool: Spool) -> None:
 
 
 def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_title: str,
-                   on_spooled) -> ThreadedAssociationServer:
+                   on_spooled, allowed: list[str] | None = None) -> ThreadedAssociationServer:
     receive_to_spool(spool)
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     contexts.install()
     ae = AE(ae_title=ae_title)
     ae.require_called_aet = False
+    if allowed:
+        ae.require_calling_aet = [title.strip().upper() for title in allowed]  # others are rejected
     ae.maximum_pdu_size = MAX_PDU
     ae.network_timeout, ae.dimse_timeout, ae.acse_timeout = 60, 120, 30
     ae.add_supported_context(Verification)

@@ -38,6 +38,7 @@ class Edge:
         self.port, self.status_port = free_port(), free_port()
         self.log = log_dir / "edge.log"
         self.process = None
+        self.extra: list[str] = []
 
     def start(self):
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
@@ -47,7 +48,7 @@ class Edge:
             self.process = subprocess.Popen(
                 [sys.executable, "manage.py", "edge_gateway", "--cloud", self.cloud, "--spool", str(self.spool),
                  "--host", "127.0.0.1", "--port", str(self.port), "--status-port", str(self.status_port),
-                 "--max-backoff", "1", "--batch-instances", "4"],
+                 "--max-backoff", "1", "--batch-instances", "4", *self.extra],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._ready, timeout=30, what="the edge gateway")
         return self
@@ -278,6 +279,26 @@ def test_memory_stays_bounded_for_a_large_instance(edge, tenant):
     status = Path(f"/proc/{running.process.pid}/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     assert peak_kb < 160 * 1024, f"peak RSS {peak_kb} kB for a {len(ds.PixelData) >> 20} MB instance"
+
+
+def test_only_allowed_modalities_and_only_https_clouds(cloud, tenant, tmp_path):
+    proxy, token = cloud
+    edge = Edge(tmp_path / "spool", f"{proxy.url}/t/{tenant.slug}/dicomweb", token, tmp_path)
+    edge.extra = ["--allow-ae", "CT1"]
+    edge.start()
+    try:
+        [ds] = make_ct_series(1, 16, 16)
+        ae = AE(ae_title="STRANGER")
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        assert not ae.associate("127.0.0.1", edge.port, ae_title="CLOUDPACS_EDGE").is_established
+        assert store(edge.port, [ds]) == [0x0000]  # CT1
+    finally:
+        edge.stop()
+    result = subprocess.run([sys.executable, "manage.py", "edge_gateway", "--cloud", "http://pacs.example.org/t/x/dicomweb",
+                             "--token", token, "--spool", str(tmp_path / "other"), "--status-port", "0"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+    assert result.returncode != 0 and "must be https://" in result.stderr
 
 
 def test_a_second_gateway_on_the_same_spool_is_refused(edge, cloud, tenant, tmp_path):

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -41,6 +42,8 @@ class Command(BaseCommand):
                             help="DICOM port (run: 11112 unless given; migrate: modalities may send meanwhile "
                                  "when given)")
         parser.add_argument("--ae-title", default="CLOUDPACS_EDGE")
+        parser.add_argument("--allow-ae", action="append", default=[], metavar="AE_TITLE",
+                            help="accept only these calling AE titles (repeat it); default: any on the network")
         parser.add_argument("--status-host", default="127.0.0.1")
         parser.add_argument("--status-port", type=int, default=11180, help="the local status page; 0: none")
         parser.add_argument("--batch-instances", type=int, default=50)
@@ -63,6 +66,8 @@ class Command(BaseCommand):
             raise CommandError("give --cloud URL and --token TOKEN (or CLOUDPACS_EDGE_TOKEN)")
         if not cloud.startswith(("https://", "http://")):
             raise CommandError("--cloud is the clinic's DICOMweb root URL, https://…/t/<clinic>/dicomweb")
+        if cloud.startswith("http://") and urlsplit(cloud).hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise CommandError("--cloud must be https:// (images and the token would cross the network in clear)")
         spool = Spool(root, token)
         try:
             spool.lock()
@@ -75,8 +80,8 @@ class Command(BaseCommand):
         uploader.start()
         return spool, state, uploader, token, left
 
-    def migrate(self, root: Path, *, source, since, cloud, token, host, port, ae_title, batch_instances, batch_mb,
-                max_backoff, **_):
+    def migrate(self, root: Path, *, source, since, cloud, token, host, port, ae_title, allow_ae, batch_instances,
+                batch_mb, max_backoff, **_):
         from edge.migrate import Migration, SourceError, parse_source, report
         from edge.receiver import receive_to_spool, start_receiver
 
@@ -92,7 +97,7 @@ class Command(BaseCommand):
         receive_to_spool(spool)
         # The clinic keeps scanning during a migration of days: its modalities still send here.
         receiver = start_receiver(spool, state, host=host, port=port, ae_title=ae_title,
-                                  on_spooled=uploader.wake.set) if port else None
+                                  on_spooled=uploader.wake.set, allowed=allow_ae) if port else None
         stopping = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
@@ -130,15 +135,15 @@ class Command(BaseCommand):
             f"last sent: {time.ctime(status['last_sent_at']) if status.get('last_sent_at') else '-'}\n"
             f"last error: {status.get('last_error') or '-'}")
 
-    def run(self, root: Path, *, cloud, token, host, port, ae_title, status_host, status_port, batch_instances,
-            batch_mb, max_backoff, **_):
+    def run(self, root: Path, *, cloud, token, host, port, ae_title, allow_ae, status_host, status_port,
+            batch_instances, batch_mb, max_backoff, **_):
         from edge.receiver import start_receiver
 
         spool, state, uploader, token, left = self._start(root, cloud, token, batch_instances, batch_mb,
                                                           max_backoff)
         port = port or 11112
         receiver = start_receiver(spool, state, host=host, port=port, ae_title=ae_title,
-                                  on_spooled=uploader.wake.set)
+                                  on_spooled=uploader.wake.set, allowed=allow_ae)
         status_server = start_status_page(root, status_host, status_port) if status_port else None
         self.stdout.write(f"edge gateway: DICOM on {host}:{port} as {ae_title}, spool {root}"
                           f"{f' (removed {left} unfinished files)' if left else ''}, uploading to {cloud}"
