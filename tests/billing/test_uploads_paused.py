@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 import requests
 from django.utils import timezone
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage
 
 from archive.gateway.models import DicomPeer
@@ -63,3 +63,33 @@ def test_c_store_gets_a_refusal_status(tenant, overdue, settings):
     assert status.Status == 0x0124 and "payment overdue" in status.ErrorComment
     assert not Instance.objects.for_tenant(tenant).exists()
     assert files_under(settings.INGEST_TMP_DIR, settings.TIER1_PATH) == []
+
+
+def test_c_find_and_c_get_go_on_while_uploads_are_paused(tenant, overdue, settings):
+    """Past grace, C-STORE is refused (above); query and retrieve still work."""
+    from pydicom import Dataset
+    from pynetdicom import build_role
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    from tests.archive.test_services_ingest import ingest_bytes
+
+    settings.STRIPE_SECRET_KEY = ""  # stored before the grace ended
+    [ds] = make_ct_series(1, 16, 16)
+    assert ingest_bytes(tenant, to_bytes(ds)).ok
+    settings.STRIPE_SECRET_KEY = "sk_test_overdue"
+    DicomPeer.objects.for_tenant(tenant).create(ae_title="WORKSTATION")
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ds.StudyInstanceUID
+    received = []
+    with running_gateway() as port:
+        ae = AE(ae_title="WORKSTATION")
+        for context in (FIND, GET, CTImageStorage):
+            ae.add_requested_context(context)
+        assoc = ae.associate("127.0.0.1", port, ae_title=tenant.ae_title, ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                             evt_handlers=[(evt.EVT_C_STORE, lambda event: received.append(event.dataset) or 0)])
+        found = [answer for status, answer in assoc.send_c_find(query, FIND) if status.Status == 0xFF00]
+        final = [status for status, _ in assoc.send_c_get(query, GET)][-1]
+        assoc.release()
+    assert [a.StudyInstanceUID for a in found] == [ds.StudyInstanceUID]
+    assert final.Status == 0x0000 and [r.SOPInstanceUID for r in received] == [ds.SOPInstanceUID]
