@@ -6,7 +6,9 @@ match is answered with the keys the peer asked for, filled as QIDO-RS fills them
 - STUDY, SERIES, IMAGE: as QIDO-RS's studies, series and instances. A key of a higher level
   (the study's UID in a series query, say) matches like any other.
 - An empty key is returned, not matched (universal matching); a key the index cannot match
-  (an optional attribute, a sequence) is returned from the stored header when it has it.
+  (an optional attribute) is returned from the stored header when it has it.
+- A sequence key with values in its item is matched on each candidate's stored header
+  (archive.query.sequences): at most DICOM_FIND_MAX_RESULTS candidates are looked at.
 - At most DICOM_FIND_MAX_RESULTS answers, then `0xA700` with a comment saying so; a
   C-CANCEL stops the answers (`0xFE00`); a query the model refuses is `0xC000` with why."""
 
@@ -24,6 +26,7 @@ from archive.dicomweb.json import result_json
 from archive.query.attributes import INDEXED, INSTANCE, SERIES, STUDY, VISIBLE, vr_of
 from archive.query.matching import BadQuery
 from archive.query.search import SearchQuery
+from archive.query.sequences import has_values, sequence_matches
 from archive.selectors import search
 
 # The models the gateway answers C-FIND in (its presentation contexts, and the check that a
@@ -60,19 +63,24 @@ def key_value(element) -> str:
     return str(value)
 
 
-def find_query(identifier: Dataset) -> tuple[str, SearchQuery, list[str]]:
-    """(the DICOM level, the query, the keys to return, as tags) of a C-FIND identifier."""
+def find_query(identifier: Dataset) -> tuple[str, SearchQuery, list[str], list[tuple[str, dict]]]:
+    """(the DICOM level, the query, the keys to return as tags, the sequence keys to match
+    on the stored headers as (tag, wanted item)) of a C-FIND identifier."""
     level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
     if level not in LEVELS:
         raise FindRefused(IDENTIFIER_DOES_NOT_MATCH, f"QueryRetrieveLevel {level or '(none)'} is not one of "
                                                      "PATIENT, STUDY, SERIES, IMAGE")
     query = SearchQuery(level=LEVELS[level], limit=settings.DICOM_FIND_MAX_RESULTS)
-    keys = []
+    keys, sequences = [], []
     for element in identifier:
         tag = f"{element.tag:08X}"
         if tag in NOT_KEYS or element.tag.group == 0x0002:
             continue
         keys.append(tag)
+        if element.VR == "SQ" and element.value:
+            wanted = element.value[0].to_json_dict()
+            if has_values(wanted):
+                sequences.append((tag, wanted))
         value = key_value(element)
         attr = INDEXED.get(tag)
         if value and attr is not None and attr.match != "none" and attr.level in VISIBLE[query.level]:
@@ -80,7 +88,7 @@ def find_query(identifier: Dataset) -> tuple[str, SearchQuery, list[str]]:
                 continue
             query.filters.append((attr, value))
         query.include.add(tag)
-    return level, query, keys
+    return level, query, keys, sequences
 
 
 def _answer(result: dict, keys: list[str], level: str, ae_title: str) -> Dataset:
@@ -96,7 +104,7 @@ def _answer(result: dict, keys: list[str], level: str, ae_title: str) -> Dataset
 def find_answers(*, tenant, identifier: Dataset, is_cancelled) -> Iterator[tuple[int, Dataset | None]]:
     """(status, identifier) pairs, as pynetdicom's C-FIND handler yields them."""
     try:
-        level, query, keys = find_query(identifier)
+        level, query, keys, sequences = find_query(identifier)
         run = {STUDY: search.study_search, SERIES: search.series_search, INSTANCE: search.instance_search}
         page = run[query.level](tenant=tenant, query=query)
     except FindRefused as exc:
@@ -111,6 +119,8 @@ def find_answers(*, tenant, identifier: Dataset, is_cancelled) -> Iterator[tuple
             yield CANCELLED, None
             return
         result = result_json(row, level=query.level, tags=keys, include_all=False, retrieve_url="")
+        if not all(sequence_matches(result.get(tag), wanted) for tag, wanted in sequences):
+            continue
         if level == PATIENT:
             patient = (row.patient_identifier, row.patient_name, row.patient_birth_date)
             if patient in seen_patients:

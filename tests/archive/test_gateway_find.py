@@ -169,3 +169,39 @@ def test_a_worklist_context_is_not_accepted(archive, tenant):
     assert [cx.abstract_syntax for cx in assoc.accepted_contexts] == [StudyRootQueryRetrieveInformationModelFind]
     assert [cx.abstract_syntax for cx in assoc.rejected_contexts] == [ModalityWorklistInformationFind]
     assoc.release()
+
+
+def _with_procedure(series, value: str, meaning: str):
+    for ds in series:
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "LOCAL", meaning
+        ds.ProcedureCodeSequence = [code]
+    return series
+
+
+def test_sequence_matching(tenant):
+    """PS3.4 C.2.2.2.6: a sequence key's item is matched on the stored headers; an empty
+    item is universal (returned, not matched)."""
+    DicomPeer.objects.for_tenant(tenant).create(ae_title="WORKSTATION")
+    head = _with_procedure(make_ct_series(1, 16, 16, patient_id="P9"), "CT-HEAD", "CT Head")
+    chest = _with_procedure(make_ct_series(1, 16, 16, patient_id="P9"), "CT-CHEST", "CT Chest")
+    for ds in (*head, *chest):
+        assert ingest_bytes(tenant, to_bytes(ds)).ok
+
+    def procedure(**item) -> Dataset:
+        code = Dataset()
+        for keyword, value in item.items():
+            setattr(code, keyword, value)
+        return identifier("STUDY", PatientID="P9", StudyInstanceUID="", ProcedureCodeSequence=[code])
+
+    with running_gateway() as port:
+        answers, final = find(port, tenant, procedure(CodeValue="CT-HEAD", CodeMeaning=""))
+        assert final.Status == 0x0000
+        assert [a.StudyInstanceUID for a in answers] == [head[0].StudyInstanceUID]
+        assert answers[0].ProcedureCodeSequence[0].CodeMeaning == "CT Head"
+        answers, _ = find(port, tenant, procedure(CodeMeaning="*Chest"))
+        assert [a.StudyInstanceUID for a in answers] == [chest[0].StudyInstanceUID]
+        answers, _ = find(port, tenant, procedure(CodeValue="MR-*"))
+        assert answers == []
+        answers, _ = find(port, tenant, procedure(CodeValue=""))  # universal: both, with their codes
+        assert {a.ProcedureCodeSequence[0].CodeValue for a in answers} == {"CT-HEAD", "CT-CHEST"}
