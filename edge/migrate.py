@@ -149,7 +149,15 @@ class Migration:
             raise SourceError(f"{self.source_ae} at {self.host}:{self.port} did not accept an association")
         return assoc
 
-    def _find(self, assoc, identifier: Dataset) -> list[Dataset]:
+    def _find(self, identifier: Dataset) -> list[Dataset]:
+        """The answers to one C-FIND, on an association of its own."""
+        assoc = self._associate([(StudyRootQueryRetrieveInformationModelFind,)])
+        try:
+            return self._answers(assoc, identifier)
+        finally:
+            assoc.release()
+
+    def _answers(self, assoc, identifier: Dataset) -> list[Dataset]:
         answers = []
         for status, answer in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
             if status is None:
@@ -161,16 +169,8 @@ class Migration:
         return answers
 
     def studies(self) -> list[Study]:
-        query = Dataset()
-        query.QueryRetrieveLevel = "STUDY"
-        query.StudyInstanceUID = ""
-        query.StudyDate = f"{self.since}-" if self.since else ""
-        query.NumberOfStudyRelatedInstances = ""
-        assoc = self._associate([(StudyRootQueryRetrieveInformationModelFind,)])
-        try:
-            answers = self._find(assoc, query)
-        finally:
-            assoc.release()
+        answers = self._find(_identifier("STUDY", StudyInstanceUID="", NumberOfStudyRelatedInstances="",
+                                         StudyDate=f"{self.since}-" if self.since else ""))
         found = {}
         for answer in answers:
             uid = str(answer.get("StudyInstanceUID", "")).strip()
@@ -181,17 +181,8 @@ class Migration:
 
     def _instances(self, study: Study) -> dict[str, tuple[str, str]]:
         """{SOP Instance UID: (SOP Class UID, Series Instance UID)} of the study at the old PACS."""
-        query = Dataset()
-        query.QueryRetrieveLevel = "IMAGE"
-        query.StudyInstanceUID = study.uid
-        query.SeriesInstanceUID = ""
-        query.SOPInstanceUID = ""
-        query.SOPClassUID = ""
-        assoc = self._associate([(StudyRootQueryRetrieveInformationModelFind,)])
-        try:
-            answers = self._find(assoc, query)
-        finally:
-            assoc.release()
+        answers = self._find(_identifier("IMAGE", StudyInstanceUID=study.uid, SeriesInstanceUID="",
+                                         SOPInstanceUID="", SOPClassUID=""))
         found = {str(a.SOPInstanceUID): (str(a.get("SOPClassUID", "") or ""), str(a.get("SeriesInstanceUID", "") or ""))
                  for a in answers if a.get("SOPInstanceUID")}
         study.instances = len(found) or study.instances

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
 
 
-def request(transaction_uid="1.2.3", items=((CTImageStorage, "1.2.3.4"),)) -> Dataset:
+def action_information(transaction_uid="1.2.3", items=((CTImageStorage, "1.2.3.4"),)) -> Dataset:
     ds = Dataset()
     if transaction_uid is not None:
         ds.TransactionUID = transaction_uid
@@ -46,19 +46,19 @@ def n_action(tenant, settings):
 
 
 def test_malformed_requests_are_refused_and_not_recorded(n_action, tenant):
-    assert n_action(request(transaction_uid=None)) == 0x0120  # missing attribute
-    assert n_action(request(transaction_uid="1.2.x")) == 0x0115  # invalid argument
-    assert n_action(request(items=[(CTImageStorage, "1..2")])) == 0x0115
-    assert n_action(request(items=[])) == 0x0120
-    assert n_action(request(), action_type=2) == 0x0123  # no such action
-    assert n_action(request(), instance="1.2.3.4.5") == 0x0117  # not the well-known instance
+    assert n_action(action_information(transaction_uid=None)) == 0x0120  # missing attribute
+    assert n_action(action_information(transaction_uid="1.2.x")) == 0x0115  # invalid argument
+    assert n_action(action_information(items=[(CTImageStorage, "1..2")])) == 0x0115
+    assert n_action(action_information(items=[])) == 0x0120
+    assert n_action(action_information(), action_type=2) == 0x0123  # no such action
+    assert n_action(action_information(), instance="1.2.3.4.5") == 0x0117  # not the well-known instance
     assert not StorageCommitment.objects.for_tenant(tenant).exists()
 
 
 def test_the_same_transaction_twice_is_one_request(n_action, tenant):
     transaction_uid = generate_uid()
-    assert n_action(request(transaction_uid)) == 0x0000
-    assert n_action(request(transaction_uid)) == 0x0000
+    assert n_action(action_information(transaction_uid)) == 0x0000
+    assert n_action(action_information(transaction_uid)) == 0x0000
     row = StorageCommitment.objects.for_tenant(tenant).get()
     assert (row.transaction_uid, row.requester_ae, row.items) == (transaction_uid, "MODALITY",
                                                                   [[CTImageStorage, "1.2.3.4"]])

@@ -34,6 +34,7 @@ from archive.gateway.models import DicomPeer
 from archive.models import Instance
 from tenants.models import AuditEvent
 from tests.archive.test_gateway import running_gateway
+from tests.archive.test_gateway_find import identifier
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port
@@ -66,14 +67,6 @@ def archive(tenant, other_tenant):
     assert ingest_bytes(other_tenant, to_bytes(made["theirs"][0])).ok
     with running_gateway() as port:
         yield port, made
-
-
-def identifier(level, **keys) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def c_get(port, tenant, query: Dataset, *, storage=((CTImageStorage, None),), model=StudyRootQueryRetrieveInformationModelGet,

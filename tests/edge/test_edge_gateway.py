@@ -17,14 +17,12 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
-from pynetdicom.dimse_messages import C_STORE_RQ
-from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage
 
 from archive.models import Instance
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
+from tests.dimse_peers import send_half_a_data_set
 from tests.servers import free_port, wait_for
 from tests.tcp_proxy import SwitchableProxy
 
@@ -247,15 +245,7 @@ def test_an_aborted_association_leaves_nothing_behind(edge, cloud, tenant):
     ae.add_requested_context(CTImageStorage, [ImplicitVRLittleEndian])
     assoc = ae.associate("127.0.0.1", running.port, ae_title="CLOUDPACS_EDGE")
     assert assoc.is_established
-    request = C_STORE()
-    request.MessageID, request.Priority = 1, 2
-    request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-    request.DataSet = io.BytesIO(encode(ds, True, True))
-    message = C_STORE_RQ()
-    message.primitive_to_message(request)
-    fragments = list(message.encode_msg(assoc.accepted_contexts[0].context_id, 16384))
-    for pdata in fragments[:len(fragments) // 2]:  # the command and half of the data set
-        assoc.dul.send_pdu(pdata)
+    send_half_a_data_set(assoc, ds)  # the command and half of the data set
     incoming = running.spool / "incoming"
     wait_for(lambda: list(incoming.iterdir()), timeout=30, what="the data set to arrive")
     assoc.abort()

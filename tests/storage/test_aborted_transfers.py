@@ -6,7 +6,6 @@ Real peers throughout: the web server as `make run` starts it (tests.servers.Web
 a raw socket for the half-sent STOW body, pynetdicom for the C-STORE cut off by an
 A-ABORT, the tus endpoints for a terminated browser upload."""
 
-import io
 import os
 import signal
 import socket
@@ -19,9 +18,6 @@ import pytest
 import requests
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE
-from pynetdicom.dimse_messages import C_STORE_RQ
-from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage
 
 from archive.dicomweb.stow import INGEST_BATCH
@@ -33,6 +29,7 @@ from tenants import roles
 from tests.archive.stow_helpers import files_under, multipart
 from tests.archive.upload_helpers import TusClient
 from tests.dicom_factory import make_ct_series, to_bytes
+from tests.dimse_peers import send_half_a_data_set
 from tests.servers import WebServer, database_url, wait_for
 from tests.storage.conftest import TEST_MASTER_KEY
 
@@ -110,16 +107,7 @@ def test_cstore_aborted_mid_dataset_leaves_nothing(gateway, tenant, settings):
     ae.add_requested_context(CTImageStorage, ImplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", gateway, ae_title=tenant.ae_title)
     assert assoc.is_established
-    request = C_STORE()
-    request.MessageID, request.Priority = 1, 2
-    request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-    request.DataSet = io.BytesIO(encode(ds, True, True))
-    message = C_STORE_RQ()
-    message.primitive_to_message(request)
-    context_id = assoc.accepted_contexts[0].context_id
-    fragments = list(message.encode_msg(context_id, 16384))
-    for pdata in fragments[:len(fragments) // 2]:  # the command and half of the data set
-        assoc.dul.send_pdu(pdata)
+    send_half_a_data_set(assoc, ds)  # the command and half of the data set
     wait_for(lambda: files_under(settings.INGEST_TMP_DIR), timeout=30,
              what="the gateway to write the data set as it arrives")
     assoc.abort()

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 from django.db import connection
-from pydicom import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, StorageCommitmentPushModel
@@ -16,22 +15,12 @@ from archive.models import Instance
 from archive.storage.selectors import instances_verified_everywhere
 from tenants.audit import AuditEvent
 from tests.archive.test_gateway import running_gateway
+from tests.archive.test_gateway_commitment import action_information
 from tests.dicom_factory import make_ct_series
 from tests.servers import free_port, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
-
-
-def commitment_request(transaction_uid: str, items) -> Dataset:
-    ds = Dataset()
-    ds.TransactionUID = transaction_uid
-    ds.ReferencedSOPSequence = []
-    for sop_class, uid in items:
-        item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, uid
-        ds.ReferencedSOPSequence.append(item)
-    return ds
 
 
 class Reports:
@@ -74,7 +63,7 @@ def test_report_on_the_same_association_once_verified(tenant, start_worker, sett
         items = [(CTImageStorage, ds.SOPInstanceUID) for ds in series]
         items += [(CTImageStorage, missing), (MRImageStorage, series[0].SOPInstanceUID)]
         transaction_uid = generate_uid()
-        status, _ = assoc.send_n_action(commitment_request(transaction_uid, items), 1, StorageCommitmentPushModel,
+        status, _ = assoc.send_n_action(action_information(transaction_uid, items), 1, StorageCommitmentPushModel,
                                         WELL_KNOWN)
         assert status.Status == 0x0000
         assert reports.arrived.wait(90), "no N-EVENT-REPORT on the association"
@@ -110,7 +99,7 @@ def test_report_on_a_new_association_after_the_modality_left(tenant, start_worke
             for ds in series:
                 assert assoc.send_c_store(ds).Status == 0x0000
             status, _ = assoc.send_n_action(
-                commitment_request(generate_uid(), [(CTImageStorage, ds.SOPInstanceUID) for ds in series]),
+                action_information(generate_uid(), [(CTImageStorage, ds.SOPInstanceUID) for ds in series]),
                 1, StorageCommitmentPushModel, WELL_KNOWN)
             assert status.Status == 0x0000
             assoc.release()
