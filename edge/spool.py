@@ -174,9 +174,11 @@ class Spool:
     def reject(self, entry: Entry, reason: str, code: int | None = None) -> None:
         """Keep an instance the cloud will never take, with why (no PHI in the note)."""
         target = self.rejected / entry.path.name
-        os.replace(entry.path, target)
+        # The note first: a file gone from the queue is either sent or noted as refused
+        # (the migration reads it so), never both unknown.
         note = {"reason": reason, "code": code, "rejected_at": time.time()}
         target.with_name(target.name + ".json").write_text(json.dumps(note))
+        os.replace(entry.path, target)
 
     # -- how it stands -------------------------------------------------------------------------
     def rejected_entries(self) -> list[dict]:
