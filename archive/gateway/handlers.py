@@ -76,7 +76,7 @@ def _refusal(status: int, comment: str):
     return _status(status, comment), None
 
 
-def _retrieve_audit(event, tenant, *, action: str, level: str, instances: list, sent, **detail) -> None:
+def _retrieve_audit(event, tenant, *, action: str, level: str, instances: list, **detail) -> None:
     """One audit event per retrieve, written before the first instance goes out: who took
     which studies, how many instances, and (for a move) where to."""
     studies = sorted({inst.study_id for inst in instances})
@@ -102,10 +102,9 @@ def handle_get(event):
         yield 1
         yield _refusal(exc.status, exc.comment)
         return
-    sent = retrieve.Sent()
-    _retrieve_audit(event, tenant, action="dicom.get", level=level, instances=instances, sent=sent)
+    _retrieve_audit(event, tenant, action="dicom.get", level=level, instances=instances)
     yield len(instances)
-    yield from retrieve.datasets_for(event.assoc, instances, lambda: event.is_cancelled, sent)
+    yield from retrieve.datasets_for(event.assoc, instances, lambda: event.is_cancelled)
 
 
 def move_destination(tenant, ae_title: str) -> DicomPeer | None:
@@ -155,13 +154,12 @@ def _move(event, tenant, model, destination):
             raise refused
         yield 0
         return
-    sent = retrieve.Sent()
-    _retrieve_audit(event, tenant, action="dicom.move", level=level, instances=instances, sent=sent,
+    _retrieve_audit(event, tenant, action="dicom.move", level=level, instances=instances,
                     destination=destination.ae_title)
     yield destination.host, destination.port, {"contexts": retrieve.move_contexts(instances)}
     yield len(instances)
     # Runs on pynetdicom's next(), after it opened the sub-association with the contexts above.
-    yield from retrieve.datasets_for(event.assoc.ae.sub_association, instances, lambda: event.is_cancelled, sent)
+    yield from retrieve.datasets_for(event.assoc.ae.sub_association, instances, lambda: event.is_cancelled)
 
 
 def handle_n_action(event):

@@ -13,7 +13,6 @@ instance as a data set in a transfer syntax the receiving peer accepted.
 import copy
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pydicom
 from pydicom import Dataset
@@ -145,13 +144,7 @@ def unsendable(inst: Instance) -> Dataset:
     return ds
 
 
-@dataclass
-class Sent:
-    offered: int = 0
-    unsendable: int = 0
-
-
-def datasets_for(assoc, instances: list[Instance], is_cancelled, sent: Sent) -> Iterator[tuple[int, Dataset | None]]:
+def datasets_for(assoc, instances: list[Instance], is_cancelled) -> Iterator[tuple[int, Dataset | None]]:
     """(status, data set) pairs for pynetdicom's C-GET and C-MOVE handlers, one instance in
     memory at a time; stops with a cancel status when the peer sent C-CANCEL."""
     keys: dict = {}  # the clinic's data keys, looked up once per retrieve
@@ -161,11 +154,9 @@ def datasets_for(assoc, instances: list[Instance], is_cancelled, sent: Sent) -> 
             return
         try:
             ds = dataset_for_peer(inst, accepted_syntaxes(assoc, inst.sop_class_uid), keys)
-            sent.offered += 1
         except CannotSend as exc:
             log.warning("retrieve: instance %s is a failed sub-operation: %s", inst.pk, exc)
             ds = unsendable(inst)
-            sent.unsendable += 1
         yield PENDING, ds
 
 
