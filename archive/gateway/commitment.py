@@ -25,7 +25,7 @@ from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from archive.gateway.destinations import DestinationRefused, destination_check
-from archive.gateway.models import DicomPeer, StorageCommitment
+from archive.gateway.models import StorageCommitment, destination_get
 from archive.models import Instance
 from archive.outbox.models import Outbox
 from archive.outbox.services import outbox_add, outbox_publish
@@ -194,8 +194,7 @@ def report_send(assoc, commitment: StorageCommitment, outcome: Outcome, *, on: s
 def report_to_peer(commitment: StorageCommitment, outcome: Outcome) -> None:
     """Send the report on a new association to the requester's address (we call as the
     clinic, in the SCP role of the Storage Commitment class, PS3.4 J.3.3.1.2)."""
-    peer = (DicomPeer.objects.for_tenant(commitment.tenant).filter(ae_title=commitment.requester_ae)
-            .exclude(host="").exclude(port=None).first())
+    peer = destination_get(commitment.tenant, commitment.requester_ae)
     if peer is None:
         _report_not_sent(commitment, f"{commitment.requester_ae} has no host and port on the DICOM peers page")
         raise ConnectionError(f"no address for {commitment.requester_ae}")

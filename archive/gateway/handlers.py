@@ -9,7 +9,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from archive.gateway import commitment, find, retrieve
 from archive.gateway.destinations import DestinationRefused, destination_check
-from archive.gateway.models import DicomPeer
+from archive.gateway.models import destination_get
 from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
@@ -107,17 +107,12 @@ def handle_get(event):
     yield from retrieve.datasets_for(event.assoc, instances, lambda: event.is_cancelled)
 
 
-def move_destination(tenant, ae_title: str) -> DicomPeer | None:
-    return (DicomPeer.objects.for_tenant(tenant).filter(ae_title=(ae_title or "").strip())
-            .exclude(host="").exclude(port=None).first())
-
-
 def handle_move(event):
     """C-MOVE: the matching instances go to one of the clinic's destinations (an unknown
     one is 0xA801), on a new association calling with the clinic's AE title."""
     tenant = getattr(event.assoc, "cloudpacs_tenant", None)
     model = event.request.AffectedSOPClassUID
-    destination = move_destination(tenant, event.move_destination) if tenant is not None else None
+    destination = destination_get(tenant, event.move_destination) if tenant is not None else None
     if destination is not None:
         try:
             destination_check(destination.host, destination.port)

@@ -63,6 +63,13 @@ class DicomPeer(TenantOwned):
         return bool(self.host and self.port)
 
 
+def destination_get(tenant, ae_title: str) -> DicomPeer | None:
+    """The clinic's peer of this AE title that has an address to send to (C-MOVE, storage
+    commitment reports), or None."""
+    return (DicomPeer.objects.for_tenant(tenant).filter(ae_title=(ae_title or "").strip())
+            .exclude(host="").exclude(port=None).first())
+
+
 class StorageCommitment(TenantOwned):
     """A modality's Storage Commitment request (PS3.4 J.3): the instances it asks us to
     take responsibility for. It is answered by one N-EVENT-REPORT, once every instance is
