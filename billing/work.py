@@ -2,7 +2,7 @@
 
 from archive.ingest.hooks import on_admission, on_new_studies
 from archive.outbox.registry import register
-from archive.outbox.tasks import process_one
+from archive.outbox.tasks import process
 from billing import grace, stripe_api
 from billing.charges import BILL, charge_price, charges_record, seconds_until_settled
 from billing.models import Charge
@@ -14,28 +14,32 @@ on_admission(grace.upload_refusal)
 
 @register(BILL, batch=True)
 def bill(rows) -> dict:
-    """Price each row's charge once its study has settled, then send it (Stripe on). A
-    charge whose study is still growing is looked at again when it should have settled."""
+    """Price each row's charge once its study has settled, then send it (Stripe on). The
+    charges whose studies are still growing are looked at again together, in one message,
+    when the last of them should have settled (a message each cost a one-image study more
+    worker time than archiving it)."""
     charges = {c.pk: c for c in Charge.unscoped.filter(pk__in=[r.subject_id for r in rows])
                .select_related("tenant", "study")}
-    results = {}
+    results, waits = {}, {}
     for row in rows:
         charge = charges.get(row.subject_id)
         try:
-            results[row.pk] = _advance(row, charge)
+            wait = seconds_until_settled(charge.study) if charge and charge.state == Charge.RECORDED else 0
+            if wait > 0:
+                waits[row.pk], results[row.pk] = wait, False
+            else:
+                results[row.pk] = _advance(charge)
         except Exception as exc:  # noqa: BLE001 - this row failed; the others go on
             results[row.pk] = exc
+    if waits:
+        process.apply_async((sorted(waits),), countdown=max(waits.values()) + 1)
     return results
 
 
-def _advance(row, charge: Charge | None) -> bool:
+def _advance(charge: Charge | None) -> bool:
     if charge is None:
         return True
     if charge.state == Charge.RECORDED:
-        wait = seconds_until_settled(charge.study)
-        if wait > 0:
-            process_one.apply_async((row.pk,), countdown=wait + 1)
-            return False
         charge = charge_price(charge)
     if charge.state == Charge.PRICED and stripe_api.enabled():
         charge = charge_push(charge)

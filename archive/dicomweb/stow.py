@@ -23,7 +23,7 @@ from archive.dicomweb.multipart import (
 )
 from archive.ingest import errors
 from archive.ingest.parse_ahead import ParseAhead
-from archive.ingest.service import IngestContext, IngestResult, Outcome, instances_ingest
+from archive.ingest.service import Closing, IngestContext, IngestResult, Outcome, instances_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from archive.views.admission import uploads_admitted
 from tenants.audit import audit_record
@@ -121,7 +121,25 @@ INGEST_BATCH = 64
 
 def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | None,
                base_url: str) -> StowOutcome:
-    """Store the instances of one STOW-RS request; the PS3.18 status and response body."""
+    """Store the instances of one STOW-RS request; the PS3.18 status and response body.
+    The request is one audit event, refused ones included: written with the last batch's
+    instances when that commits new ones (no transaction of its own), else after."""
+    audit = Closing(events=lambda results: [_audit_event(_outcome(results, study_uid, base_url), study_uid)])
+    outcome = _stow(tenant, stream, content_type, actor, study_uid, base_url, audit)
+    if not audit.written:
+        audit_record(tenant=tenant, actor=actor, **_audit_event(outcome, study_uid))
+    return outcome
+
+
+def _audit_event(outcome: StowOutcome, study_uid: str | None) -> dict:
+    """UIDs and counts only, never patient attributes."""
+    return {"action": "dicomweb.stow", "obj_type": "study",
+            "obj_id": study_uid or (outcome.study_uids[0] if len(outcome.study_uids) == 1 else ""),
+            "detail": {"status": outcome.status, **outcome.counts, "studies": outcome.study_uids[:100]}}
+
+
+def _stow(tenant, stream, content_type: str, actor, study_uid: str | None, base_url: str,
+          audit: Closing) -> StowOutcome:
     try:
         boundary = related_boundary(content_type)
         root_type = parse_content_type(content_type)[1].get("type", "")
@@ -141,7 +159,7 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
             return StowOutcome(400, _error_body(f"malformed multipart body: {exc}; nothing was stored"))
         if not items:
             return StowOutcome(400, _error_body("the multipart body contains no parts"))
-        results = _ingest(tenant, items, parsing, actor, study_uid)
+        results = _ingest(tenant, items, parsing, actor, study_uid, audit)
     finally:
         parsing.close()  # before any spool file is removed
         for item in items:
@@ -150,7 +168,9 @@ def stow_store(*, tenant, stream, content_type: str, actor, study_uid: str | Non
     return _outcome(results, study_uid, base_url)
 
 
-def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | None) -> list:
+def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | None, audit: Closing) -> list:
+    """Ingest the spooled parts batch by batch; `audit`'s events, made from the whole
+    request's results, go in with the last batch (see Closing)."""
     results: list[IngestResult | PartFailure | None] = [
         item if isinstance(item, PartFailure) else None for item in items]
     context = IngestContext()  # the parts of one body mostly share a study and series
@@ -164,9 +184,19 @@ def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | No
             spool.digest_set(ready.sha256)
         for n in positions:
             items[n] = None  # consumed by instances_ingest, whatever happens
+        last = start + INGEST_BATCH >= len(todo)
+
+        def request_events(batch_results: list, positions=positions) -> list[dict]:
+            complete = list(results)
+            for n, result in zip(positions, batch_results, strict=True):
+                complete[n] = result
+            return audit.events(complete)
+
+        closing = Closing(events=request_events) if last else None
         stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor,
                                   parsed_ahead=[ready.outcome for ready in prepared],
-                                  expected_study_uid=study_uid, context=context)
+                                  expected_study_uid=study_uid, context=context, closing=closing)
+        audit.written = bool(closing and closing.written)
         for n, result in zip(positions, stored, strict=True):
             results[n] = result
     return results
@@ -253,15 +283,9 @@ def store(request, study_uid: str | None = None):
         return JsonResponse({"error": "a chunked request body is not supported by this server; "
                                       "send Content-Length"}, status=411)
     base_url = request.build_absolute_uri(f"/t/{request.tenant.slug}/dicomweb")
-    actor = request.principal.actor(request)
     outcome = stow_store(tenant=request.tenant, stream=stream,
-                         content_type=request.META.get("CONTENT_TYPE", ""), actor=actor,
-                         study_uid=study_uid, base_url=base_url)
-    # One event per request, refused ones included; UIDs only, never patient attributes.
-    audit_record(tenant=request.tenant, actor=actor, action="dicomweb.stow", obj_type="study",
-                 obj_id=study_uid or (outcome.study_uids[0] if len(outcome.study_uids) == 1 else ""),
-                 detail={"status": outcome.status, **outcome.counts,
-                         "studies": outcome.study_uids[:100]})
+                         content_type=request.META.get("CONTENT_TYPE", ""),
+                         actor=request.principal.actor(request), study_uid=study_uid, base_url=base_url)
     if outcome.status in (400, 415):
         return JsonResponse(outcome.body, status=outcome.status)
     return HttpResponse(json.dumps(outcome.body), status=outcome.status, content_type=DICOM_JSON)

@@ -3,6 +3,7 @@
 and queues the same way."""
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -55,6 +56,10 @@ class IngestContext:
         self.studies: dict[str, Study] = {}
         self.series: dict[str, Series] = {}
         self.data_key: tuple[int, bytes] | None = None  # (key id, key) tier 1 is sealed with
+        # Series UIDs of the current batch found in no row by its check (made by the batch,
+        # unless a concurrent request makes one first: its insert then fails and the batch
+        # falls back to one instance at a time).
+        self.series_absent: set[str] = set()
 
     def data_key_for(self, tenant) -> tuple[int, bytes]:
         if self.data_key is None:
@@ -69,6 +74,19 @@ class IngestContext:
     def forget(self) -> None:
         self.studies.clear()
         self.series.clear()
+        self.series_absent.clear()
+
+
+@dataclass
+class Closing:
+    """Audit events a caller writes with the instances of its last batch: `events`, given
+    every result of the `instances_ingest` call, returns audit_record's dicts, appended to
+    the clinic's chain in the index transaction after ingest's own (one STOW-RS request is
+    then one transaction, not two). Called only when the batch indexes new instances in
+    one transaction; `written` says whether they went in. If not, the caller writes them."""
+
+    events: Callable[[list[IngestResult]], list[dict]]
+    written: bool = False
 
 
 @dataclass
@@ -94,13 +112,16 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
                      expected_study_uid: str | None = None,
                      context: IngestContext | None = None,
                      storage_keys: list[str | None] | None = None,
-                     parsed_ahead: list[ParsedInstance | InvalidInstance] | None = None) -> list[IngestResult]:
+                     parsed_ahead: list[ParsedInstance | InvalidInstance] | None = None,
+                     closing: "Closing | None" = None) -> list[IngestResult]:
     """Check, index and store spooled instances and queue their archiving; one result each.
     `parsed_ahead` holds each file's `parse_outcome` when the caller has parsed them already.
 
     On return every stored file is durable in tier 1 and committed to the index with an
     outbox row -- one disk flush and one transaction for the whole batch -- and every
-    other file is gone. The spooled temp files are always consumed."""
+    other file is gone. The spooled temp files are always consumed.
+
+    `closing` adds the caller's audit events to the index transaction (see Closing)."""
     context = context or IngestContext()
     results: list[IngestResult | None] = [None] * len(spooled)
     try:
@@ -127,12 +148,25 @@ def instances_ingest(*, tenant, spooled: list[SpooledFile], actor: Actor,
                 "its Series Instance UID belongs to a series of another study")
         # Only a restore gives storage keys: its studies are not new to the clinic.
         restoring = bool(storage_keys and any(storage_keys))
-        for accepted, result in _store(tenant, list(fresh.values()), actor, context, restoring):
-            results[accepted.position] = result
-        for repeat in repeats:
-            first = results[fresh[repeat.parsed.sop_uid].position]
-            results[repeat.position] = (_duplicate(first.instance, repeat.parsed, repeat.spooled.sha256)
-                                        if first.instance is not None else first)
+
+        def repeats_resolve(found: list[IngestResult | None]) -> None:
+            for repeat in repeats:
+                first = found[fresh[repeat.parsed.sop_uid].position]
+                found[repeat.position] = (_duplicate(first.instance, repeat.parsed, repeat.spooled.sha256)
+                                          if first.instance is not None else first)
+
+        def closing_events(indexed: list[tuple[_Accepted, IngestResult]]) -> list[dict]:
+            complete = list(results)  # failures and duplicates are in already
+            for accepted, result in indexed:
+                complete[accepted.position] = result
+            repeats_resolve(complete)
+            return closing.events(complete)
+
+        written = _store(tenant, list(fresh.values()), actor, context, restoring, results,
+                         closing_events if closing else None)
+        if closing:
+            closing.written = written
+        repeats_resolve(results)
         return results
     finally:
         for item in spooled:
@@ -147,9 +181,14 @@ def _series_of_another_study(tenant, batch: list[_Accepted], context: IngestCont
     body are answered from it."""
     owner = context.series_owners()
     unknown = {a.parsed.series_uid for a in batch} - owner.keys()
+    context.series_absent = set(unknown)
     if unknown:
-        owner.update(Series.objects.for_tenant(tenant).filter(series_instance_uid__in=unknown)
-                     .values_list("series_instance_uid", "study__study_instance_uid"))
+        # Remembered with their study, so indexing does not look them up again.
+        for row in Series.objects.for_tenant(tenant).filter(series_instance_uid__in=unknown).select_related("study"):
+            context.series[row.series_instance_uid] = row
+            context.studies.setdefault(row.study.study_instance_uid, row.study)
+            context.series_absent.discard(row.series_instance_uid)
+            owner[row.series_instance_uid] = row.study.study_instance_uid
     wrong = []
     for accepted in batch:
         study_uid = owner.setdefault(accepted.parsed.series_uid, accepted.parsed.study_uid)
@@ -173,19 +212,22 @@ def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> Inges
     )
 
 
-def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext, restoring: bool):
-    """Yield (accepted, result) for each; new instances are committed together."""
+def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext, restoring: bool,
+           results: list[IngestResult | None], closing: Callable | None) -> bool:
+    """Put each one's result at its position in `results`; new instances are committed
+    together, with `closing`'s events. Whether those were written with them."""
     if not batch:
-        return
+        return False
     existing = {i.sop_instance_uid: i for i in Instance.objects.for_tenant(tenant).filter(
         sop_instance_uid__in=[a.parsed.sop_uid for a in batch])}
     for accepted in batch:
         if accepted.parsed.sop_uid in existing:
-            yield accepted, _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
-                                       accepted.spooled.sha256)
+            results[accepted.position] = _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
+                                                    accepted.spooled.sha256)
     new = [a for a in batch if a.parsed.sop_uid not in existing]
     if not new:
-        return
+        return False
+    written = False
     pending = {}
     key_id, data_key = context.data_key_for(tenant)
     try:
@@ -199,13 +241,14 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
         tier1_flush(list(pending.values()))
         try:
             with transaction.atomic():
-                results = _index(tenant, new, actor, context, restoring=restoring)
+                indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing)
+            written = closing is not None  # in the transaction just committed (or the caller's)
         except IntegrityError:
             # Another request stored one of these a moment ago: commit them one by one.
             context.forget()
-            results = []
+            indexed = []
             for accepted in new:
-                results.append(_index_one_racing(tenant, accepted, actor, context, restoring))
+                indexed.append(_index_one_racing(tenant, accepted, actor, context, restoring))
                 # Committed (or its file removed as a duplicate): a later failure must not
                 # take its tier-1 file away from an instance the index now holds.
                 pending.pop(accepted.key, None)
@@ -215,7 +258,9 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
         for key in pending:
             tier1_delete(key)
         raise
-    yield from results
+    for accepted, result in indexed:
+        results[accepted.position] = result
+    return written
 
 
 def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext, restoring: bool):
@@ -282,10 +327,11 @@ def _patients(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Pat
                for key, parsed in keys.items() if key not in found]
     if missing:
         # A patient is shared by studies that may arrive at once from several senders: a row
-        # another request made meanwhile is taken, not a reason to fall back.
-        Patient.unscoped.bulk_create(missing, ignore_conflicts=True)
-        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
-            patient_id__in={p.patient_id for p in missing})})
+        # another request made meanwhile is taken (its id returned, its values untouched:
+        # the update sets the patient ID to itself), not a reason to fall back.
+        Patient.unscoped.bulk_create(missing, update_conflicts=True, update_fields=["patient_id"],
+                                     unique_fields=["tenant", "patient_id", "issuer_of_patient_id"])
+        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in missing})
     return found
 
 
@@ -305,9 +351,10 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
     once with the batch's counts. With `racing` (one instance, after a concurrent insert
     made the batch fail) rows go through get_or_create instead, and get counted after."""
     studies, series = _tallies(new)
-    for cache, model, field_name, tallies in ((context.series, Series, "series_instance_uid", series),
-                                              (context.studies, Study, "study_instance_uid", studies)):
-        wanted = [uid for uid in tallies if uid not in cache]
+    for cache, model, field_name, tallies, absent in (
+            (context.series, Series, "series_instance_uid", series, context.series_absent),
+            (context.studies, Study, "study_instance_uid", studies, set())):
+        wanted = [uid for uid in tallies if uid not in cache and uid not in absent]
         if wanted:
             cache.update({getattr(row, field_name): row for row in model.objects.for_tenant(tenant).filter(
                 **{f"{field_name}__in": wanted})})
@@ -352,7 +399,7 @@ def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _
 
 
 def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *, racing: bool = False,
-           restoring: bool = False):
+           restoring: bool = False, closing: Callable | None = None):
     """Index a batch of sealed instances: a few statements for the whole batch, whatever
     the number of studies in it (a hundred one-image studies in one STOW body)."""
     rows = _rows(tenant, new, context, racing)
@@ -402,5 +449,5 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
     audit_record_many(tenant=tenant, actor=actor, events=[
         {"action": "study.created", "obj_type": "study", "obj_id": r.instance.study_id,
          "detail": {"modality": accepted.parsed.series["modality"]}}
-        for accepted, r in results if r.new_study])
+        for accepted, r in results if r.new_study] + (closing(results) if closing else []))
     return results

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -198,12 +199,25 @@ def _record(copies: list[InstanceCopy]) -> None:
     not verified: another worker may have finished the same row meanwhile."""
     verified = [c for c in copies if c.state == InstanceCopy.VERIFIED]
     if verified:
-        InstanceCopy.unscoped.bulk_update(verified, _COPY_FIELDS)
+        _update_rows(verified, _COPY_FIELDS)
     for copy in copies:
         if copy.state != InstanceCopy.VERIFIED:
             InstanceCopy.unscoped.filter(pk=copy.pk).exclude(state=InstanceCopy.VERIFIED).update(
                 state=copy.state, last_error=copy.last_error, attempts=F("attempts") + 1,
                 updated_at=copy.updated_at)
+
+
+def _update_rows(copies: list[InstanceCopy], names: list[str]) -> None:
+    """Write `names` of each copy by one parametrised UPDATE run for every row. Django's
+    bulk_update builds a CASE expression over every row and field, and compiling it was a
+    third of the worker's CPU per instance."""
+    fields = [InstanceCopy._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    sql = (f"UPDATE {quote(InstanceCopy._meta.db_table)} SET "
+           + ", ".join(f"{quote(f.column)} = %s" for f in fields) + f" WHERE {quote('id')} = %s")
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [[f.get_db_prep_save(getattr(copy, f.attname), connection) for f in fields]
+                                 + [copy.pk] for copy in copies])
 
 
 def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:

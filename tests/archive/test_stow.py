@@ -237,3 +237,42 @@ def test_session_member_needs_csrf_and_upload_permission(tenant, make_member, cl
     viewer = Client()
     login(make_member(tenant, roles.VIEWER), the_client=viewer)
     assert viewer.post(url, body, content_type=ctype, headers={"Accept": "application/json"}).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_image_request_is_one_transaction_with_its_audit_event(client, tenant, make_token):
+    """The request's own audit event goes in the index transaction of its instances: one
+    commit per one-image STOW (it was two, and one-image studies are what X-ray and
+    ultrasound practices send, one per request)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.audit import audit_verify
+
+    token = make_token(tenant, scopes=("upload",))
+    commits = []
+    for _ in range(2):  # the first also makes the clinic's data key and records the token's use
+        instance = make_ct_series(1, 16, 16)[0]
+        body, content_type = multipart([to_bytes(instance)])
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/t/acme/dicomweb/studies", data=body, content_type=content_type,
+                                   HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT="application/dicom+json")
+        assert response.status_code == 200, response.content
+        commits.append(sum(q["sql"] == "COMMIT" for q in queries.captured_queries))
+    assert commits[1] == 1
+    events = list(AuditEvent.objects.for_tenant(tenant).filter(action__in=["dicomweb.stow", "study.created"])
+                  .order_by("seq").values_list("action", "detail"))
+    assert [action for action, _ in events] == ["study.created", "dicomweb.stow"] * 2
+    assert events[-1][1] == {"status": 200, "stored": 1, "already_present": 0, "failed": 0,
+                             "studies": [instance.StudyInstanceUID]}
+    assert audit_verify(tenant=tenant) == []
+
+
+def test_request_that_stores_nothing_new_is_audited_too(stow, tenant):
+    data = to_bytes(make_ct_series(1, 8, 8)[0])
+    assert stow(*multipart([data])).status_code == 200
+    assert stow(*multipart([data])).status_code == 200  # already present: no index transaction
+    assert stow(*multipart([b"not dicom"])).status_code == 409
+    details = [e.detail for e in AuditEvent.objects.for_tenant(tenant).filter(action="dicomweb.stow").order_by("seq")]
+    assert [(d["status"], d["stored"], d["already_present"], d["failed"]) for d in details] == [
+        (200, 1, 0, 0), (200, 0, 1, 0), (409, 0, 0, 1)]

@@ -76,18 +76,21 @@ def test_clinic_override_modality_and_size_class_and_free_allowance(tenant):
 
 def test_a_study_still_arriving_is_priced_later(tenant, settings):
     settings.BILLING_SETTLE_SECONDS = 3600
-    ingest(tenant, make_ct_series(1))
+    ingest(tenant, make_ct_series(1, patient_id="A"))
+    ingest(tenant, make_ct_series(1, patient_id="B"))
     from unittest import mock
 
-    # The re-look is scheduled on the outbox's own task; no broker is needed for this test.
-    with mock.patch("billing.work.process_one.apply_async") as later:
+    # The re-look is scheduled on the outbox's own task, a message in an hour; the mock
+    # stands for the broker only to read that message here (the worker tests run the real one).
+    with mock.patch("billing.work.process.apply_async") as later:
         results = run_billing(tenant)
-    assert list(results.values()) == [False]
+    assert list(results.values()) == [False, False]
+    later.assert_called_once()  # one message for both charges, not one each
+    assert later.call_args.args[0] == (sorted(results),)
     assert later.call_args.kwargs["countdown"] > 3500
-    charge = Charge.objects.for_tenant(tenant).get()
-    assert charge.state == Charge.RECORDED
-    status = billing_status(tenant=tenant)["charges"][0]
-    assert (status["amount"], status["amount_final"], status["state"]) == (500, False, "recorded")
+    assert {c.state for c in Charge.objects.for_tenant(tenant)} == {Charge.RECORDED}
+    statuses = billing_status(tenant=tenant)["charges"]
+    assert [(s["amount"], s["amount_final"], s["state"]) for s in statuses] == [(500, False, "recorded")] * 2
 
 
 def test_a_deleted_study_keeps_its_charge_and_is_not_charged_again(tenant, make_member):
