@@ -5,7 +5,7 @@ servers every round, alternating which goes first.
                                       [--studies 10000] [--only stow-curl,qido,...]
 
 Workloads (`--only`, comma-separated): stow-curl, stow-keepalive, single-100, single-1,
-cstore, wado, qido. CloudPACS uses DATABASE_URL and CELERY_BROKER_URL when set.
+stow-curl-primary, single-1-primary (INGEST_DURABILITY=primary), cstore, wado, qido. CloudPACS uses DATABASE_URL and CELERY_BROKER_URL when set.
 
 Prints every round, then the medians and spreads as a Markdown table with how it was
 measured (for the README), and writes bench/results/latest.json and latest.md.
@@ -56,8 +56,8 @@ def selected(args) -> list[workloads.Workload]:
     return [w for w in chosen if not args.only or w.key in args.only]
 
 
-def start(name: str, template):
-    return servers.cloudpacs(template=template) if name == "CloudPACS" else servers.orthanc()
+def start(name: str, template, env: dict):
+    return servers.cloudpacs(template=template, extra_env=env) if name == "CloudPACS" else servers.orthanc()
 
 
 def measure_round(workload, name: str, template, warm_up) -> dict:
@@ -65,7 +65,7 @@ def measure_round(workload, name: str, template, warm_up) -> dict:
     request was refused) is kept as `{"failed": why}` and the bench goes on: the failure
     is a finding too, and the other rounds are still worth having."""
     try:
-        with start(name, template) as server:
+        with start(name, template, workload.cloudpacs_env) as server:
             warm_up(server)
             return workload.measure(server)
     except servers.ServerDied as died:

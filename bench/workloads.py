@@ -96,6 +96,8 @@ class Workload:
     key: str
     title: str
     measures: list = field(default_factory=list)
+    # Environment CloudPACS is started with for this workload (Orthanc has no counterpart).
+    cloudpacs_env: dict = field(default_factory=dict)
 
     def prepare(self, corpus) -> None:
         """Generate the data (once; every round sends the same to fresh servers)."""
@@ -223,9 +225,22 @@ def all_workloads(args) -> list[Workload]:
                                     "per body, one kept-alive connection, chunked", STUDIES_PER_BODY, "single"),
         StowKeptAlive("single-1", f"STOW-RS, {n_single} studies of one 512² CT slice, one per request, "
                                   "one kept-alive connection, chunked", 1, "single"),
+        _in_primary_mode(StowNewConnections(
+            "stow-curl-primary", "STOW-RS as stow-curl, CloudPACS with INGEST_DURABILITY=primary (acknowledged "
+                                 "once the primary region holds the copy)", args.curl_expect_100)),
+        _in_primary_mode(StowKeptAlive(
+            "single-1-primary", "STOW-RS as single-1, CloudPACS with INGEST_DURABILITY=primary", 1, "single")),
         CStore("cstore", f"C-STORE, {args.slices}-slice 512² CT over one association (dcmtk storescu)"),
         WadoSeries("wado", f"WADO-RS series retrieve of the {args.slices}-slice CT (transfer-syntax=*), "
                            "after it is archived"),
         QidoAfterLoading("qido", "QIDO-RS study search right after loading 1-instance studies (not waiting "
                                    "for the archive pipeline)"),
     ]
+
+
+def _in_primary_mode(workload: Workload) -> Workload:
+    """The workload with each acknowledgement waiting for the primary region's copy (the
+    bench's regions are local folders on the same disk: an extra write and flush per
+    instance, where an S3 region adds a round trip)."""
+    workload.cloudpacs_env = {"INGEST_DURABILITY": "primary"}
+    return workload

@@ -367,6 +367,10 @@ STORAGE_SWEEP_IDLE_SECONDS = envint("STORAGE_SWEEP_IDLE_SECONDS", 300)
 OUTBOX_PUBLISH_WINDOW_MS = envint("OUTBOX_PUBLISH_WINDOW_MS", 250)
 STORAGE_TASK_MAX_RETRIES = envint("STORAGE_TASK_MAX_RETRIES", 6)
 STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
+# What an acknowledgement waits for (archive/storage/durability.py): "local", the encrypted
+# file flushed in this node's tier 1; "primary", also confirmed in a region (the primary,
+# else the secondary), which several web nodes and workers on other hosts need.
+INGEST_DURABILITY = envstr("INGEST_DURABILITY", "local")
 # Tier 1 keeps studies this many days after ingest (and always until both regions verified).
 TIER1_KEEP_DAYS = envint("TIER1_KEEP_DAYS", 30)
 # Leftovers sweep (archive.storage.leftovers): tier-1 files no index row owns are removed

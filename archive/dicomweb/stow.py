@@ -22,9 +22,11 @@ from archive.dicomweb.multipart import (
     related_boundary,
 )
 from archive.ingest import errors
+from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse_ahead import ParseAhead
 from archive.ingest.service import Closing, IngestContext, IngestResult, Outcome, instances_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
+from archive.storage.durability import StorageUnavailable
 from archive.views.admission import uploads_admitted
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
@@ -41,6 +43,12 @@ class PartFailure:
     reason: str
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
+    transient: bool = False  # nothing wrong with the part: sending it again later will do
+
+
+# Why a part was not stored when no storage region took it (INGEST_DURABILITY=primary).
+STORAGE_UNAVAILABLE = "no storage region is reachable now: nothing of this part was stored; send it again later"
+RETRY_AFTER_SECONDS = 30
 
 
 @dataclass
@@ -193,13 +201,22 @@ def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | No
             return audit.events(complete)
 
         closing = Closing(events=request_events) if last else None
-        stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor,
-                                  parsed_ahead=[ready.outcome for ready in prepared],
-                                  expected_study_uid=study_uid, context=context, closing=closing)
+        try:
+            stored = instances_ingest(tenant=tenant, spooled=batch, actor=actor,
+                                      parsed_ahead=[ready.outcome for ready in prepared],
+                                      expected_study_uid=study_uid, context=context, closing=closing)
+        except StorageUnavailable:
+            stored = [_unavailable(ready.outcome) for ready in prepared]
         audit.written = bool(closing and closing.written)
         for n, result in zip(positions, stored, strict=True):
             results[n] = result
     return results
+
+
+def _unavailable(parsed) -> PartFailure:
+    known = not isinstance(parsed, InvalidInstance)
+    return PartFailure(errors.OUT_OF_RESOURCES, STORAGE_UNAVAILABLE, parsed.sop_class_uid if known else "",
+                       parsed.sop_uid if known else "", transient=True)
 
 
 def _outcome(results, study_uid: str | None, base_url: str) -> StowOutcome:
@@ -224,6 +241,8 @@ def _outcome(results, study_uid: str | None, base_url: str) -> StowOutcome:
     # PS3.18 Table 10.5.3-1: 200 all stored; 202 some stored; 409 none stored although the
     # request was well formed (400 is for bad syntax, which is answered before this point).
     status = 200 if not failed else (202 if referenced else 409)
+    if status == 409 and all(isinstance(r, PartFailure) and r.transient for r in results):
+        status = 503  # nothing wrong with the request: the storage is down (Retry-After)
     return StowOutcome(status, body, counts, studies)
 
 
@@ -288,4 +307,7 @@ def store(request, study_uid: str | None = None):
                          actor=request.principal.actor(request), study_uid=study_uid, base_url=base_url)
     if outcome.status in (400, 415):
         return JsonResponse(outcome.body, status=outcome.status)
-    return HttpResponse(json.dumps(outcome.body), status=outcome.status, content_type=DICOM_JSON)
+    response = HttpResponse(json.dumps(outcome.body), status=outcome.status, content_type=DICOM_JSON)
+    if outcome.status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -14,6 +14,7 @@ from archive.ingest import errors
 from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
+from archive.storage.durability import StorageUnavailable
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,10 @@ def handle_store(event) -> int | tuple:
     try:
         result = instance_ingest(tenant=tenant, spooled=spooled, actor=actor_for(event),
                                  context=counters["context"])
+    except StorageUnavailable:
+        # Out of resources: a modality keeps the instance and sends it again later.
+        counters["failed"] += 1
+        return _status(errors.OUT_OF_RESOURCES, "no storage region reachable; send again later")
     except Exception:
         log.exception("C-STORE ingest failed")
         counters["failed"] += 1

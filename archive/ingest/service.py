@@ -5,6 +5,7 @@ and queues the same way."""
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -18,7 +19,15 @@ from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.services import outbox_add_many
 from archive.retention.services import retention_on_ingest_many
+from archive.storage.durability import (
+    PRIMARY_REGION,
+    Placed,
+    durability,
+    placed_forget,
+    sealed_place,
+)
 from archive.storage.keys import active_data_key
+from archive.storage.models import InstanceCopy
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
 from tenants.audit import Actor, audit_record_many
@@ -228,7 +237,8 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     if not new:
         return False
     written = False
-    pending = {}
+    pending: dict[str, Path] = {}
+    placed: dict[str, Placed] = {}
     key_id, data_key = context.data_key_for(tenant)
     try:
         for accepted in new:
@@ -237,39 +247,47 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
                                                key_id=key_id, durable=False)
             # The plaintext goes now, before the flush, so its pages need never reach the disk.
             accepted.spooled.close()
-        # Durable on disk before the index says so, and before anyone is told "stored".
+        # Durable on disk before the index says so, and before anyone is told "stored";
+        # in a region too, with INGEST_DURABILITY=primary (archive/storage/durability.py).
         tier1_flush(list(pending.values()))
+        if durability() == PRIMARY_REGION and not restoring:
+            placed = sealed_place(pending, key_id)
         try:
             with transaction.atomic():
-                indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing)
+                indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing,
+                                 placed=placed)
             written = closing is not None  # in the transaction just committed (or the caller's)
         except IntegrityError:
             # Another request stored one of these a moment ago: commit them one by one.
             context.forget()
             indexed = []
             for accepted in new:
-                indexed.append(_index_one_racing(tenant, accepted, actor, context, restoring))
+                indexed.append(_index_one_racing(tenant, accepted, actor, context, restoring, placed))
                 # Committed (or its file removed as a duplicate): a later failure must not
-                # take its tier-1 file away from an instance the index now holds.
+                # take its tier-1 file or region copy away from an instance the index now holds.
                 pending.pop(accepted.key, None)
+                placed.pop(accepted.key, None)
         pending.clear()
     except BaseException:
         context.forget()  # rows made in the rolled-back transaction must not be remembered
         for key in pending:
             tier1_delete(key)
+        placed_forget(placed[key] for key in pending if key in placed)
         raise
     for accepted, result in indexed:
         results[accepted.position] = result
     return written
 
 
-def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext, restoring: bool):
+def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext, restoring: bool,
+                      placed: dict[str, Placed]):
     try:
         with transaction.atomic():
-            return _index(tenant, [accepted], actor, context, racing=True, restoring=restoring)[0]
+            return _index(tenant, [accepted], actor, context, racing=True, restoring=restoring, placed=placed)[0]
     except IntegrityError:
         context.forget()
         tier1_delete(accepted.key)
+        placed_forget([placed[accepted.key]] if accepted.key in placed else [])
         raced = Instance.objects.for_tenant(tenant).filter(sop_instance_uid=accepted.parsed.sop_uid).first()
         if raced is None:
             raise
@@ -399,7 +417,7 @@ def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _
 
 
 def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *, racing: bool = False,
-           restoring: bool = False, closing: Callable | None = None):
+           restoring: bool = False, closing: Callable | None = None, placed: dict[str, Placed] | None = None):
     """Index a batch of sealed instances: a few statements for the whole batch, whatever
     the number of studies in it (a hundred one-image studies in one STOW body)."""
     rows = _rows(tenant, new, context, racing)
@@ -418,6 +436,9 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
     Instance.unscoped.bulk_create(instances)
+    if placed:  # the copies confirmed in a region before this commit (INGEST_DURABILITY=primary)
+        InstanceCopy.unscoped.bulk_create([placed[accepted.key].copy_row(instance)
+                                           for accepted, instance in zip(new, instances, strict=True)])
     # The archive work for each instance commits with it (published once it has), and so
     # does what other apps do for a new study (billing records its one charge): a restore
     # brings back studies the clinic had, so they are not new to those apps.
