@@ -44,8 +44,10 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
     if not source.is_little_endian:
         _to_little_endian(ds)
     has_pixels = "PixelData" in ds
+    # pydicom gives the result a new SOP Instance UID unless told not to: it is the same
+    # instance in another encoding, and must stay one (a viewer would show two images).
     if source.is_compressed and has_pixels:
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)
     elif source.is_compressed:
         raise TranscodeError(f"cannot change {source.name} without pixel data")
     if target in UNCOMPRESSED or not has_pixels:
@@ -56,7 +58,7 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
         ds.set_original_encoding(target == ImplicitVRLittleEndian, True, ds.original_character_set)
         return ds
     try:
-        ds.compress(target)
+        ds.compress(target, generate_instance_uid=False)
     except (ValueError, RuntimeError) as exc:
         raise TranscodeError(f"cannot encode as {UID(target).name}: {exc}") from exc
     return ds

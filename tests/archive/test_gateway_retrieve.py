@@ -151,6 +151,7 @@ def test_transfer_syntax_follows_what_the_requester_accepts(archive, tenant):
     assert status.Status == 0x0000
     assert plain.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
     assert np.array_equal(plain.pixel_array, mr.pixel_array)
+    assert plain.SOPInstanceUID == mr.SOPInstanceUID  # another encoding, the same instance
     # An uncompressed CT to a requester that takes only JPEG 2000 lossless: encoded, lossless.
     ct = made["ct1"][0]
     [j2k], _ = c_get(port, tenant, identifier("IMAGE", StudyInstanceUID=ct.StudyInstanceUID,
@@ -158,6 +159,7 @@ def test_transfer_syntax_follows_what_the_requester_accepts(archive, tenant):
                      storage=[(CTImageStorage, [JPEG2000Lossless])])
     assert j2k.file_meta.TransferSyntaxUID == JPEG2000Lossless
     assert np.array_equal(j2k.pixel_array, ct.pixel_array)
+    assert j2k.SOPInstanceUID == ct.SOPInstanceUID
 
 
 def test_an_instance_that_cannot_be_converted_is_a_named_failure(archive, tenant):

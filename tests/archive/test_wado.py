@@ -121,6 +121,9 @@ def test_transfer_syntax_negotiation(client, tenant, token, accept, expected):
     got = pydicom.dcmread(io.BytesIO(body))
     assert got.file_meta.TransferSyntaxUID == expected
     assert np.array_equal(got.pixel_array, original.pixel_array)  # lossless both ways
+    # The same instance in another encoding: pydicom's compress() makes a new SOP Instance
+    # UID unless told not to, and a viewer would then show a second copy of the image.
+    assert (got.SOPInstanceUID, got.file_meta.MediaStorageSOPInstanceUID) == (original.SOPInstanceUID,) * 2
     if expected == JPEG2000Lossless:
         assert body == data
 
