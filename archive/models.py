@@ -126,6 +126,12 @@ class Instance(TenantOwned):
     # WADO metadata without reading the object.
     metadata = HeaderJSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+    # As received, when the stored encoding is a lossless re-encoding of it (the clinic's
+    # compression, archive/storage/compression.py); empty otherwise. A re-send of the
+    # received bytes is then still recognised as the same instance.
+    original_sha256 = models.CharField(max_length=64, blank=True)
+    original_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    original_transfer_syntax_uid = models.CharField(max_length=64, blank=True)
 
     class Meta(TenantOwned.Meta):
         constraints = [models.UniqueConstraint(fields=["tenant", "sop_instance_uid"], name="uniq_sop_uid")]

@@ -39,4 +39,6 @@ urlpatterns: list = [
     path("", include("archive.sharing.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).
     path("", include("archive.retention.urls")),
+    # The storage page: lossless compression and stored bytes (archive/storage/).
+    path("", include("archive.storage.urls")),
 ]

@@ -212,7 +212,8 @@ def _failed(parsed: ParsedInstance, code: int, reason: str) -> IngestResult:
 
 
 def _duplicate(existing: Instance, parsed: ParsedInstance, sha256: str) -> IngestResult:
-    same = existing.sha256 == sha256
+    # The bytes as stored, or as received when the clinic's compression re-encoded them.
+    same = sha256 in (existing.sha256, existing.original_sha256)
     return IngestResult(
         Outcome.ALREADY_PRESENT if same else Outcome.CONFLICT,
         parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid, instance=existing,

@@ -27,6 +27,19 @@ class DataKey(TenantOwned):
         return f"DataKey {self.pk} v{self.version}"
 
 
+class CompressionPolicy(TenantOwned):
+    """A clinic's choice to store uncompressed pixel data re-encoded losslessly (opt-in)."""
+
+    syntax = models.CharField(max_length=64, blank=True)  # a transfer syntax UID; empty: off
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_compression_policy")]
+
+    def __str__(self) -> str:
+        return f"Compression {self.syntax or 'off'}"
+
+
 class InstanceCopy(TenantOwned):
     """The state of one instance's encrypted copy in one region."""
 

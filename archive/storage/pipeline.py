@@ -33,6 +33,7 @@ from django.utils import timezone
 from archive.models import Instance
 from archive.outbox.models import Outbox
 from archive.outbox.services import outbox_advance
+from archive.storage.compression import compress_work
 from archive.storage.integrity import stream_check
 from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
@@ -227,7 +228,7 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
     instances = Instance.unscoped.only("id", "tenant_id", "storage_key", "sha256", "size_bytes").in_bulk(
         [row.subject_id for row in rows])
     copies = _copies(list(instances.values())) if instances else {}
-    keys, down, results, touched = _Keys(), {}, {}, []
+    keys, down, results, touched, archived = _Keys(), {}, {}, [], {}
     for row in rows:
         instance = instances.get(row.subject_id)
         if instance is None:  # deleted since (retention): nothing left to do
@@ -242,7 +243,12 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
             log.warning("archiving instance %s failed: %s", instance.pk, exc)
             results[row.pk] = exc
         touched += [mine[r] for r in REGIONS if before[r] != InstanceCopy.VERIFIED]
+        if (any(before[r] != InstanceCopy.VERIFIED for r in REGIONS)
+                and all(mine[r].state == InstanceCopy.VERIFIED for r in REGIONS)):
+            archived.setdefault(instance.tenant_id, []).append(instance.pk)
     _record(touched)
+    if archived:  # the original is safe in both regions: a clinic's opt-in re-encoding may follow
+        compress_work(archived)
     return results
 
 

@@ -1,0 +1,285 @@
+"""Lossless compression of stored instances, opt-in per clinic (its storage settings page).
+
+An instance whose pixel data came uncompressed is re-encoded by a worker once its copy is
+verified in both regions, never on the acknowledgement path: so until the compressed copy
+has replaced it, the original is safe in both regions. For each instance:
+
+1. read and decode it, re-encode it (pydicom's encoders: pyjpegls for JPEG-LS lossless,
+   pylibjpeg-openjpeg for JPEG 2000 lossless), decode the result and compare every pixel
+   with the original; kept as it is when they differ, when the encoder cannot take it
+   (a float image, say) or when the result is not smaller;
+2. seal the new bytes into tier 1 under a new storage key and put them into both regions,
+   each confirmed by the region's checksum, like any pipeline copy;
+3. in one transaction, point the instance at the new object (transfer syntax, size,
+   SHA-256, header) and keep what it was received as (`Instance.original_*`); the SOP
+   Instance UID and every other attribute are unchanged;
+4. remove the superseded objects (an outbox row of kind DROP, so a crash cannot forget them).
+
+Readers see either the old object or the new one, whole. WADO-RS and C-GET serve the
+stored syntax or transcode to what the client asks. An instance of a deleted study, or
+one that changed meanwhile, is left alone and the new objects are removed."""
+
+import hashlib
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from pydicom.uid import UID, JPEG2000Lossless, JPEGLSLossless
+
+from archive.ingest.errors import InvalidInstance
+from archive.ingest.parse import parse_outcome
+from archive.models import Instance
+from archive.outbox.services import outbox_add
+from archive.storage.keys import active_data_key, key_export
+from archive.storage.models import CompressionPolicy, InstanceCopy
+from archive.storage.reader import open_instance
+from archive.storage.tier1 import tier1_delete, tier1_path, tier1_seal
+from cloudpacs.objectstore.objects import object_delete, object_put_checked
+from cloudpacs.objectstore.regions import REGIONS
+from tenants.audit import Actor, audit_record, audit_record_many
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+COMPRESS = "compress"  # outbox kind: re-encode the instance (subject)
+DROP = "drop_superseded"  # outbox kind: remove an instance's superseded objects (payload: key)
+SYNTAXES = {JPEGLSLossless: "JPEG-LS lossless", JPEG2000Lossless: "JPEG 2000 lossless"}
+# Re-encoding holds an instance in memory a few times over (bytes, pixels, result, check),
+# in each worker thread: larger instances (tomosynthesis, long cine loops) stay as received.
+MAX_BYTES = 64 * 1024 * 1024
+ACTOR = Actor.system("compression")
+
+
+@dataclass
+class Result:
+    compressed: bool
+    reason: str = ""  # why it was kept as it is
+    saved_bytes: int = 0
+
+
+def policy_get(*, tenant) -> CompressionPolicy:
+    policy = CompressionPolicy.objects.for_tenant(tenant).first()
+    return policy or CompressionPolicy(tenant=tenant, syntax="")
+
+
+def policy_set(*, tenant, syntax: str, actor: Actor) -> bool:
+    """Turn the clinic's compression on (a syntax of SYNTAXES) or off (""). Audited with
+    the value before and after; whether anything changed."""
+    if syntax and syntax not in SYNTAXES:
+        raise ValueError(f"not a lossless syntax we encode: {syntax}")
+    with transaction.atomic():
+        policy, _ = CompressionPolicy.objects.for_tenant(tenant).select_for_update().get_or_create()
+        if policy.syntax == syntax:
+            return False
+        before, policy.syntax, policy.updated_at = policy.syntax, syntax, timezone.now()
+        policy.save()
+        audit_record(tenant=tenant, actor=actor, action="storage.compression_changed", obj_type="clinic",
+                     obj_id=tenant.pk, detail={"before": before or "off", "after": syntax or "off"})
+    return True
+
+
+def compressible(instance: Instance) -> bool:
+    """Received with uncompressed pixel data, and not re-encoded yet."""
+    ts = UID(instance.transfer_syntax_uid)
+    return (not instance.original_sha256 and ts.is_transfer_syntax and not ts.is_compressed
+            and "7FE00010" in (instance.metadata or {}) and instance.size_bytes <= MAX_BYTES)
+
+
+def compress_work(archived: dict[int, list[int]]) -> None:
+    """Queue the re-encoding of instances just verified in both regions ({clinic id:
+    instance ids}) whose clinic asked for it: one query when none did."""
+    on = set(CompressionPolicy.unscoped.filter(tenant_id__in=archived).exclude(syntax="")
+             .values_list("tenant_id", flat=True))
+    if not on:
+        return
+    by_tenant: dict[int, list[int]] = {}
+    for instance in Instance.unscoped.filter(pk__in=[pk for t in on for pk in archived[t]]).only(
+            "id", "tenant_id", "transfer_syntax_uid", "metadata", "original_sha256", "size_bytes"):
+        if compressible(instance):
+            by_tenant.setdefault(instance.tenant_id, []).append(instance.pk)
+    if not by_tenant:
+        return
+    tenants = Tenant.objects.in_bulk(by_tenant)
+    for tenant_id, ids in by_tenant.items():
+        outbox_add(tenant=tenants[tenant_id], kind=COMPRESS, subjects=ids)
+
+
+def compress_rows(rows) -> dict:
+    """The outbox handler of COMPRESS rows: True once an instance is re-encoded or kept as
+    it is for good; the exception (the row is retried) when a region or the database
+    failed on the way."""
+    instances = Instance.unscoped.in_bulk([row.subject_id for row in rows])
+    syntaxes = dict(CompressionPolicy.unscoped.filter(tenant_id__in={i.tenant_id for i in instances.values()})
+                    .values_list("tenant_id", "syntax"))
+    results, done = {}, {}
+    for row in rows:
+        instance = instances.get(row.subject_id)
+        syntax = syntaxes.get(instance.tenant_id, "") if instance else ""
+        if instance is None or not syntax or not compressible(instance):
+            results[row.pk] = True  # deleted, turned off meanwhile, or done already
+            continue
+        try:
+            result = compress_instance(instance, syntax)
+        except Exception as exc:  # noqa: BLE001 - this row is retried; the others go on
+            log.warning("re-encoding instance %s failed: %s", instance.pk, exc)
+            results[row.pk] = exc
+            continue
+        results[row.pk] = True
+        done.setdefault(instance.tenant_id, []).append(result)
+    tenants = Tenant.objects.in_bulk(done)
+    for tenant_id, outcomes in done.items():
+        compressed = [r for r in outcomes if r.compressed]
+        audit_record_many(tenant=tenants[tenant_id], actor=ACTOR, events=[{
+            "action": "storage.compressed", "obj_type": "instances", "detail": {
+                "compressed": len(compressed), "kept": len(outcomes) - len(compressed),
+                "saved_bytes": sum(r.saved_bytes for r in compressed),
+                "kept_why": sorted({r.reason for r in outcomes if not r.compressed})}}])
+    return results
+
+
+def _encoded(instance: Instance, syntax: str) -> bytes | Result:
+    """The instance re-encoded in `syntax`, its pixels checked bit for bit; or why not."""
+    with open_instance(instance) as fh:
+        received = fh.read()
+    ds = pydicom.dcmread(io.BytesIO(received))
+    if UID(ds.file_meta.TransferSyntaxUID).is_compressed or "PixelData" not in ds:
+        return Result(False, "not uncompressed pixel data")
+    try:
+        original = ds.pixel_array.copy()
+        ds.compress(syntax, generate_instance_uid=False,  # the same instance: its UID stays
+                    **({"use_mct": False} if syntax == JPEG2000Lossless else {}))
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        data = out.getvalue()
+        encoded = pydicom.dcmread(io.BytesIO(data))
+        decoded = encoded.pixel_array
+    except Exception as exc:  # noqa: BLE001 - encoders refuse many kinds of image
+        return Result(False, f"the encoder cannot take it ({type(exc).__name__})")
+    if decoded.shape != original.shape or decoded.dtype != original.dtype or not np.array_equal(decoded, original):
+        log.error("instance %s: the %s encoding does not decode to the same pixels; kept as received",
+                  instance.pk, UID(syntax).name)
+        return Result(False, "not bit-exact")
+    if not _same_header(encoded, pydicom.dcmread(io.BytesIO(received))):
+        log.error("instance %s: the %s encoding changed attributes besides the pixel data; kept as received",
+                  instance.pk, UID(syntax).name)
+        return Result(False, "attributes changed")
+    if len(data) >= instance.size_bytes:
+        return Result(False, "not smaller")
+    return data
+
+
+def _same_header(encoded, received) -> bool:
+    """Every attribute but the pixel data as received (the file meta names the new syntax;
+    trailing padding after the pixel data is compared too)."""
+    encoded = encoded.copy()
+    for ds in (encoded, received):
+        for tag in [t for t in ds.keys() if t.group == 0x7FE0]:
+            del ds[tag]
+    return encoded == received
+
+
+def compress_instance(instance: Instance, syntax: str) -> Result:
+    encoded = _encoded(instance, syntax)
+    if isinstance(encoded, Result):
+        return encoded
+    tenant = Tenant.objects.get(pk=instance.tenant_id)
+    new_key = Instance.new_storage_key(instance.tenant_id)
+    placed = []
+    try:
+        with tempfile.NamedTemporaryFile(dir=_tmp_dir(), suffix=".dcm") as plain:
+            plain.write(encoded)
+            plain.flush()
+            parsed = parse_outcome(Path(plain.name))
+            if isinstance(parsed, InvalidInstance):  # our own encoding refused by our own parser
+                raise RuntimeError(f"the re-encoded instance does not parse: {parsed.reason}")
+            key_id, data_key = active_data_key(tenant=tenant)
+            sealed = tier1_seal(Path(plain.name), new_key, data_key=data_key, key_id=key_id)
+        with open(sealed, "rb") as fh:
+            cipher_sha256, cipher_size = hashlib.file_digest(fh, "sha256").hexdigest(), fh.tell()
+        for region in REGIONS:
+            key_export(region=region, key_id=key_id)
+            object_put_checked(region, new_key, lambda: open(sealed, "rb"), sha256=cipher_sha256,  # noqa: SIM115
+                               size=cipher_size)
+            placed.append(region)
+        swapped = _swap(tenant, instance, new_key, encoded, parsed, key_id, cipher_sha256, cipher_size)
+    except BaseException:
+        _remove(new_key, placed)
+        raise
+    if not swapped:  # deleted or changed meanwhile
+        _remove(new_key, placed)
+        return Result(False, "changed meanwhile")
+    return Result(True, saved_bytes=instance.size_bytes - len(encoded))
+
+
+def _tmp_dir() -> str:
+    path = Path(settings.INGEST_TMP_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _swap(tenant, instance: Instance, new_key: str, encoded: bytes, parsed, key_id: int, cipher_sha256: str,
+          cipher_size: int) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        current = (Instance.unscoped.select_for_update().filter(pk=instance.pk, storage_key=instance.storage_key)
+                   .values_list("sha256", flat=True).first())
+        if current != instance.sha256:
+            return False
+        Instance.unscoped.filter(pk=instance.pk).update(
+            storage_key=new_key, transfer_syntax_uid=parsed.transfer_syntax_uid, size_bytes=len(encoded),
+            sha256=hashlib.sha256(encoded).hexdigest(), metadata=parsed.metadata,
+            original_sha256=instance.sha256, original_size_bytes=instance.size_bytes,
+            original_transfer_syntax_uid=instance.transfer_syntax_uid)
+        InstanceCopy.unscoped.filter(instance_id=instance.pk).update(
+            state=InstanceCopy.VERIFIED, cipher_sha256=cipher_sha256, cipher_size=cipher_size, key_id=key_id,
+            uploaded_at=now, verified_at=now, checked_at=now, last_error="", updated_at=now)
+        outbox_add(tenant=tenant, kind=DROP, subjects=[instance.pk],
+                   payload={"key": instance.storage_key})
+    return True
+
+
+def _remove(key: str, regions) -> None:
+    tier1_delete(key)
+    for region in regions:
+        try:
+            object_delete(region, key)
+        except Exception:  # noqa: BLE001 - an unreferenced object; logged
+            log.warning("could not remove %s from %s", key, region, exc_info=True)
+
+
+def drop_rows(rows) -> dict:
+    """The outbox handler of DROP rows: the superseded objects of a re-encoded instance go
+    from both regions and tier 1. A region that fails keeps the row for a retry."""
+    results = {}
+    for row in rows:
+        key = row.payload.get("key", "")
+        if not key or Instance.unscoped.filter(storage_key=key).exists():
+            results[row.pk] = True  # never remove an object an instance still points to
+            continue
+        try:
+            for region in REGIONS:
+                object_delete(region, key)
+            tier1_path(key).unlink(missing_ok=True)
+            results[row.pk] = True
+        except Exception as exc:  # noqa: BLE001 - retried
+            results[row.pk] = exc
+    return results
+
+
+def compression_summary(*, tenant) -> dict:
+    """Stored bytes now and as received, for the clinic's storage page."""
+    totals = Instance.objects.for_tenant(tenant).aggregate(
+        instances=Count("pk"), stored=Coalesce(Sum("size_bytes"), 0),
+        received=Coalesce(Sum(Coalesce("original_size_bytes", "size_bytes")), 0),
+        compressed=Count("pk", filter=~Q(original_sha256="")))
+    totals["ratio"] = totals["received"] / totals["stored"] if totals["stored"] else None
+    return totals
