@@ -38,7 +38,12 @@ from archive.storage.integrity import stream_check
 from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path
-from cloudpacs.objectstore.objects import object_open, object_put_checked, region_fault
+from cloudpacs.objectstore.objects import (
+    object_delete,
+    object_open,
+    object_put_checked,
+    region_fault,
+)
 from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
 
 log = logging.getLogger(__name__)
@@ -247,9 +252,28 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
                 and all(mine[r].state == InstanceCopy.VERIFIED for r in REGIONS)):
             archived.setdefault(instance.tenant_id, []).append(instance.pk)
     _record(touched)
+    _forget_deleted_meanwhile(instances, touched)
     if archived:  # the original is safe in both regions: a clinic's opt-in re-encoding may follow
         compress_work(archived)
     return results
+
+
+def _forget_deleted_meanwhile(instances: dict[int, Instance], touched: list[InstanceCopy]) -> None:
+    """Remove what this batch uploaded for instances deleted while it ran (a study whose
+    deletion was approved mid-upload). The deletion's purge removes the objects there when
+    it runs; one this batch put there after the purge had run would be left for good. This
+    check comes after the uploads, so one of the two always sees the other."""
+    uploaded = {c.instance_id for c in touched if c.state == InstanceCopy.VERIFIED}
+    if not uploaded:
+        return
+    gone = uploaded - set(Instance.unscoped.filter(pk__in=uploaded).values_list("pk", flat=True))
+    for pk in gone:
+        for copy in (c for c in touched if c.instance_id == pk and c.state == InstanceCopy.VERIFIED):
+            try:
+                object_delete(copy.region, instances[pk].storage_key)
+            except Exception:  # noqa: BLE001 - logged; the key is in the deletion's tombstone
+                log.warning("could not remove a copy of deleted instance %s from %s", pk, copy.region,
+                            exc_info=True)
 
 
 def copy_upload(instance: Instance, region: str) -> None:

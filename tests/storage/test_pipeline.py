@@ -299,3 +299,33 @@ def test_a_region_that_is_down_is_tried_once_per_batch(tenant, s3_regions, seawe
                .values_list("state", flat=True)) == {"verified"}
     _primary_endpoint(settings, seaweed["primary"].endpoint)
     assert all(result is True for result in pipeline.archive_rows(rows).values())
+
+
+@pytest.mark.django_db(transaction=True)  # the deletion's purge runs when its transaction commits
+def test_a_deletion_approved_mid_upload_leaves_no_object_behind(tenant, s3_regions, make_member, monkeypatch):
+    """The worker has read the instance and is uploading it when the study's deletion is
+    approved and purged: the copy it then puts into the region would be kept by nobody.
+    The deletion runs inside the first upload call, just before its bytes go (a seam to
+    place the race deterministically; every store and both transactions are real)."""
+    from archive.retention.deletion import deletion_request_approve, deletion_request_create
+    from archive.storage.selectors import storage_status
+    from tenants import roles
+    from tenants.audit import Actor
+
+    (instance,) = ingest(tenant, 1, study_date="19900101")  # long past retention
+    first, second = make_member(tenant, roles.ADMIN), make_member(tenant, roles.OWNER)
+    real_put, deleted = pipeline.object_put_checked, []
+
+    def put_after_the_deletion(region, key, *args, **kwargs):
+        if not deleted:
+            request = deletion_request_create(tenant=tenant, study=instance.study, user=first, reason="wrong patient",
+                                              override_retention=True, actor=Actor.system("test"))
+            deleted.append(deletion_request_approve(tenant=tenant, request_id=request.pk, user=second,
+                                                    actor=Actor.system("test")))
+        return real_put(region, key, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "object_put_checked", put_after_the_deletion)
+    drive_all(tenant)
+    assert deleted and storage_status(tenant=tenant)["instances"] == 0
+    for region in ("primary", "secondary"):
+        assert instance.storage_key not in set(object_keys(region)), region
