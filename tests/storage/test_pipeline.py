@@ -329,3 +329,22 @@ def test_a_deletion_approved_mid_upload_leaves_no_object_behind(tenant, s3_regio
     assert deleted and storage_status(tenant=tenant)["instances"] == 0
     for region in ("primary", "secondary"):
         assert instance.storage_key not in set(object_keys(region)), region
+
+
+def test_bucket_side_encryption_is_asked_for_and_given(tenant, s3_regions, seaweed, settings):
+    """`STORAGE_*_SSE=AES256` adds the store's own encryption under ours: SeaweedFS does
+    SSE-S3, so the copy must come back saying it was encrypted, and still read as stored."""
+    from archive.storage.integrity import copy_check
+
+    primary = settings.STORAGES["primary"]
+    settings.STORAGES = {**settings.STORAGES, "primary": {**primary, "OPTIONS": {
+        **primary["OPTIONS"], "object_parameters": {"ServerSideEncryption": "AES256"}}}}
+    (instance,) = ingest(tenant, 1)
+    drive_all(tenant)
+    server = seaweed["primary"]
+    head = server.client().head_object(Bucket=server.bucket, Key=instance.storage_key)
+    assert head.get("ServerSideEncryption") == "AES256"
+    assert copy_check(instance, "primary").ok
+    secondary = seaweed["secondary"]
+    plain = secondary.client().head_object(Bucket=secondary.bucket, Key=instance.storage_key)
+    assert "ServerSideEncryption" not in plain  # the secondary was not asked
