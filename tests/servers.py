@@ -52,6 +52,7 @@ class SeaweedServer:
         self.ports = {name: free_port() for name in (
             "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
         self.process: subprocess.Popen | None = None
+        self.sse_key = os.urandom(32).hex()  # kept across restarts: its objects stay readable
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = data_dir / "s3.json"
         self.config.write_text(json.dumps({"identities": [{
@@ -79,7 +80,10 @@ class SeaweedServer:
                 f"-s3.config={self.config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
                 "-master.telemetry=false", "-volume.max=50", "-master.volumeSizeLimitMB=64"]
         log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+        # A key for its SSE-S3 (bucket-side encryption, asked for per object by STORAGE_*_SSE);
+        # without one SeaweedFS refuses such a put with InternalError.
+        env = {**os.environ, "WEED_S3_SSE_KEY": self.sse_key}
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
