@@ -349,6 +349,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive-evict-tier1": {"task": "archive.evict_tier1", "schedule": 3600.0},
     "archive-expire-uploads": {"task": "archive.expire_uploads", "schedule": 3600.0},
     "archive-sweep-leftovers": {"task": "archive.sweep_leftovers", "schedule": 3600.0},
+    "archive-storage-cold-move": {"task": "archive.storage_cold_move", "schedule": 24 * 3600.0},
 }
 # Audit anchors: each clinic's chain head, signed, written to both regions this often; events
 # deleted within one interval after they were written can go unnoticed.
@@ -371,6 +372,11 @@ STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
 # file flushed in this node's tier 1; "primary", also confirmed in a region (the primary,
 # else the secondary), which several web nodes and workers on other hosts need.
 INGEST_DURABILITY = envstr("INGEST_DURABILITY", "local")
+# Storage classes (archive/storage/classes.py): the class a clinic's old copies move to,
+# and the prices per GB-month the operator's page estimates costs with (USD, S3's list
+# prices of 2026 for us-east-1 by default; set your provider's).
+STORAGE_COLD_CLASS = envstr("STORAGE_COLD_CLASS", "STANDARD_IA")
+STORAGE_PRICES_GB_MONTH = envstr("STORAGE_PRICES_GB_MONTH", "STANDARD=0.023,STANDARD_IA=0.0125,GLACIER_IR=0.004")
 # Tier 1 keeps studies this many days after ingest (and always until both regions verified).
 TIER1_KEEP_DAYS = envint("TIER1_KEEP_DAYS", 30)
 # Leftovers sweep (archive.storage.leftovers): tier-1 files no index row owns are removed

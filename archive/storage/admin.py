@@ -1,8 +1,12 @@
 """Operator pages for durable storage (Django admin): fixity audit runs and their findings,
-per-region copy states with their last errors. Read-only; no PHI (ids and keys only)."""
+per-region copy states with their last errors, and bytes per storage class with their
+estimated cost. Read-only; no PHI (ids, keys and clinic names only)."""
 
 from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from archive.storage.classes import bytes_by_class, cold_class, prices
 from archive.storage.models import FixityFinding, FixityRun, InstanceCopy
 from tenants.admin_scoping import AllClinicsAdmin, AllClinicsTabularInline
 
@@ -56,8 +60,21 @@ class FixityFindingAdmin(ReadOnlyAdmin, AllClinicsAdmin):
 
 @admin.register(InstanceCopy)
 class InstanceCopyAdmin(ReadOnlyAdmin, AllClinicsAdmin):
-    list_display = ["instance_id", "tenant", "region", "state", "attempts", "updated_at", "last_error"]
-    list_filter = ["state", "region"]
-    fields = ["tenant", "instance_id", "region", "state", "cipher_sha256", "cipher_size", "key_id",
+    list_display = ["instance_id", "tenant", "region", "state", "storage_class", "attempts", "updated_at",
+                    "last_error"]
+    list_filter = ["state", "region", "storage_class"]
+    fields = ["tenant", "instance_id", "region", "state", "storage_class", "cipher_sha256", "cipher_size", "key_id",
               "uploaded_at", "verified_at", "checked_at", "attempts", "last_error", "updated_at"]
     readonly_fields = fields
+
+    def get_urls(self):
+        return [path("classes/", self.admin_site.admin_view(self.classes), name="storage_classes"),
+                *super().get_urls()]
+
+    def classes(self, request):
+        """Bytes per clinic, region and storage class, with the estimated monthly cost."""
+        rows = bytes_by_class()
+        context = {**self.admin_site.each_context(request), "title": "Storage by class", "rows": rows,
+                   "prices": prices(), "cold_class": cold_class(),
+                   "total": sum(r["monthly_cost"] or 0 for r in rows)}
+        return TemplateResponse(request, "storage/admin_classes.html", context)

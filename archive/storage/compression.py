@@ -40,18 +40,20 @@ from archive.ingest.parse import parse_outcome
 from archive.models import Instance
 from archive.outbox.services import outbox_add
 from archive.storage.keys import active_data_key, key_export
-from archive.storage.models import CompressionPolicy, InstanceCopy
+from archive.storage.models import InstanceCopy, StoragePolicy
+from archive.storage.policy import policy_update
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_delete, tier1_path, tier1_seal
 from cloudpacs.objectstore.objects import object_delete, object_put_checked
 from cloudpacs.objectstore.regions import REGIONS
-from tenants.audit import Actor, audit_record, audit_record_many
+from tenants.audit import Actor, audit_record_many
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
 COMPRESS = "compress"  # outbox kind: re-encode the instance (subject)
 DROP = "drop_superseded"  # outbox kind: remove an instance's superseded objects (payload: key)
+STANDARD = "STANDARD"
 SYNTAXES = {JPEGLSLossless: "JPEG-LS lossless", JPEG2000Lossless: "JPEG 2000 lossless"}
 # Re-encoding holds an instance in memory a few times over (bytes, pixels, result, check),
 # in each worker thread: larger instances (tomosynthesis, long cine loops) stay as received.
@@ -66,25 +68,12 @@ class Result:
     saved_bytes: int = 0
 
 
-def policy_get(*, tenant) -> CompressionPolicy:
-    policy = CompressionPolicy.objects.for_tenant(tenant).first()
-    return policy or CompressionPolicy(tenant=tenant, syntax="")
-
-
-def policy_set(*, tenant, syntax: str, actor: Actor) -> bool:
-    """Turn the clinic's compression on (a syntax of SYNTAXES) or off (""). Audited with
-    the value before and after; whether anything changed."""
+def compression_set(*, tenant, syntax: str, actor: Actor) -> bool:
+    """Turn the clinic's compression on (a syntax of SYNTAXES) or off (""); audited with
+    the value before and after. Whether anything changed."""
     if syntax and syntax not in SYNTAXES:
         raise ValueError(f"not a lossless syntax we encode: {syntax}")
-    with transaction.atomic():
-        policy, _ = CompressionPolicy.objects.for_tenant(tenant).select_for_update().get_or_create()
-        if policy.syntax == syntax:
-            return False
-        before, policy.syntax, policy.updated_at = policy.syntax, syntax, timezone.now()
-        policy.save()
-        audit_record(tenant=tenant, actor=actor, action="storage.compression_changed", obj_type="clinic",
-                     obj_id=tenant.pk, detail={"before": before or "off", "after": syntax or "off"})
-    return True
+    return bool(policy_update(tenant=tenant, actor=actor, compression_syntax=syntax))
 
 
 def compressible(instance: Instance) -> bool:
@@ -97,7 +86,7 @@ def compressible(instance: Instance) -> bool:
 def compress_work(archived: dict[int, list[int]]) -> None:
     """Queue the re-encoding of instances just verified in both regions ({clinic id:
     instance ids}) whose clinic asked for it: one query when none did."""
-    on = set(CompressionPolicy.unscoped.filter(tenant_id__in=archived).exclude(syntax="")
+    on = set(StoragePolicy.unscoped.filter(tenant_id__in=archived).exclude(compression_syntax="")
              .values_list("tenant_id", flat=True))
     if not on:
         return
@@ -118,8 +107,8 @@ def compress_rows(rows) -> dict:
     it is for good; the exception (the row is retried) when a region or the database
     failed on the way."""
     instances = Instance.unscoped.in_bulk([row.subject_id for row in rows])
-    syntaxes = dict(CompressionPolicy.unscoped.filter(tenant_id__in={i.tenant_id for i in instances.values()})
-                    .values_list("tenant_id", "syntax"))
+    syntaxes = dict(StoragePolicy.unscoped.filter(tenant_id__in={i.tenant_id for i in instances.values()})
+                    .values_list("tenant_id", "compression_syntax"))
     results, done = {}, {}
     for row in rows:
         instance = instances.get(row.subject_id)
@@ -241,7 +230,8 @@ def _swap(tenant, instance: Instance, new_key: str, encoded: bytes, parsed, key_
             original_transfer_syntax_uid=instance.transfer_syntax_uid)
         InstanceCopy.unscoped.filter(instance_id=instance.pk).update(
             state=InstanceCopy.VERIFIED, cipher_sha256=cipher_sha256, cipher_size=cipher_size, key_id=key_id,
-            uploaded_at=now, verified_at=now, checked_at=now, last_error="", updated_at=now)
+            uploaded_at=now, verified_at=now, checked_at=now, last_error="", updated_at=now,
+            storage_class=STANDARD)  # new objects; they go cold again on the policy's schedule
         outbox_add(tenant=tenant, kind=DROP, subjects=[instance.pk],
                    payload={"key": instance.storage_key})
     return True

@@ -27,17 +27,20 @@ class DataKey(TenantOwned):
         return f"DataKey {self.pk} v{self.version}"
 
 
-class CompressionPolicy(TenantOwned):
-    """A clinic's choice to store uncompressed pixel data re-encoded losslessly (opt-in)."""
+class StoragePolicy(TenantOwned):
+    """A clinic's storage choices (its storage settings page; both off by default)."""
 
-    syntax = models.CharField(max_length=64, blank=True)  # a transfer syntax UID; empty: off
+    # Store uncompressed pixel data re-encoded losslessly in this syntax (empty: off).
+    compression_syntax = models.CharField(max_length=64, blank=True)
+    # Move copies this many days old to the regions' colder storage class (None: never).
+    cold_after_days = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwned.Meta):
-        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_compression_policy")]
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="uniq_storage_policy")]
 
     def __str__(self) -> str:
-        return f"Compression {self.syntax or 'off'}"
+        return f"Storage policy of clinic {self.tenant_id}"
 
 
 class InstanceCopy(TenantOwned):
@@ -59,6 +62,8 @@ class InstanceCopy(TenantOwned):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The region's storage class of the object (archive/storage/classes.py).
+    storage_class = models.CharField(max_length=32, default="STANDARD")
 
     class Meta(TenantOwned.Meta):
         db_table = "archive_instancecopy"  # made under the archive app; kept

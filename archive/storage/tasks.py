@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from archive.outbox.services import outbox_advance
+from archive.storage.classes import cold_move
 from archive.storage.fixity import fixity_run
 from archive.storage.leftovers import leftovers_sweep
 from archive.storage.tiers import tier1_evict
@@ -51,3 +52,9 @@ def sweep_leftovers() -> dict:
     """Periodic (beat): remove spool files of ended transfers and tier-1 files no index
     row owns (both left by crashed or killed processes); seal plaintext tier-1 files."""
     return leftovers_sweep().as_dict()
+
+
+@shared_task(name="archive.storage_cold_move", acks_late=True)
+def storage_cold_move() -> dict:
+    """Daily (beat): copies past their clinic's cold_after_days move to the cold class."""
+    return cold_move()

@@ -116,6 +116,37 @@ def _s3_put_checked(storage, key: str, open_source, *, sha256: str, size: int) -
         raise ObjectCorrupt(f"{key}: the region holds other bytes than were sent")
 
 
+class ClassesUnsupported(Exception):
+    """The region is a local folder: it has no storage classes."""
+
+
+def object_class_set(region: str, key: str, storage_class: str, *, sha256: str) -> None:
+    """Move an object to another storage class of its region, in place (an S3 copy onto
+    itself), and return only once the store confirms the bytes are the same (`sha256`, in
+    hex, of the object): the copy's checksum, or else a read-back."""
+    storage = region_storage(region)
+    if not _s3(storage):
+        raise ClassesUnsupported(f"region {region} is a local folder")
+    client, name = storage.connection.meta.client, storage._normalize_name(key)
+    extra = dict(getattr(storage, "object_parameters", None) or {})
+    # REPLACE: a copy onto itself must change something besides the class for some stores
+    # (SeaweedFS); our objects carry no metadata of their own to lose.
+    answer = client.copy_object(Bucket=storage.bucket_name, Key=name, StorageClass=storage_class,
+                                CopySource={"Bucket": storage.bucket_name, "Key": name},
+                                MetadataDirective="REPLACE", ChecksumAlgorithm="SHA256", **extra)
+    if answer.get("CopyObjectResult", {}).get("ChecksumSHA256") == base64.b64encode(bytes.fromhex(sha256)).decode():
+        return
+    stream = client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]
+    try:
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(chunk)
+    finally:
+        stream.close()
+    if digest.hexdigest() != sha256:
+        raise ObjectCorrupt(f"{key}: the region holds other bytes after the class change")
+
+
 def _local_put_checked(path: str, open_source, *, sha256: str, size: int) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)

@@ -16,7 +16,7 @@ from archive.ingest.service import Outcome
 from archive.models import Instance
 from archive.outbox.models import Outbox
 from archive.outbox.services import outbox_advance_many
-from archive.storage.compression import COMPRESS, DROP, compression_summary, policy_set
+from archive.storage.compression import COMPRESS, DROP, compression_set, compression_summary
 from archive.storage.integrity import copy_check
 from archive.storage.models import InstanceCopy
 from archive.storage.reader import open_instance
@@ -51,7 +51,7 @@ def _pixels(data: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize("syntax", [JPEGLSLossless, JPEG2000Lossless])
 def test_real_ct_and_mr_are_reencoded_bit_exact_in_both_regions(tenant, s3_regions, syntax):
-    policy_set(tenant=tenant, syntax=syntax, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=syntax, actor=ADMIN)
     received = {"CT_small": _file_bytes("CT_small.dcm"), "MR_small": _file_bytes("MR_small.dcm"),
                 "synthetic CT": to_bytes(make_ct_series(1, 512, 512)[0])}
     results = {name: ingest_bytes(tenant, data) for name, data in received.items()}
@@ -94,7 +94,7 @@ def test_real_ct_and_mr_are_reencoded_bit_exact_in_both_regions(tenant, s3_regio
 
 
 def test_a_resend_of_the_received_bytes_is_the_same_instance(tenant, s3_regions):
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     data = _file_bytes("CT_small.dcm")
     ingest_bytes(tenant, data)
     _archive_and_compress(tenant)
@@ -103,7 +103,7 @@ def test_a_resend_of_the_received_bytes_is_the_same_instance(tenant, s3_regions)
 
 
 def test_served_as_stored_or_decoded_as_asked(client, tenant, make_token, s3_regions):
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     data = _file_bytes("CT_small.dcm")
     ds = pydicom.dcmread(io.BytesIO(data))
     ingest_bytes(tenant, data)
@@ -122,7 +122,7 @@ def test_served_as_stored_or_decoded_as_asked(client, tenant, make_token, s3_reg
 
 
 def test_what_is_not_uncompressed_or_not_smaller_is_left_alone(tenant, s3_regions):
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     compressed = ingest_bytes(tenant, _file_bytes("MR_small_jpeg_ls_lossless.dcm")).instance
     noise = make_ct_series(1, 64, 64)[0]
     noise.PixelData = np.random.default_rng(1).integers(0, 65535, (64, 64), dtype=np.uint16).tobytes()
@@ -148,7 +148,7 @@ def test_off_by_default_nothing_is_queued(tenant, s3_regions):
 def test_a_region_down_mid_way_changes_nothing_and_the_row_is_retried(tenant, s3_regions, settings, seaweed):
     from botocore.config import Config
 
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     instance = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
     assert all(r is True for r in _drive(tenant, "archive").values())
     keys_before = set(_keys("primary"))
@@ -179,11 +179,12 @@ def test_storage_page_turns_it_on_audited_and_shows_the_bytes(client, tenant, ma
     ingest_bytes(tenant, _file_bytes("CT_small.dcm"))
     page = client.get("/t/acme/settings/storage/")
     assert page.status_code == 200 and b"Lossless compression" in page.content
-    answer = client.post("/t/acme/settings/storage/", {"syntax": JPEGLSLossless})
+    answer = client.post("/t/acme/settings/storage/", {"compression_syntax": JPEGLSLossless, "cold_after_days": ""})
     assert answer.status_code == 302
-    event = AuditEvent.objects.for_tenant(tenant).get(action="storage.compression_changed")
-    assert event.detail == {"before": "off", "after": JPEGLSLossless}
-    assert client.post("/t/acme/settings/storage/", {"syntax": "1.2.840.10008.1.2.4.50"}).status_code == 400
+    event = AuditEvent.objects.for_tenant(tenant).get(action="storage.policy_changed")
+    assert event.detail == {"changes": {"compression_syntax": ["", JPEGLSLossless]}}
+    # A lossy syntax is not on offer.
+    assert client.post("/t/acme/settings/storage/", {"compression_syntax": "1.2.840.10008.1.2.4.50"}).status_code == 400
     _archive_and_compress(tenant)
     page = client.get("/t/acme/settings/storage/")
     assert b"1 re-encoded losslessly" in page.content
@@ -194,12 +195,12 @@ def test_the_storage_page_is_for_settings_managers(client, tenant, make_member, 
 
     login(make_member(tenant, roles.VIEWER))
     assert client.get("/t/acme/settings/storage/").status_code == 403
-    assert client.post("/t/acme/settings/storage/", {"syntax": JPEGLSLossless}).status_code == 403
+    assert client.post("/t/acme/settings/storage/", {"compression_syntax": JPEGLSLossless}).status_code == 403
 
 
 @pytest.mark.worker
 def test_a_real_worker_compresses_after_archiving(tenant, start_worker):
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     start_worker()
     instance = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
     from archive.outbox.services import outbox_publish_gathered
@@ -227,7 +228,7 @@ def test_an_encoding_that_does_not_decode_to_the_same_pixels_is_never_stored(ten
         self.PixelData = pixels.tobytes()
         return real(self, *args, **kwargs)
 
-    policy_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
     instance = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
     assert all(r is True for r in _drive(tenant, "archive").values())
     monkeypatch.setattr(pydicom.Dataset, "compress", one_pixel_off)

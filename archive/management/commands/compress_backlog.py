@@ -8,8 +8,9 @@ from django.db.models import Count, Q
 from archive.models import Instance
 from archive.outbox.models import Outbox
 from archive.outbox.services import outbox_add
-from archive.storage.compression import COMPRESS, compressible, policy_get
+from archive.storage.compression import COMPRESS, compressible
 from archive.storage.models import InstanceCopy
+from archive.storage.policy import policy_get
 from cloudpacs.objectstore.regions import REGIONS
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
             raise CommandError(f"no clinic {slug!r}")
-        if not policy_get(tenant=tenant).syntax:
+        if not policy_get(tenant=tenant).compression_syntax:
             raise CommandError(f"clinic {slug!r} has compression off: turn it on on its storage page first")
         queued_already = Outbox.objects.for_tenant(tenant).filter(kind=COMPRESS, done_at=None).values("subject_id")
         # Only images whose original both regions hold: the re-encoding replaces them.
