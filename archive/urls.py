@@ -33,6 +33,10 @@ urlpatterns: list = [
     path("upload/", include("archive.upload.urls")),
     # The study as a zip of DICOM files with a DICOMDIR (archive/download/).
     path("studies/<int:pk>/download.zip", download_views.study_download, name="study_download"),
+    # The clinic's whole archive, built by a worker, downloaded by its admins.
+    path("settings/export/", download_views.clinic_exports, name="clinic_exports"),
+    path("settings/export/<int:export_id>/download.zip", download_views.clinic_export_download,
+         name="clinic_export_download"),
     # The OHIF viewer and the phone's thumbnails page (archive/viewer/).
     path("", include("archive.viewer.urls")),
     # Share links: making, listing, revoking (archive/sharing/; the referrer's side is public_urls).

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "archive.retention",
     "archive.gateway",
     "archive.upload",
+    "archive.download",
     "archive.viewer",
     "archive.sharing",
     "billing",
@@ -350,6 +351,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive-expire-uploads": {"task": "archive.expire_uploads", "schedule": 3600.0},
     "archive-sweep-leftovers": {"task": "archive.sweep_leftovers", "schedule": 3600.0},
     "archive-storage-cold-move": {"task": "archive.storage_cold_move", "schedule": 24 * 3600.0},
+    "archive-exports-expire": {"task": "archive.exports_expire", "schedule": 3600.0},
 }
 # Audit anchors: each clinic's chain head, signed, written to both regions this often; events
 # deleted within one interval after they were written can go unnoticed.
@@ -372,6 +374,8 @@ STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
 # file flushed in this node's tier 1; "primary", also confirmed in a region (the primary,
 # else the secondary), which several web nodes and workers on other hosts need.
 INGEST_DURABILITY = envstr("INGEST_DURABILITY", "local")
+# A clinic's export requested on its settings page is kept (encrypted) this many days.
+EXPORT_KEEP_DAYS = envint("EXPORT_KEEP_DAYS", 7)
 # Storage classes (archive/storage/classes.py): the class a clinic's old copies move to,
 # and the prices per GB-month the operator's page estimates costs with (USD, S3's list
 # prices of 2026 for us-east-1 by default; set your provider's).

@@ -66,6 +66,7 @@ PHI_READS: dict[str, PhiRead] = {
     "archive:study_thumbnails": PhiRead("study.viewed"),
     "archive:share_new": PhiRead("study.viewed"),
     "archive:study_download": PhiRead("study.downloaded"),
+    "archive:clinic_export_download": PhiRead("clinic.export_downloaded"),
     "archive:shares": PhiRead("shares.viewed"),
     # Who a study was disclosed to (recipients) is itself sensitive: reading it is audited.
     "archive:api_shares": PhiRead("shares.viewed"),
@@ -109,6 +110,8 @@ NO_PHI: dict[str, str] = {
     "archive:dicom_peer_remove": POST_ONLY,
     "archive:api_study_storage": "copy counts per storage region: no patient attributes",
     "archive:retention_settings": "the retention periods of the clinic's policy",
+    "archive:storage_settings": "the clinic's storage choices and byte counts, no patient attributes",
+    "archive:clinic_exports": "the clinic's exports: when, their state and size, no patient attributes",
     "archive:deletion_requests": ("study UIDs, reasons and admins, no patient names; each row "
                                   "links to the study page, which audits (archive/retention/views.py)"),
     "archive:deletion_approve": POST_ONLY,

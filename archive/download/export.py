@@ -133,7 +133,7 @@ class BucketTarget:
 
         # On this thread: the chunks are read (and decrypted, with database look-ups of
         # the clinic's keys) as they are sent, and boto3's own threads have no connection.
-        self.client.upload_fileobj(_ChunkReader(chunks), self.bucket, self._key(path),
+        self.client.upload_fileobj(ChunkReader(chunks), self.bucket, self._key(path),
                                    Config=TransferConfig(use_threads=False))
 
     def read(self, path: str) -> bytes:
@@ -143,7 +143,7 @@ class BucketTarget:
         self._put(path, iter([data]))
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A forward-only file over chunks, for boto3's multipart upload."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -183,7 +183,7 @@ def _checked(instance: Instance, keys: dict) -> Iterator[bytes]:
         yield held
 
 
-def _manifest(rows: list[dict]) -> bytes:
+def manifest_bytes(rows: list[dict]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, MANIFEST_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -191,7 +191,9 @@ def _manifest(rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def _study_export(study: Study, write: Callable, keys: dict, progress: Progress) -> list[dict]:
+def study_entries(study: Study, keys: dict, progress: Progress) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """(path in the study's folder, its bytes) of each file of the study, in order: the
+    DICOMDIR, every instance (checked as it is read), the manifest last."""
     series = list(Series.objects.for_tenant(study.tenant).filter(study=study).order_by("series_number", "pk"))
     instances: dict[int, list[Instance]] = {}
     for inst in Instance.objects.for_tenant(study.tenant).filter(study=study).order_by(
@@ -201,11 +203,11 @@ def _study_export(study: Study, write: Callable, keys: dict, progress: Progress)
     for s_index, s in enumerate(series, start=1):
         for i_index, inst in enumerate(instances.get(s.pk, []), start=1):
             file_ids[inst.pk] = ["DICOM", "PA000001", "ST000001", f"SE{s_index:06d}", f"IM{i_index:06d}"]
-    write("DICOMDIR", iter([dicomdir_bytes(study, series, instances, file_ids)]))
+    yield "DICOMDIR", iter([dicomdir_bytes(study, series, instances, file_ids)])
     for s in series:
         for inst in instances.get(s.pk, []):
             path = "/".join(file_ids[inst.pk])
-            write(path, _checked(inst, keys))
+            yield path, _checked(inst, keys)
             progress.instances += 1
             progress.bytes_done += inst.size_bytes
             rows.append({"patient_id": study.patient_identifier, "patient_name": study.patient_name,
@@ -214,8 +216,12 @@ def _study_export(study: Study, write: Callable, keys: dict, progress: Progress)
                          "sop_class_uid": inst.sop_class_uid, "transfer_syntax_uid": inst.transfer_syntax_uid,
                          "size_bytes": inst.size_bytes, "sha256": inst.sha256,
                          "file": f"studies/{study.study_instance_uid}/{path}"})
-    write("manifest.csv", iter([_manifest(rows)]))  # last: it marks the study done
-    return rows
+    yield "manifest.csv", iter([manifest_bytes(rows)])  # last: it marks the study done
+
+
+def _study_export(study: Study, write: Callable, keys: dict, progress: Progress) -> None:
+    for path, chunks in study_entries(study, keys, progress):
+        write(path, chunks)
 
 
 def clinic_export(*, tenant, to: str, actor: Actor, report: Callable[[Progress], None] = lambda p: None) -> Progress:
@@ -241,7 +247,7 @@ def clinic_export(*, tenant, to: str, actor: Actor, report: Callable[[Progress],
                 _study_export(study, write, keys, progress)
             progress.studies_done += 1
             report(progress)
-        target.write("manifest.csv", _manifest([
+        target.write("manifest.csv", manifest_bytes([
             row for study in studies.iterator(chunk_size=200)
             for row in csv.DictReader(io.StringIO(target.read(
                 f"studies/{study.study_instance_uid}/manifest.csv").decode()))]))

@@ -75,3 +75,26 @@ for _name in ("archive:share_revoke", "archive:share_extend", "archive:api_share
 from tests.archive.isolation_samples_retention import SAMPLES as _RETENTION  # noqa: E402
 
 SAMPLES.update(_RETENTION)
+
+
+def _export(victim):
+    """A finished export of the victim clinic (the walker's clinic must get a 404 for it)."""
+    import io
+    import uuid
+
+    from archive.download.models import ClinicExport
+    from archive.storage.keys import active_data_key
+    from cloudpacs.objectstore import crypto
+    from cloudpacs.objectstore.objects import object_put
+
+    content = b"VICTIM-EXPORT-77 (a zip would be here)"
+    key = f"_exports/{victim.pk}/{uuid.uuid4().hex}"
+    key_id, data_key = active_data_key(tenant=victim)
+    object_put("primary", key, io.BytesIO(b"".join(crypto.encrypt_chunks(io.BytesIO(content), data_key=data_key,
+                                                                       key_id=key_id))))
+    export = ClinicExport.objects.for_tenant(victim).create(state=ClinicExport.READY, size_bytes=len(content),
+                                                            storage_key=key)
+    return {"export_id": export.pk}, ["VICTIM-EXPORT-77"]
+
+
+SAMPLES["archive:clinic_export_download"] = _export
