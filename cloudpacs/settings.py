@@ -363,6 +363,13 @@ CELERY_BEAT_SCHEDULE["tenants-audit-anchor"] = {"task": "tenants.audit_anchor",
 # database. Embedded mode generates MASTER_KEY_FILE once (production requires the variable).
 CLOUDPACS_MASTER_KEY = envstr("CLOUDPACS_MASTER_KEY")
 MASTER_KEY_FILE = envstr("MASTER_KEY_FILE", str(VAR_DIR / "master.key"))
+# While the master key is rotated (manage.py rotate_master_key): the new key, given to every
+# process before the command runs, so data keys already re-wrapped with it stay readable.
+CLOUDPACS_MASTER_KEY_NEXT = envstr("CLOUDPACS_MASTER_KEY_NEXT")
+# The audit log's own keys (base64 of 64 bytes), pinned when the master key is first
+# rotated; until then they are derived from the master key (tenants/audit_keys.py).
+CLOUDPACS_AUDIT_KEYS = envstr("CLOUDPACS_AUDIT_KEYS")
+AUDIT_KEYS_FILE = envstr("AUDIT_KEYS_FILE", str(VAR_DIR / "audit.keys"))
 # An outbox row (of any kind) not done and untouched this long is re-driven by the sweeper.
 STORAGE_SWEEP_IDLE_SECONDS = envint("STORAGE_SWEEP_IDLE_SECONDS", 300)
 # Outbox rows committed within this many milliseconds go to the workers in one message

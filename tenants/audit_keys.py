@@ -7,10 +7,12 @@ Each use gets its own key (HKDF with a distinct `info`), so a MAC of one kind ca
 pass for another.
 """
 
+import base64
 import functools
 import hashlib
 import hmac
 import json
+import os
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -40,12 +42,57 @@ def _derive(master: bytes, info: bytes) -> bytes:
 
 def chain_key() -> bytes:
     """The key of the events' hashes (and of each clinic's key check)."""
-    return _derive(_master(), CHAIN_INFO)
+    pinned = _pinned()
+    return pinned[0] if pinned else _derive(_master(), CHAIN_INFO)
 
 
 def anchor_key() -> bytes:
     """The key signing the anchors written to the storage regions."""
-    return _derive(_master(), ANCHOR_INFO)
+    pinned = _pinned()
+    return pinned[1] if pinned else _derive(_master(), ANCHOR_INFO)
+
+
+# Pinned keys: the log's hashes cannot be recomputed (its rows are append-only), so when the
+# master key is rotated the two keys derived from it so far become secrets of their own
+# (CLOUDPACS_AUDIT_KEYS, or AUDIT_KEYS_FILE beside the master key file), the same values:
+# the chain goes on unbroken under the new master key, and the old one can be destroyed.
+
+def _pinned() -> tuple[bytes, bytes] | None:
+    from django.conf import settings
+
+    if settings.CLOUDPACS_AUDIT_KEYS:
+        return _decode_pinned(settings.CLOUDPACS_AUDIT_KEYS)
+    try:
+        mtime = os.stat(settings.AUDIT_KEYS_FILE).st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _pinned_file(settings.AUDIT_KEYS_FILE, mtime)
+
+
+@functools.lru_cache(maxsize=4)
+def _pinned_file(path: str, mtime: int) -> tuple[bytes, bytes]:
+    with open(path) as fh:
+        return _decode_pinned(fh.read().strip())
+
+
+@functools.lru_cache(maxsize=4)
+def _decode_pinned(value: str) -> tuple[bytes, bytes]:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 64:
+        raise ImproperlyConfigured("CLOUDPACS_AUDIT_KEYS (or AUDIT_KEYS_FILE) must be base64 of 64 bytes")
+    return raw[:32], raw[32:]
+
+
+def audit_keys_pinned() -> bool:
+    return _pinned() is not None
+
+
+def audit_keys_value() -> str:
+    """The value that pins the audit log's keys as they are now (base64 of 64 bytes)."""
+    return base64.b64encode(chain_key() + anchor_key()).decode()
 
 
 def mac(key: bytes, message: bytes) -> str:

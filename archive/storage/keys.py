@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import IntegrityError, transaction
 
 from archive.storage.models import DataKey
-from cloudpacs.objectstore.master_key import master_key, master_key_id
+from cloudpacs.objectstore.master_key import key_id, master_key, master_key_id, master_keys
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ def is_legacy(wrapped: bytes) -> bool:
     return not (len(wrapped) == _V2_SIZE and wrapped.startswith(WRAP_V2))
 
 
-def _wrap(key: bytes, tenant_uuid, version: int) -> bytes:
+def _wrap(key: bytes, tenant_uuid, version: int, master: bytes | None = None) -> bytes:
     nonce = os.urandom(12)
-    return WRAP_V2 + nonce + AESGCM(master_key()).encrypt(nonce, key, _aad(tenant_uuid, version))
+    return WRAP_V2 + nonce + AESGCM(master or master_key()).encrypt(nonce, key, _aad(tenant_uuid, version))
 
 
 def unwrap(wrapped: bytes, *, tenant_uuid, legacy_tenant_id: int, version: int) -> bytes:
@@ -59,12 +59,14 @@ def unwrap(wrapped: bytes, *, tenant_uuid, legacy_tenant_id: int, version: int) 
         nonce, sealed, aad = wrapped[:12], wrapped[12:], _legacy_aad(legacy_tenant_id, version)
     else:
         nonce, sealed, aad = wrapped[4:16], wrapped[16:], _aad(tenant_uuid, version)
-    try:
-        return AESGCM(master_key()).decrypt(nonce, sealed, aad)
-    except InvalidTag:
-        raise KeyUnavailable(f"data key v{version} of clinic {tenant_uuid} does not unwrap with the "
+    for master in master_keys():  # during a rotation a key may be under either
+        try:
+            return AESGCM(master).decrypt(nonce, sealed, aad)
+        except InvalidTag:
+            continue
+    raise KeyUnavailable(f"data key v{version} of clinic {tenant_uuid} does not unwrap with the "
                         f"configured master key ({master_key_id()}); is CLOUDPACS_MASTER_KEY "
-                        "the one this archive was written with?") from None
+                        "the one this archive was written with?")
 
 
 def _row_key(row: DataKey, tenant) -> bytes:
@@ -110,11 +112,42 @@ def key_export(*, region: str, key_id: int) -> None:
     _exported.add((region, key_id))
 
 
-def _key_doc(row: DataKey) -> dict:
+def _key_doc(row: DataKey, master: bytes | None = None) -> dict:
+    """`master`: the key the row is wrapped under, when not the master key (a rotation)."""
     return {"key_id": row.pk, "tenant_uuid": str(row.tenant.uuid), "tenant_slug": row.tenant.slug,
             "tenant_id": row.tenant_id, "version": row.version,
             "wrapped": base64.b64encode(bytes(row.wrapped)).decode(),
-            "master_key_id": master_key_id(), "created_at": row.created_at.isoformat()}
+            "master_key_id": key_id(master or master_key()), "created_at": row.created_at.isoformat()}
+
+
+def data_keys_rewrap(*, to: bytes, regions, report=lambda done, total: None) -> int:
+    """Wrap every clinic's data keys under the master key `to` (a rotation's next key) and
+    replace their key documents in `regions`; the objects are not touched. Resumable: a key
+    under `to` already is left as it is (its document is written again). Returns how many
+    were re-wrapped."""
+    from cloudpacs.objectstore.objects import object_put
+
+    rows = list(DataKey.unscoped.select_related("tenant").order_by("pk"))
+    rewrapped = 0
+    for done, row in enumerate(rows, start=1):
+        key = _row_key(row, row.tenant)
+        if is_legacy(row.wrapped) or not _under(row, to):
+            row.wrapped = _wrap(key, row.tenant.uuid, row.version, master=to)
+            DataKey.unscoped.filter(pk=row.pk).update(wrapped=row.wrapped)
+            rewrapped += 1
+        for region in regions:
+            object_put(region, f"_keys/{row.pk}.json", io.BytesIO(json.dumps(_key_doc(row, master=to)).encode()))
+        report(done, len(rows))
+    return rewrapped
+
+
+def _under(row: DataKey, master: bytes) -> bool:
+    wrapped = bytes(row.wrapped)
+    try:
+        AESGCM(master).decrypt(wrapped[4:16], wrapped[16:], _aad(row.tenant.uuid, row.version))
+        return True
+    except InvalidTag:
+        return False
 
 
 def _upgraded(row: DataKey) -> DataKey:
@@ -174,7 +207,7 @@ def key_import(doc: dict) -> DataKey:
     try:
         key = unwrap(wrapped, tenant_uuid=tenant.uuid, legacy_tenant_id=doc.get("tenant_id"), version=version)
     except KeyUnavailable:
-        if doc.get("master_key_id") != master_key_id():
+        if doc.get("master_key_id") not in {key_id(k) for k in master_keys()}:
             raise  # the wrong master key: nothing will unwrap, stop
         raise KeyRefused(f"data key {doc['key_id']} is not a key of clinic {tenant.slug!r}") from None
     row = DataKey.unscoped.select_related("tenant").filter(pk=doc["key_id"]).first()

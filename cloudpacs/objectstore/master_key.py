@@ -52,6 +52,29 @@ def master_key() -> bytes:
     return _decode_master(path.read_text().strip())
 
 
+def key_id(key: bytes) -> str:
+    """A short fingerprint of a master key, safe to log and show."""
+    return hashlib.sha256(b"cloudpacs-master-key-id" + key).hexdigest()[:16]
+
+
 def master_key_id() -> str:
-    """A short fingerprint of the master key, safe to log and show."""
-    return hashlib.sha256(b"cloudpacs-master-key-id" + master_key()).hexdigest()[:16]
+    return key_id(master_key())
+
+
+@functools.cache
+def next_master_key() -> bytes | None:
+    """The key a rotation is moving to (CLOUDPACS_MASTER_KEY_NEXT), or None."""
+    value = settings.CLOUDPACS_MASTER_KEY_NEXT
+    if not value:
+        return None
+    try:
+        return _decode_master(value)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured("CLOUDPACS_MASTER_KEY_NEXT must be base64 of exactly 32 bytes") from None
+
+
+def master_keys() -> list[bytes]:
+    """The keys a wrapped data key may be under: the master key, and during a rotation the
+    next one."""
+    following = next_master_key()
+    return [master_key()] + ([following] if following and following != master_key() else [])

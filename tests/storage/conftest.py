@@ -15,11 +15,14 @@ TEST_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 @pytest.fixture(autouse=True)
 def master_key(settings):
     from cloudpacs.objectstore.master_key import master_key as cached
+    from cloudpacs.objectstore.master_key import next_master_key
 
     settings.CLOUDPACS_MASTER_KEY = TEST_MASTER_KEY
     cached.cache_clear()
+    next_master_key.cache_clear()
     yield TEST_MASTER_KEY
     cached.cache_clear()
+    next_master_key.cache_clear()
 
 
 @pytest.fixture(autouse=True)
