@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -38,6 +39,7 @@ from archive.storage.integrity import stream_check
 from archive.storage.keys import data_key_for, key_export
 from archive.storage.models import InstanceCopy
 from archive.storage.tier1 import tier1_path
+from cloudpacs.objectstore import crypto
 from cloudpacs.objectstore.objects import (
     object_delete,
     object_open,
@@ -54,6 +56,8 @@ ARCHIVE = "archive"
 # regions; larger ones (a mammogram, a 4 GB tomosynthesis instance) are streamed from the
 # file each time, so a worker thread holds at most this much of an instance.
 IN_MEMORY_MAX = 8 * 1024 * 1024
+# Instances of one batch uploaded at once, per worker process.
+UPLOAD_THREADS = 4
 # The fields of InstanceCopy this pipeline writes.
 _COPY_FIELDS = ["state", "cipher_sha256", "cipher_size", "key_id", "uploaded_at", "verified_at",
                 "checked_at", "attempts", "last_error", "updated_at"]
@@ -234,19 +238,32 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
         [row.subject_id for row in rows])
     copies = _copies(list(instances.values())) if instances else {}
     keys, down, results, touched, archived = _Keys(), {}, {}, [], {}
+    todo = []
     for row in rows:
         instance = instances.get(row.subject_id)
         if instance is None:  # deleted since (retention): nothing left to do
             results[row.pk] = True
             continue
+        todo.append((row, instance))
+    _prepare(todo, keys, down)
+
+    def archive(item):
+        row, instance = item
         mine = {region: copies[instance.pk, region] for region in REGIONS}
         before = {region: mine[region].state for region in REGIONS}
         try:
             _archive_instance(instance, mine, keys, down=down)
-            results[row.pk] = True
+            result = True
         except Exception as exc:  # noqa: BLE001 - answered for this row alone
             log.warning("archiving instance %s failed: %s", instance.pk, exc)
-            results[row.pk] = exc
+            result = exc
+        return row, instance, mine, before, result
+
+    # The first alone (it finds a region that is down, which the rest then leave for the
+    # retry), the rest a few at a time: the uploads wait on the network, not the CPU.
+    done = [archive(item) for item in todo[:1]] + list(_threads().map(archive, todo[1:]))
+    for row, instance, mine, before, result in done:
+        results[row.pk] = result
         touched += [mine[r] for r in REGIONS if before[r] != InstanceCopy.VERIFIED]
         if (any(before[r] != InstanceCopy.VERIFIED for r in REGIONS)
                 and all(mine[r].state == InstanceCopy.VERIFIED for r in REGIONS)):
@@ -256,6 +273,43 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
     if archived:  # the original is safe in both regions: a clinic's opt-in re-encoding may follow
         compress_work(archived)
     return results
+
+
+def _prepare(todo: list, keys: _Keys, down: dict[str, Exception]) -> None:
+    """What needs the database, on this thread, before the uploads go to other threads: the
+    data keys of the tier-1 files, and each key's document in each region (a region that
+    fails here is down for this batch)."""
+    needed = set()
+    for _, instance in todo:
+        try:
+            with open(tier1_path(instance.storage_key), "rb") as fh:
+                key_id = crypto.read_key_id(fh)
+        except (FileNotFoundError, crypto.DecryptionError, ValueError):
+            continue  # evicted or damaged: the other region's copy is the source
+        try:
+            keys.lookup(instance.tenant_id)(key_id)
+        except Exception:  # noqa: BLE001 - an unknown key fails its own instance, later
+            continue
+        needed.add(key_id)
+    for key_id in sorted(needed):
+        for region in REGIONS:
+            if region in down:
+                continue
+            try:
+                key_export(region=region, key_id=key_id)
+            except Exception as exc:  # noqa: BLE001 - the uploads record it per copy
+                if region_fault(exc):
+                    down[region] = exc
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool): not across forks
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive"))
+    return _pool[1]
 
 
 def _forget_deleted_meanwhile(instances: dict[int, Instance], touched: list[InstanceCopy]) -> None:
