@@ -67,6 +67,8 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
         key = chain_key()
         if seq == 1:
             AuditKeyCheck.build(tenant_id=tenant.pk, legacy_events=0, key=key).save()
+        else:
+            _key_checked(tenant.pk, key)
         made = []
         for item in events:
             event = AuditEvent(
@@ -81,6 +83,29 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
             seq, prev_hash = seq + 1, event.hash
         AuditEvent.unscoped.bulk_create(made)
     return made
+
+
+_checked: set[tuple[int, bytes]] = set()
+
+
+def _key_checked(tenant_id: int, key: bytes) -> None:
+    """Refuse to extend a clinic's chain under another key than it was written with (a
+    process started after a master key rotation without the pinned audit keys): the
+    events would be lost to verification. Once per clinic and key per process."""
+    if (tenant_id, key) in _checked:
+        return
+    check = AuditKeyCheck.unscoped.filter(tenant_id=tenant_id).values_list("key_check", flat=True).first()
+    if check is not None and not same(check, key_check_mac(key, tenant_id)):
+        raise AuditKeyError("the audit log's key is not the one the chain was written with: after a master "
+                            "key rotation, give this process CLOUDPACS_AUDIT_KEYS")
+    _checked.add((tenant_id, key))
+
+
+def audit_keys_mismatched() -> list[int]:
+    """The clinics whose chain was written under another key than the current one."""
+    key = chain_key()
+    return [tenant_id for tenant_id, check in AuditKeyCheck.unscoped.values_list("tenant_id", "key_check")
+            if not same(check, key_check_mac(key, tenant_id))]
 
 
 @dataclass

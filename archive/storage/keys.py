@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import IntegrityError, transaction
 
 from archive.storage.models import DataKey
-from cloudpacs.objectstore.master_key import key_id, master_key, master_key_id, master_keys
+from cloudpacs.objectstore.master_key import (
+    key_id,
+    master_key,
+    master_key_id,
+    master_keys,
+    next_master_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +53,15 @@ def is_legacy(wrapped: bytes) -> bool:
     return not (len(wrapped) == _V2_SIZE and wrapped.startswith(WRAP_V2))
 
 
+def _wrapping_key() -> bytes:
+    """What new wraps are made under: during a rotation the next key already, so a data key
+    made meanwhile (a clinic's first upload) does not stay under the key being retired."""
+    return next_master_key() or master_key()
+
+
 def _wrap(key: bytes, tenant_uuid, version: int, master: bytes | None = None) -> bytes:
     nonce = os.urandom(12)
-    return WRAP_V2 + nonce + AESGCM(master or master_key()).encrypt(nonce, key, _aad(tenant_uuid, version))
+    return WRAP_V2 + nonce + AESGCM(master or _wrapping_key()).encrypt(nonce, key, _aad(tenant_uuid, version))
 
 
 def unwrap(wrapped: bytes, *, tenant_uuid, legacy_tenant_id: int, version: int) -> bytes:
@@ -117,7 +129,7 @@ def _key_doc(row: DataKey, master: bytes | None = None) -> dict:
     return {"key_id": row.pk, "tenant_uuid": str(row.tenant.uuid), "tenant_slug": row.tenant.slug,
             "tenant_id": row.tenant_id, "version": row.version,
             "wrapped": base64.b64encode(bytes(row.wrapped)).decode(),
-            "master_key_id": key_id(master or master_key()), "created_at": row.created_at.isoformat()}
+            "master_key_id": key_id(master or _wrapping_key()), "created_at": row.created_at.isoformat()}
 
 
 def data_keys_rewrap(*, to: bytes, regions, report=lambda done, total: None) -> int:
@@ -130,6 +142,7 @@ def data_keys_rewrap(*, to: bytes, regions, report=lambda done, total: None) -> 
     rows = list(DataKey.unscoped.select_related("tenant").order_by("pk"))
     rewrapped = 0
     for done, row in enumerate(rows, start=1):
+        row = DataKey.unscoped.select_related("tenant").get(pk=row.pk)  # as it is now
         key = _row_key(row, row.tenant)
         if is_legacy(row.wrapped) or not _under(row, to):
             row.wrapped = _wrap(key, row.tenant.uuid, row.version, master=to)
@@ -139,6 +152,11 @@ def data_keys_rewrap(*, to: bytes, regions, report=lambda done, total: None) -> 
             object_put(region, f"_keys/{row.pk}.json", io.BytesIO(json.dumps(_key_doc(row, master=to)).encode()))
         report(done, len(rows))
     return rewrapped
+
+
+def data_keys_not_under(master: bytes) -> int:
+    """How many data keys do not unwrap under `master` (none, before an old key may go)."""
+    return sum(1 for row in DataKey.unscoped.select_related("tenant") if is_legacy(row.wrapped) or not _under(row, master))
 
 
 def _under(row: DataKey, master: bytes) -> bool:

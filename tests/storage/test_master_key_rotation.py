@@ -11,6 +11,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 
 from archive.models import Instance
 from archive.storage import keys
@@ -19,7 +20,7 @@ from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
 from cloudpacs.objectstore import master_key as master
 from cloudpacs.objectstore.objects import object_open
-from tenants.audit import audit_verify
+from tenants.audit import Actor, AuditKeyError, audit_record, audit_verify
 from tests.storage.test_pipeline import drive_all, ingest
 
 
@@ -60,11 +61,15 @@ def test_rotation_keeps_everything_readable_and_the_old_key_can_go(tenant, other
     with pytest.raises(CommandError, match="CLOUDPACS_MASTER_KEY_NEXT"):
         call_command("rotate_master_key", stdout=StringIO(), stderr=StringIO())
     _restart(settings, current=old, following=new)  # step 1: every process knows both
+    made_meanwhile = keys.data_key_rotate(tenant=tenant)  # a data key made during the rotation
+    ingest(tenant, 1)
+    drive_all(tenant)
     out, err = StringIO(), StringIO()
     call_command("rotate_master_key", stdout=out, stderr=err)
-    assert "re-wrapped 4 data keys" in out.getvalue() and "data keys: 4/4" in err.getvalue()
+    assert "re-wrapped 4 data keys" in out.getvalue() and "data keys: 5/5" in err.getvalue()  # not the new one
+    assert keys.data_keys_not_under(base64.b64decode(new)) == 0
     assert os.path.exists(audit_keys_file)
-    assert _read_all([tenant, other_tenant]) == 6  # readable with both keys configured
+    assert _read_all([tenant, other_tenant]) == 7  # readable with both keys configured
     # Resumable: a second run finds nothing left to re-wrap.
     out = StringIO()
     call_command("rotate_master_key", stdout=out, stderr=StringIO())
@@ -74,7 +79,7 @@ def test_rotation_keeps_everything_readable_and_the_old_key_can_go(tenant, other
     for clinic in (tenant, other_tenant):
         for instance in Instance.objects.for_tenant(clinic):
             tier1_path(instance.storage_key).unlink()  # read from the regions, decrypted anew
-    assert _read_all([tenant, other_tenant]) == 6
+    assert _read_all([tenant, other_tenant]) == 7
     for clinic in (tenant, other_tenant):
         for instance in Instance.objects.for_tenant(clinic):
             for region in ("primary", "secondary"):
@@ -87,6 +92,14 @@ def test_rotation_keeps_everything_readable_and_the_old_key_can_go(tenant, other
         doc = json.loads(object_open("secondary", f"_keys/{row.pk}.json").read())
         assert doc["master_key_id"] == master.key_id(base64.b64decode(new))
         assert keys.key_import(doc).pk == row.pk
+
+    assert made_meanwhile.pk in {row.pk for row in keys.DataKey.objects.for_tenant(tenant)}
+    # A process given the new master key but not the pinned audit keys refuses to write
+    # audit events (they would be lost to verification) rather than break the chain.
+    settings.AUDIT_KEYS_FILE = audit_keys_file + ".missing"
+    with pytest.raises(AuditKeyError), transaction.atomic():
+        audit_record(tenant=tenant, actor=Actor.system("test"), action="test.event")
+    settings.AUDIT_KEYS_FILE = audit_keys_file
 
     _restart(settings, current=old)  # only the old key: nothing unwraps any more
     with pytest.raises(keys.KeyUnavailable):

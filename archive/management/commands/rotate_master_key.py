@@ -7,19 +7,21 @@ re-encrypting any object. Resumable: run it again after an interruption.
    key; they are written to AUDIT_KEYS_FILE, or must already be in CLOUDPACS_AUDIT_KEYS),
    then re-wraps each data key under the new master key and rewrites its key document in
    both regions (what a restore from one region reads).
-3. Set CLOUDPACS_MASTER_KEY to the new key, remove CLOUDPACS_MASTER_KEY_NEXT, restart.
-   The old key can then be destroyed."""
+3. Give every process the pinned audit keys (CLOUDPACS_AUDIT_KEYS, the file's content, or
+   the file itself), set CLOUDPACS_MASTER_KEY to the new key, remove
+   CLOUDPACS_MASTER_KEY_NEXT, restart. A process without the audit keys refuses to write
+   audit events (it would break the chain). The old key can then be destroyed."""
 
 import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from archive.storage.keys import data_keys_rewrap
+from archive.storage.keys import data_keys_not_under, data_keys_rewrap
 from archive.storage.models import DataKey
 from cloudpacs.objectstore.master_key import key_id, master_key, next_master_key
 from cloudpacs.objectstore.regions import REGIONS
-from tenants.audit import Actor, audit_record
+from tenants.audit import Actor, audit_keys_mismatched, audit_record
 from tenants.audit_keys import audit_keys_pinned, audit_keys_value
 from tenants.models import Tenant
 
@@ -38,6 +40,14 @@ class Command(BaseCommand):
         rewrapped = data_keys_rewrap(
             to=following, regions=REGIONS,
             report=lambda done, total: self.stderr.write(f"data keys: {done}/{total}"))
+        # Keys made meanwhile by a process not yet given the next key: until there are none.
+        for _ in range(5):
+            if not data_keys_not_under(following):
+                break
+            rewrapped += data_keys_rewrap(to=following, regions=REGIONS)
+        else:
+            raise CommandError("data keys are still being made under the old master key: give every process "
+                               "CLOUDPACS_MASTER_KEY_NEXT, restart them, and run this again")
         tenants = Tenant.objects.filter(pk__in=DataKey.unscoped.values("tenant_id"))
         for tenant in tenants:
             audit_record(tenant=tenant, actor=Actor.system("rotate_master_key"), action="keys.master_rotated",
@@ -50,6 +60,10 @@ class Command(BaseCommand):
 
     def _pin_audit_keys(self) -> None:
         if audit_keys_pinned():
+            wrong = audit_keys_mismatched()
+            if wrong:
+                raise CommandError(f"the pinned audit keys (CLOUDPACS_AUDIT_KEYS or {settings.AUDIT_KEYS_FILE}) are "
+                                   f"not the ones the audit log was written with ({len(wrong)} clinics): fix them first")
             return
         path = settings.AUDIT_KEYS_FILE
         value = audit_keys_value()  # still derived from the current master key
@@ -59,5 +73,6 @@ class Command(BaseCommand):
             fh.write(value + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self.stderr.write(f"the audit log's keys are pinned in {path} (keep it with the master key; in "
-                          "production give its content to every process as CLOUDPACS_AUDIT_KEYS)")
+        self.stderr.write(f"the audit log's keys are pinned in {path}: keep it with the master key, and give "
+                          "its content to every process as CLOUDPACS_AUDIT_KEYS (or this file) before step 3; a "
+                          "process without it refuses to write audit events rather than break the chain")
