@@ -388,6 +388,9 @@ EXPORT_KEEP_DAYS = envint("EXPORT_KEEP_DAYS", 7)
 # prices of 2026 for us-east-1 by default; set your provider's).
 STORAGE_COLD_CLASS = envstr("STORAGE_COLD_CLASS", "STANDARD_IA")
 STORAGE_PRICES_GB_MONTH = envstr("STORAGE_PRICES_GB_MONTH", "STANDARD=0.023,STANDARD_IA=0.0125,GLACIER_IR=0.004")
+# A re-encoded instance's superseded objects are removed this long after the swap (readers
+# that opened them first finish).
+STORAGE_DROP_GRACE_SECONDS = envint("STORAGE_DROP_GRACE_SECONDS", 3600)
 # Tier 1 keeps studies this many days after ingest (and always until both regions verified).
 TIER1_KEEP_DAYS = envint("TIER1_KEEP_DAYS", 30)
 # Leftovers sweep (archive.storage.leftovers): tier-1 files no index row owns are removed

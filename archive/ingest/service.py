@@ -3,11 +3,12 @@
 and queues the same way."""
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -31,6 +32,8 @@ from archive.storage.models import InstanceCopy
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
 from tenants.audit import Actor, audit_record_many
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
@@ -269,6 +272,14 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
                 pending.pop(accepted.key, None)
                 placed.pop(accepted.key, None)
         pending.clear()
+    except DatabaseError:
+        # The commit's outcome may be unknown (the connection dropped during COMMIT): the
+        # rows may exist, so their files stay. The leftovers sweep removes tier-1 files no
+        # row owns once TIER1_ORPHAN_GRACE_SECONDS have passed; a region copy no row points
+        # to is ciphertext that costs space, never a loss.
+        context.forget()
+        log.warning("ingest failed in the database; %d sealed files kept for the leftovers sweep", len(pending))
+        raise
     except BaseException:
         context.forget()  # rows made in the rolled-back transaction must not be remembered
         for key in pending:

@@ -140,7 +140,9 @@ def approval_refusal(*, tenant, request: DeletionRequest, user) -> str | None:
 
 def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now) -> StudyTombstone:
     instances = Instance.objects.for_tenant(tenant).filter(study=study)
-    keys = list(instances.values_list("storage_key", flat=True))
+    # Locked: a compression swapping an instance's object waits, or finds it gone (and
+    # removes its new object); the tombstone then names the objects that exist.
+    keys = list(instances.select_for_update().values_list("storage_key", flat=True))
     total = sum(instances.values_list("size_bytes", flat=True))
     requester = request.requested_by
     tombstone = StudyTombstone.objects.for_tenant(tenant).create(

@@ -13,7 +13,8 @@ has replaced it, the original is safe in both regions. For each instance:
 3. in one transaction, point the instance at the new object (transfer syntax, size,
    SHA-256, header) and keep what it was received as (`Instance.original_*`); the SOP
    Instance UID and every other attribute are unchanged;
-4. remove the superseded objects (an outbox row of kind DROP, so a crash cannot forget them).
+4. remove the superseded objects, STORAGE_DROP_GRACE_SECONDS later (an outbox row of kind
+   DROP, so a crash cannot forget them; readers that opened the old object finish first).
 
 Readers see either the old object or the new one, whole. WADO-RS and C-GET serve the
 stored syntax or transcode to what the client asks. An instance of a deleted study, or
@@ -24,6 +25,7 @@ import io
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -250,8 +252,14 @@ def drop_rows(rows) -> dict:
     """The outbox handler of DROP rows: the superseded objects of a re-encoded instance go
     from both regions and tier 1. A region that fails keeps the row for a retry."""
     results = {}
+    settle = timezone.now() - timedelta(seconds=settings.STORAGE_DROP_GRACE_SECONDS)
     for row in rows:
         key = row.payload.get("key", "")
+        if row.created_at > settle:
+            # A reader that found the old object a moment before the swap (a series being
+            # streamed, an export) still has it: dropped later (the outbox sweeper re-drives).
+            results[row.pk] = False
+            continue
         if not key or Instance.unscoped.filter(storage_key=key).exists():
             results[row.pk] = True  # never remove an object an instance still points to
             continue

@@ -17,6 +17,7 @@ object left by a killed process is ciphertext that no row points to)."""
 import hashlib
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,20 @@ def _threads() -> ThreadPoolExecutor:
     return _pool[1]
 
 
+# A region that failed is left alone by this process for a while, so that each instance
+# does not wait out the same timeouts (the breaker of one batch lasts across batches).
+DOWN_SECONDS = 30
+_down_until: dict[str, float] = {}
+
+
+def _mark_down(region: str) -> None:
+    _down_until[region] = time.monotonic() + DOWN_SECONDS
+
+
+def _known_down(region: str) -> bool:
+    return _down_until.get(region, 0) > time.monotonic()
+
+
 def _place_one(key: str, path: Path, key_id: int, down: dict[str, str]) -> Placed:
     with open(path, "rb") as fh:
         digest, size = hashlib.file_digest(fh, "sha256").hexdigest(), fh.tell()
@@ -87,6 +102,7 @@ def _place_one(key: str, path: Path, key_id: int, down: dict[str, str]) -> Place
         except Exception as exc:
             if not region_fault(exc):
                 raise
+            _mark_down(region)
             log.warning("region %s did not take an instance at ingest: %s", region, exc)
             failures.append(f"{region}: {exc}")
     raise StorageUnavailable("no storage region took the instance (" + "; ".join(failures) + ")")
@@ -98,11 +114,15 @@ def _regions_down(key_id: int) -> dict[str, str]:
     Done here, on the request's thread, which has the database connection."""
     down = {}
     for region in (PRIMARY, SECONDARY):
+        if _known_down(region):
+            down[region] = f"failed in the last {DOWN_SECONDS} s"
+            continue
         try:
             key_export(region=region, key_id=key_id)
         except Exception as exc:
             if not region_fault(exc):
                 raise
+            _mark_down(region)
             down[region] = str(exc)
     return down
 

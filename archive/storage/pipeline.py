@@ -204,30 +204,35 @@ def _copies(instances: list[Instance]) -> dict[tuple[int, str], InstanceCopy]:
             for c in InstanceCopy.unscoped.filter(instance_id__in=[i.pk for i in instances])}
 
 
-def _record(copies: list[InstanceCopy]) -> None:
-    """Write what this run did to each copy. A failure is written only where the copy is
-    not verified: another worker may have finished the same row meanwhile."""
+def _record(copies: list[InstanceCopy], keys: dict[int, str]) -> None:
+    """Write what this run did to each copy, only while its instance still has the object
+    this run worked on (`keys`: instance id -> storage key; a compression may have swapped
+    it meanwhile, and written the new object's copy rows). A failure is written only where
+    the copy is not verified: another worker may have finished the same row meanwhile."""
     verified = [c for c in copies if c.state == InstanceCopy.VERIFIED]
     if verified:
-        _update_rows(verified, _COPY_FIELDS)
+        _update_rows(verified, _COPY_FIELDS, keys)
     for copy in copies:
         if copy.state != InstanceCopy.VERIFIED:
-            InstanceCopy.unscoped.filter(pk=copy.pk).exclude(state=InstanceCopy.VERIFIED).update(
-                state=copy.state, last_error=copy.last_error, attempts=F("attempts") + 1,
-                updated_at=copy.updated_at)
+            InstanceCopy.unscoped.filter(pk=copy.pk, instance__storage_key=keys[copy.instance_id]).exclude(
+                state=InstanceCopy.VERIFIED).update(state=copy.state, last_error=copy.last_error,
+                                                    attempts=F("attempts") + 1, updated_at=copy.updated_at)
 
 
-def _update_rows(copies: list[InstanceCopy], names: list[str]) -> None:
-    """Write `names` of each copy by one parametrised UPDATE run for every row. Django's
-    bulk_update builds a CASE expression over every row and field, and compiling it was a
-    third of the worker's CPU per instance."""
+def _update_rows(copies: list[InstanceCopy], names: list[str], keys: dict[int, str]) -> None:
+    """Write `names` of each copy by one parametrised UPDATE run for every row (while its
+    instance has the storage key in `keys`). Django's bulk_update builds a CASE expression
+    over every row and field, and compiling it was a third of the worker's CPU per instance."""
     fields = [InstanceCopy._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name
+    instances = quote(Instance._meta.db_table)
     sql = (f"UPDATE {quote(InstanceCopy._meta.db_table)} SET "
-           + ", ".join(f"{quote(f.column)} = %s" for f in fields) + f" WHERE {quote('id')} = %s")
+           + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+           + f" WHERE {quote('id')} = %s AND {quote('instance_id')} IN "
+           + f"(SELECT {quote('id')} FROM {instances} WHERE {quote('storage_key')} = %s)")
     with connection.cursor() as cursor:
         cursor.executemany(sql, [[f.get_db_prep_save(getattr(copy, f.attname), connection) for f in fields]
-                                 + [copy.pk] for copy in copies])
+                                 + [copy.pk, keys[copy.instance_id]] for copy in copies])
 
 
 def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
@@ -245,7 +250,7 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
             results[row.pk] = True
             continue
         todo.append((row, instance))
-    _prepare(todo, keys, down)
+    _prepare(todo, copies, keys, down)
 
     def archive(item):
         row, instance = item
@@ -268,19 +273,22 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
         if (any(before[r] != InstanceCopy.VERIFIED for r in REGIONS)
                 and all(mine[r].state == InstanceCopy.VERIFIED for r in REGIONS)):
             archived.setdefault(instance.tenant_id, []).append(instance.pk)
-    _record(touched)
+    _record(touched, {pk: instance.storage_key for pk, instance in instances.items()})
     _forget_deleted_meanwhile(instances, touched)
     if archived:  # the original is safe in both regions: a clinic's opt-in re-encoding may follow
         compress_work(archived)
     return results
 
 
-def _prepare(todo: list, keys: _Keys, down: dict[str, Exception]) -> None:
+def _prepare(todo: list, copies: dict, keys: _Keys, down: dict[str, Exception]) -> None:
     """What needs the database, on this thread, before the uploads go to other threads: the
     data keys of the tier-1 files, and each key's document in each region (a region that
     fails here is down for this batch)."""
     needed = set()
     for _, instance in todo:
+        # A region's copy may be the source (tier 1 elsewhere or evicted): its key's document too.
+        needed.update(c.key_id for r in REGIONS if (c := copies.get((instance.pk, r))) is not None
+                      and c.state == InstanceCopy.VERIFIED and c.key_id)
         try:
             with open(tier1_path(instance.storage_key), "rb") as fh:
                 key_id = crypto.read_key_id(fh)
@@ -320,7 +328,10 @@ def _forget_deleted_meanwhile(instances: dict[int, Instance], touched: list[Inst
     uploaded = {c.instance_id for c in touched if c.state == InstanceCopy.VERIFIED}
     if not uploaded:
         return
-    gone = uploaded - set(Instance.unscoped.filter(pk__in=uploaded).values_list("pk", flat=True))
+    # Gone, or pointing at another object now (a compression swapped it): what this batch
+    # uploaded under the old key is nobody's.
+    now = dict(Instance.unscoped.filter(pk__in=uploaded).values_list("pk", "storage_key"))
+    gone = {pk for pk in uploaded if now.get(pk) != instances[pk].storage_key}
     for pk in gone:
         for copy in (c for c in touched if c.instance_id == pk and c.state == InstanceCopy.VERIFIED):
             try:
@@ -340,7 +351,7 @@ def copy_upload(instance: Instance, region: str) -> None:
     try:
         _archive_instance(instance, mine, _Keys(), regions=(region,))
     finally:
-        _record([mine[region]])
+        _record([mine[region]], {instance.pk: instance.storage_key})
 
 
 def outbox_drive_inline(outbox_id: int) -> bool:

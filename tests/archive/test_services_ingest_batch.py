@@ -1,5 +1,9 @@
 """instances_ingest: one disk flush and one transaction for a batch, same answers as one by one."""
 
+from pathlib import Path
+
+import pytest
+
 import archive.ingest.service as service
 from archive.ingest.service import Outcome, instances_ingest
 from archive.ingest.spool import spool_chunks
@@ -242,3 +246,26 @@ def test_a_series_uid_of_another_study_is_refused_within_one_sender(tenant):
     assert result.outcome == Outcome.FAILED and "another study" in result.reason
     sibling = make_ct_series(2, series_uid=first.SeriesInstanceUID, study_uid=first.StudyInstanceUID)[1]
     assert instances_ingest(tenant=tenant, spooled=spools(to_bytes(sibling)), actor=ACTOR, context=context)[0].ok
+
+
+def test_a_database_failure_keeps_the_files_for_the_sweep(tenant, monkeypatch, settings, tmp_path):
+    """When the database fails during the index (the connection dropped, maybe during the
+    COMMIT, whose outcome is then unknown) the sealed files may belong to committed rows:
+    they stay, and the leftovers sweep removes those no row owns once their grace is over."""
+    from django.db import OperationalError
+
+    from archive.storage.leftovers import leftovers_sweep
+
+    settings.TIER1_PATH, settings.INGEST_TMP_DIR = str(tmp_path / "tier1"), str(tmp_path / "tmp")
+
+    def index_losing_the_connection(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(service, "_index", index_losing_the_connection)
+    with pytest.raises(OperationalError):
+        instances_ingest(tenant=tenant, spooled=spools(*[to_bytes(ds) for ds in make_ct_series(2)]), actor=ACTOR)
+    kept = [p for p in Path(settings.TIER1_PATH).rglob("*") if p.is_file()]
+    assert len(kept) == 2  # not removed: the commit might have happened
+    monkeypatch.undo()
+    assert leftovers_sweep(orphan_grace_seconds=0).tier1_orphans == 2
+    assert not [p for p in Path(settings.TIER1_PATH).rglob("*") if p.is_file()]

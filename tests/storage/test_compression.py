@@ -4,6 +4,7 @@ in; the superseded objects go. Real SeaweedFS regions; pydicom's real CT and MR 
 and the synthetic CT; the worker's handlers run in this process (one test runs a real
 Celery worker)."""
 
+import hashlib
 import io
 
 import numpy as np
@@ -21,13 +22,18 @@ from archive.storage.integrity import copy_check
 from archive.storage.models import InstanceCopy
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
-from cloudpacs.objectstore.objects import object_exists
+from cloudpacs.objectstore.objects import object_exists, object_open
 from tenants.audit import Actor, AuditEvent
 from tests.archive.test_services_ingest import ingest_bytes
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import free_port, wait_for
 
 ADMIN = Actor.system("test")
+
+
+@pytest.fixture(autouse=True)
+def no_drop_grace(settings):
+    settings.STORAGE_DROP_GRACE_SECONDS = 0  # tests read the result at once; the grace has its own test
 
 
 def _file_bytes(name: str) -> bytes:
@@ -201,7 +207,7 @@ def test_the_storage_page_is_for_settings_managers(client, tenant, make_member, 
 @pytest.mark.worker
 def test_a_real_worker_compresses_after_archiving(tenant, start_worker):
     compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
-    start_worker()
+    start_worker(STORAGE_DROP_GRACE_SECONDS="0")
     instance = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
     from archive.outbox.services import outbox_publish_gathered
 
@@ -238,3 +244,48 @@ def test_an_encoding_that_does_not_decode_to_the_same_pixels_is_never_stored(ten
         instance.storage_key, instance.sha256, instance.transfer_syntax_uid)
     assert AuditEvent.objects.for_tenant(tenant).get(action="storage.compressed").detail["kept_why"] == [
         "not bit-exact"]
+
+
+def test_the_original_objects_stay_for_the_grace_period(tenant, s3_regions, settings):
+    """A reader that opened the original just before the swap (a series streaming, an
+    export) must be able to finish: the superseded objects go only after the grace."""
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    before = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
+    _archive_and_compress(tenant)
+    settings.STORAGE_DROP_GRACE_SECONDS = 3600
+    assert list(_drive(tenant, DROP).values()) == [False]  # under way: dropped later
+    assert object_exists("primary", before.storage_key)
+    settings.STORAGE_DROP_GRACE_SECONDS = 0
+    assert list(_drive(tenant, DROP).values()) == [True]
+    assert not object_exists("primary", before.storage_key)
+
+
+def test_an_archive_run_that_held_the_original_does_not_undo_a_swap(tenant, s3_regions, monkeypatch):
+    """The worker is uploading the original when a compression swaps the instance to its new
+    object: what it then records must not overwrite the new object's copy rows, and what it
+    uploaded under the old key must not stay behind. The swap runs inside the first upload
+    call (a seam that places the race; every store and transaction is real)."""
+    from archive.storage import pipeline
+    from archive.storage.compression import compress_instance
+    from cloudpacs.objectstore.objects import object_keys
+
+    compression_set(tenant=tenant, syntax=JPEGLSLossless, actor=ADMIN)
+    original = ingest_bytes(tenant, _file_bytes("CT_small.dcm")).instance
+    real_put, swapped = pipeline.object_put_checked, []
+
+    def put_after_the_swap(region, key, *args, **kwargs):
+        if not swapped:
+            swapped.append(compress_instance(Instance.objects.for_tenant(tenant).get(pk=original.pk), JPEGLSLossless))
+        return real_put(region, key, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "object_put_checked", put_after_the_swap)
+    _drive(tenant, "archive")
+    assert swapped[0].compressed
+    now = Instance.objects.for_tenant(tenant).get(pk=original.pk)
+    assert now.storage_key != original.storage_key
+    for region in ("primary", "secondary"):
+        assert copy_check(now, region).ok, region
+        assert original.storage_key not in set(object_keys(region)), region
+    for copy in InstanceCopy.objects.for_tenant(tenant).filter(instance=now):  # the rows describe the new object
+        stored = object_open(copy.region, now.storage_key).read()
+        assert (copy.state, copy.cipher_sha256) == ("verified", hashlib.sha256(stored).hexdigest())

@@ -36,8 +36,12 @@ NAME = "Confidential^Patricia"
 
 @pytest.fixture
 def primary_mode(settings, s3_regions):
+    from archive.storage import durability
+
     settings.INGEST_DURABILITY = "primary"
-    return s3_regions
+    durability._down_until.clear()  # a region another test took down is up here
+    yield s3_regions
+    durability._down_until.clear()
 
 
 def _region_down(settings, region: str) -> None:
@@ -91,6 +95,23 @@ def test_primary_down_the_secondary_takes_the_acknowledged_copy(client, tenant, 
     for instance in Instance.objects.for_tenant(tenant):
         pipeline.copy_upload(instance, "primary")
         assert copy_check(instance, "primary").ok
+
+
+def test_a_region_that_failed_is_not_tried_again_for_a_while(client, tenant, make_token, primary_mode,
+                                                            settings, monkeypatch):
+    """Each instance must not wait out the same timeouts: after the primary failed, the
+    next requests go to the secondary at once, for DOWN_SECONDS."""
+    from archive.storage import durability
+
+    _region_down(settings, "primary")
+    token = make_token(tenant, scopes=("upload",))
+    assert _stow(client, token, make_ct_series(1, 32, 32)).status_code == 200
+    tried = []
+    real = durability.object_put_checked
+    monkeypatch.setattr(durability, "object_put_checked",
+                        lambda region, *a, **k: (tried.append(region), real(region, *a, **k))[1])
+    assert _stow(client, token, make_ct_series(2, 32, 32)).status_code == 200
+    assert tried == ["secondary", "secondary"]
 
 
 def test_both_regions_down_nothing_is_stored_and_the_sender_is_told_to_retry(client, tenant, make_token,
