@@ -214,9 +214,10 @@ def _ingest(tenant, items: list, parsing: ParseAhead, actor, study_uid: str | No
 
 
 def _unavailable(parsed) -> PartFailure:
-    known = not isinstance(parsed, InvalidInstance)
-    return PartFailure(errors.OUT_OF_RESOURCES, STORAGE_UNAVAILABLE, parsed.sop_class_uid if known else "",
-                       parsed.sop_uid if known else "", transient=True)
+    if isinstance(parsed, InvalidInstance):  # refused for what it is, storage or not
+        return PartFailure(parsed.code, parsed.reason)
+    return PartFailure(errors.OUT_OF_RESOURCES, STORAGE_UNAVAILABLE, parsed.sop_class_uid, parsed.sop_uid,
+                       transient=True)
 
 
 def _outcome(results, study_uid: str | None, base_url: str) -> StowOutcome:

@@ -29,7 +29,7 @@ from archive.download.models import ClinicExport
 from archive.models import Instance, Study
 from archive.storage.keys import active_data_key, data_key_for
 from cloudpacs.objectstore import crypto
-from cloudpacs.objectstore.objects import object_delete, object_open, object_put
+from cloudpacs.objectstore.objects import object_delete, object_open, object_put_stream
 from cloudpacs.objectstore.regions import PRIMARY
 from tenants.audit import Actor, audit_record
 
@@ -132,9 +132,9 @@ def export_build(export_id: int) -> ClinicExport:
     """Build, encrypt and store the zip (the worker's task). A failure is recorded on the
     export, with nothing left in the region; the admin asks again."""
     export = ClinicExport.unscoped.select_related("tenant").get(pk=export_id)
-    if export.state != ClinicExport.QUEUED:
-        return export  # a second delivery of the same message
-    ClinicExport.unscoped.filter(pk=export.pk).update(state=ClinicExport.RUNNING, updated_at=timezone.now())
+    if not ClinicExport.unscoped.filter(pk=export.pk, state=ClinicExport.QUEUED).update(
+            state=ClinicExport.RUNNING, updated_at=timezone.now()):
+        return export  # a second delivery of the same message, or given up meanwhile
     tenant = export.tenant
     progress = Progress(studies_total=export.studies_total, bytes_total=export.bytes_total)
     key = f"_exports/{tenant.pk}/{uuid.uuid4().hex}"
@@ -142,7 +142,7 @@ def export_build(export_id: int) -> ClinicExport:
     plain = _Counting(_zip_chunks(_entries(export, progress)))
     cipher = _Counting(crypto.encrypt_chunks(ChunkReader(iter(plain)), data_key=data_key, key_id=key_id))
     try:
-        object_put(PRIMARY, key, ChunkReader(iter(cipher)))
+        object_put_stream(PRIMARY, key, ChunkReader(iter(cipher)))
         _check_stored(key, cipher.sha256.hexdigest(), cipher.size)
     except Exception as exc:  # noqa: BLE001 - recorded on the export for the admin to see
         try:
@@ -156,7 +156,7 @@ def export_build(export_id: int) -> ClinicExport:
                      obj_id=export.pk, detail={"error": why[:300]})
         raise
     now = timezone.now()
-    ClinicExport.unscoped.filter(pk=export.pk).update(
+    ClinicExport.unscoped.filter(pk=export.pk, state=ClinicExport.RUNNING).update(
         state=ClinicExport.READY, storage_key=key, size_bytes=plain.size, studies_done=progress.studies_done,
         bytes_done=progress.bytes_done, finished_at=now, expires_at=now + timedelta(days=settings.EXPORT_KEEP_DAYS))
     audit_record(tenant=tenant, actor=ACTOR, action="clinic.export_ready", obj_type="export", obj_id=export.pk,

@@ -228,8 +228,10 @@ def clinic_export(*, tenant, to: str, actor: Actor, report: Callable[[Progress],
     """Export every study of the clinic to `to` (a folder, or s3://BUCKET/PREFIX); resumes
     where an earlier run stopped. Audited once, whether it finished or not."""
     target = export_target(to)
-    studies = Study.objects.for_tenant(tenant).order_by("pk")
-    progress = Progress(studies_total=studies.count(),
+    # The studies there are now: one arriving during a long export is in the next run.
+    pks = list(Study.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True))
+    studies = Study.objects.for_tenant(tenant).filter(pk__in=pks).order_by("pk")
+    progress = Progress(studies_total=len(pks),
                         bytes_total=sum(Instance.objects.for_tenant(tenant).values_list("size_bytes", flat=True)))
     error = None
     try:
@@ -248,7 +250,7 @@ def clinic_export(*, tenant, to: str, actor: Actor, report: Callable[[Progress],
             progress.studies_done += 1
             report(progress)
         target.write("manifest.csv", manifest_bytes([
-            row for study in studies.iterator(chunk_size=200)
+            row for study in studies.only("study_instance_uid").iterator(chunk_size=200)
             for row in csv.DictReader(io.StringIO(target.read(
                 f"studies/{study.study_instance_uid}/manifest.csv").decode()))]))
     except OSError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from archive.ingest.service import IngestContext, IngestResult, Outcome, instance_ingest
 from archive.ingest.spool import TooLarge, spool_path
+from archive.storage.durability import StorageUnavailable
 from archive.upload.zipsafe import (
     Budget,
     MemberRejected,
@@ -39,6 +40,13 @@ def _rejected(name: str, reason: str, status: str = REJECTED) -> dict:
     return {"name": name, "status": status, "reason": reason, "study_uid": ""}
 
 
+def _ingested(name: str, ingest) -> dict:
+    try:
+        return _entry(name, ingest())
+    except StorageUnavailable:  # INGEST_DURABILITY=primary with both regions down
+        return _rejected(name, "no storage region is reachable now; nothing of it was stored: upload it again later")
+
+
 def upload_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
     """Results for every file in the upload at `path` (a zip is unpacked member by member)."""
     base = PurePosixPath(name.replace("\\", "/")).name
@@ -51,7 +59,7 @@ def upload_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
         spooled = spool_path(path)
     except TooLarge as exc:
         return [_rejected(name, f"the file is {exc}")]
-    return [_entry(name, instance_ingest(tenant=tenant, spooled=spooled, actor=actor))]
+    return [_ingested(name, lambda: instance_ingest(tenant=tenant, spooled=spooled, actor=actor))]
 
 
 def _zip_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
@@ -72,8 +80,8 @@ def _zip_ingest(*, tenant, path: Path, name: str, actor) -> list[dict]:
                 except MemberRejected as exc:
                     results.append(_rejected(shown, str(exc)))
                     continue
-                results.append(_entry(shown, instance_ingest(tenant=tenant, spooled=spooled,
-                                                             actor=actor, context=context)))
+                results.append(_ingested(shown, lambda spooled=spooled: instance_ingest(
+                    tenant=tenant, spooled=spooled, actor=actor, context=context)))
     except ZipRejected as exc:
         results.append(_rejected(name, str(exc)))
     except (zipfile.BadZipFile, OSError, EOFError) as exc:

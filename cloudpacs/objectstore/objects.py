@@ -39,6 +39,22 @@ def object_put(region: str, key: str, reader) -> None:
                            "configure it to overwrite")
 
 
+def object_put_stream(region: str, key: str, reader) -> None:
+    """Like object_put, but the reader is pulled on the calling thread (boto3's transfer
+    manager would pull it from threads of its own, where a reader that touches the
+    database, as an export does, has no connection)."""
+    storage = region_storage(region)
+    if not _s3(storage):
+        object_put(region, key, reader)
+        return
+    from boto3.s3.transfer import TransferConfig
+
+    storage.connection.meta.client.upload_fileobj(
+        _ReadOnly(reader), storage.bucket_name, storage._normalize_name(key),
+        ExtraArgs=dict(getattr(storage, "object_parameters", None) or {}) or None,
+        Config=TransferConfig(use_threads=False))
+
+
 class _ReadOnly:
     """A forward-only stream as storages expect a file: read(), not seekable, never closed by
     them (the caller owns the source)."""

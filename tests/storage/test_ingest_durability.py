@@ -26,6 +26,7 @@ from archive.storage.integrity import copy_check
 from archive.storage.models import InstanceCopy
 from archive.storage.selectors import storage_status
 from cloudpacs.objectstore.objects import object_keys
+from tenants.audit import Actor
 from tests.archive.stow_helpers import files_under, multipart
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.servers import WebServer, database_url, free_port, wait_for
@@ -129,6 +130,20 @@ def test_both_regions_down_nothing_is_stored_and_the_sender_is_told_to_retry(cli
     assert files_under(settings.TIER1_PATH, settings.INGEST_TMP_DIR) == []
 
 
+def test_both_regions_down_a_broken_part_is_still_refused_for_what_it_is(client, tenant, make_token,
+                                                                         primary_mode, settings):
+    _region_down(settings, "primary")
+    _region_down(settings, "secondary")
+    good = make_ct_series(1, 32, 32)[0]
+    body, content_type = multipart([to_bytes(good), b"not dicom at all"])
+    response = client.post("/t/acme/dicomweb/studies", data=body, content_type=content_type,
+                           HTTP_AUTHORIZATION=f"Bearer {make_token(tenant, scopes=('upload',))}",
+                           HTTP_ACCEPT="application/dicom+json")
+    assert response.status_code == 409  # not 503: sending it again will not help the broken part
+    reasons = sorted(item.FailureReason for item in pydicom.Dataset.from_json(response.json()).FailedSOPSequence)
+    assert reasons == sorted([errors.OUT_OF_RESOURCES, errors.CANNOT_UNDERSTAND])
+
+
 @pytest.fixture
 def gateway(tenant):
     DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
@@ -229,3 +244,22 @@ def test_two_web_nodes_and_a_worker_on_other_disks(tenant, make_token, start_wor
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_browser_upload_with_both_regions_down_says_to_upload_again(tenant, primary_mode, settings):
+    """A zip member that no region takes is rejected with a clear reason, not a 500."""
+    import zipfile
+    from pathlib import Path
+
+    from archive.upload.ingest import upload_ingest
+
+    _region_down(settings, "primary")
+    _region_down(settings, "secondary")
+    path = Path(settings.INGEST_TMP_DIR) / "study.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, ds in enumerate(make_ct_series(2, 32, 32)):
+            zf.writestr(f"IM{n}", to_bytes(ds))
+    entries = upload_ingest(tenant=tenant, path=path, name="study.zip", actor=Actor.system("test"))
+    assert len(entries) == 2 and all("upload it again later" in str(e) for e in entries)
+    assert not Instance.objects.for_tenant(tenant).exists()
