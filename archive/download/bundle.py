@@ -29,7 +29,12 @@ from archive.download.models import ClinicExport
 from archive.models import Instance, Study
 from archive.storage.keys import active_data_key, data_key_for
 from cloudpacs.objectstore import crypto
-from cloudpacs.objectstore.objects import object_delete, object_open, object_put_stream
+from cloudpacs.objectstore.objects import (
+    object_delete,
+    object_open,
+    object_put_stream,
+    stream_digest,
+)
 from cloudpacs.objectstore.regions import PRIMARY
 from tenants.audit import Actor, audit_record
 
@@ -167,15 +172,7 @@ def export_build(export_id: int) -> ClinicExport:
 
 def _check_stored(key: str, sha256: str, size: int) -> None:
     """Read the stored ciphertext back: the export is ready only if the region holds it whole."""
-    stream = object_open(PRIMARY, key)
-    digest, count = hashlib.sha256(), 0
-    try:
-        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(chunk)
-            count += len(chunk)
-    finally:
-        stream.close()
-    if count != size or digest.hexdigest() != sha256:
+    if stream_digest(object_open(PRIMARY, key)) != (sha256, size):
         raise ExportError("the region holds other bytes than were written")
 
 

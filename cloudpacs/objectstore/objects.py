@@ -120,16 +120,20 @@ def _s3_put_checked(storage, key: str, open_source, *, sha256: str, size: int) -
     if answer.get("ChecksumSHA256") == checksum:
         return
     # The store did not confirm the checksum: read the object back and hash it.
-    stream = client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]
+    if stream_digest(client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]) != (sha256, size):
+        raise ObjectCorrupt(f"{key}: the region holds other bytes than were sent")
+
+
+def stream_digest(stream) -> tuple[str, int]:
+    """(SHA-256 in hex, size) of everything a stream yields; the stream is closed."""
+    digest, count = hashlib.sha256(), 0
     try:
-        digest, count = hashlib.sha256(), 0
         for chunk in iter(lambda: stream.read(1024 * 1024), b""):
             digest.update(chunk)
             count += len(chunk)
     finally:
         stream.close()
-    if count != size or digest.hexdigest() != sha256:
-        raise ObjectCorrupt(f"{key}: the region holds other bytes than were sent")
+    return digest.hexdigest(), count
 
 
 class ClassesUnsupported(Exception):
@@ -152,14 +156,7 @@ def object_class_set(region: str, key: str, storage_class: str, *, sha256: str) 
                                 MetadataDirective="REPLACE", ChecksumAlgorithm="SHA256", **extra)
     if answer.get("CopyObjectResult", {}).get("ChecksumSHA256") == base64.b64encode(bytes.fromhex(sha256)).decode():
         return
-    stream = client.get_object(Bucket=storage.bucket_name, Key=name)["Body"]
-    try:
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(chunk)
-    finally:
-        stream.close()
-    if digest.hexdigest() != sha256:
+    if stream_digest(client.get_object(Bucket=storage.bucket_name, Key=name)["Body"])[0] != sha256:
         raise ObjectCorrupt(f"{key}: the region holds other bytes after the class change")
 
 
