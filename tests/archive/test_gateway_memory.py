@@ -28,6 +28,9 @@ def test_a_large_instance_does_not_take_its_size_in_memory(tenant, settings, tmp
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
            "DATABASE_URL": database_url(connection.settings_dict), "CLOUDPACS_VAR_DIR": str(tmp_path / "var"),
+           # The same master key as this process (its own folder would make another one): the
+           # clinic's audit chain refuses events under another key.
+           "MASTER_KEY_FILE": settings.MASTER_KEY_FILE,
            "TIER1_PATH": str(tmp_path / "tier1"), "INGEST_TMP_DIR": str(tmp_path / "tmp")}
     with open(tmp_path / "gateway.log", "wb") as log:
         gateway = subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--port", str(port)], cwd=REPO,
