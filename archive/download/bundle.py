@@ -190,6 +190,18 @@ def export_chunks(export: ClinicExport) -> Iterator[bytes]:
     return chunks()
 
 
+def exports_withdraw(*, tenant) -> int:
+    """A study of the clinic was deleted: its exports made before may hold it, so they
+    expire now (no more downloads; the hourly expiry removes their zips)."""
+    now = timezone.now()
+    ready = ClinicExport.objects.for_tenant(tenant).filter(state=ClinicExport.READY).update(expires_at=now)
+    # One being built may already hold the study: it fails, and the admin asks again.
+    building = ClinicExport.objects.for_tenant(tenant).filter(
+        state__in=[ClinicExport.QUEUED, ClinicExport.RUNNING]).update(
+        state=ClinicExport.FAILED, error="a study was deleted while it was built: ask again", finished_at=now)
+    return ready + building
+
+
 def exports_expire(*, now=None) -> int:
     """Remove the zips of exports past their expiry (beat, hourly)."""
     now = now or timezone.now()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_safe
 
 from archive.download.bundle import export_chunks, export_request
@@ -50,7 +51,7 @@ def clinic_exports(request):
         return redirect("archive:clinic_exports", tenant_slug=request.tenant.slug)
     exports = list(ClinicExport.objects.for_tenant(request.tenant)[:10])
     busy = any(e.state in (ClinicExport.QUEUED, ClinicExport.RUNNING) for e in exports)
-    return render(request, "archive/clinic_exports.html", {"exports": exports, "busy": busy,
+    return render(request, "archive/clinic_exports.html", {"exports": exports, "busy": busy, "now": timezone.now(),
                                                           "keep_days": settings.EXPORT_KEEP_DAYS})
 
 
@@ -58,7 +59,8 @@ def clinic_exports(request):
 @require_perm("tenant.manage_settings")
 @audits_phi_read
 def clinic_export_download(request, export_id: int):
-    export = ClinicExport.objects.for_tenant(request.tenant).filter(pk=export_id, state=ClinicExport.READY).first()
+    export = ClinicExport.objects.for_tenant(request.tenant).filter(
+        pk=export_id, state=ClinicExport.READY, expires_at__gt=timezone.now()).first()
     if export is None:
         raise Http404("No such export ready")
     try:

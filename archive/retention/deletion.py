@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from archive.download.bundle import exports_withdraw
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.models import Outbox
 from archive.retention.models import DeletionRequest, StudyTombstone
@@ -112,6 +113,8 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
                      detail={"study_uid": tombstone.study_instance_uid, "tombstone": tombstone.pk,
                              "instances": tombstone.num_instances, "bytes": tombstone.size_bytes,
                              "requested_by": tombstone.requested_by_email, "request": request.pk})
+        # The clinic's exports made before may hold the study: no more downloads of them.
+        exports_withdraw(tenant=tenant)
         # Objects go only once the rows are gone for good.
         transaction.on_commit(lambda: tombstone_purge_finish(tombstone=tombstone))
     return tombstone

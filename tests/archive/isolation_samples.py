@@ -92,8 +92,12 @@ def _export(victim):
     key_id, data_key = active_data_key(tenant=victim)
     object_put("primary", key, io.BytesIO(b"".join(crypto.encrypt_chunks(io.BytesIO(content), data_key=data_key,
                                                                        key_id=key_id))))
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     export = ClinicExport.objects.for_tenant(victim).create(state=ClinicExport.READY, size_bytes=len(content),
-                                                            storage_key=key)
+                                                            storage_key=key, expires_at=timezone.now() + timedelta(days=1))
     return {"export_id": export.pk}, ["VICTIM-EXPORT-77"]
 
 

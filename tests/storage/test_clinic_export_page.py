@@ -86,9 +86,37 @@ def test_admin_asks_for_the_archive_and_downloads_it(client, tenant, other_tenan
 
 def test_an_export_whose_file_is_gone_says_so(client, tenant, make_member, login):
     export = ClinicExport.objects.for_tenant(tenant).create(state=ClinicExport.READY, size_bytes=10,
-                                                            storage_key="_exports/gone/nothing-here")
+                                                            storage_key="_exports/gone/nothing-here",
+                                                            expires_at=timezone.now() + timedelta(days=1))
     login(make_member(tenant, roles.ADMIN))
     answer = client.get(f"/t/acme/settings/export/{export.pk}/download.zip", follow=True)
     assert answer.status_code == 200 and b"ask for a new export" in answer.content
     export.refresh_from_db()
     assert export.state == ClinicExport.FAILED
+
+
+def test_deleting_a_study_withdraws_the_exports_that_may_hold_it(client, tenant, make_member, login):
+    """A study deleted with the two-person rule must not stay downloadable in an export
+    made before: the clinic's ready exports expire at once and their zips go."""
+    from archive.retention.deletion import deletion_request_approve, deletion_request_create
+    from archive.storage.keys import active_data_key
+    from cloudpacs.objectstore import crypto
+    from cloudpacs.objectstore.objects import object_exists, object_put
+    from tenants.audit import Actor
+    from tests.archive.study_rows import make_study
+
+    key_id, data_key = active_data_key(tenant=tenant)
+    object_put("primary", "_exports/withdraw/zip", io.BytesIO(b"".join(crypto.encrypt_chunks(
+        io.BytesIO(b"an export"), data_key=data_key, key_id=key_id))))
+    export = ClinicExport.objects.for_tenant(tenant).create(
+        state=ClinicExport.READY, size_bytes=9, storage_key="_exports/withdraw/zip",
+        expires_at=timezone.now() + timedelta(days=7))
+    admin, owner = make_member(tenant, roles.ADMIN), make_member(tenant, roles.OWNER)
+    login(admin)
+    assert client.get(f"/t/acme/settings/export/{export.pk}/download.zip").status_code == 200
+    study = make_study(tenant, name="Deleted^Dora", patient_id="DEL-1", study_date="19900101")
+    request = deletion_request_create(tenant=tenant, study=study, user=admin, reason="wrong patient",
+                                      override_retention=True, actor=Actor.system("test"))
+    deletion_request_approve(tenant=tenant, request_id=request.pk, user=owner, actor=Actor.system("test"))
+    assert client.get(f"/t/acme/settings/export/{export.pk}/download.zip").status_code == 404
+    assert exports_expire() == 1 and not object_exists("primary", "_exports/withdraw/zip")
