@@ -130,3 +130,20 @@ def start_worker(transactional_db, s3_regions, redis_broker, settings, tmp_path)
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def gateway(tenant):
+    """The DICOM gateway in this process on a free port (its port), MODALITY1 let in."""
+    import tempfile
+
+    from archive.gateway.models import DicomPeer
+    from archive.gateway.server import start_gateway
+
+    DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
+    saved = tempfile.tempdir
+    server = start_gateway("127.0.0.1", 0, block=False)
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    tempfile.tempdir = saved  # build_ae points it at the gateway's spool folder

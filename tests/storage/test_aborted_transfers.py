@@ -9,7 +9,6 @@ A-ABORT, the tus endpoints for a terminated browser upload."""
 import os
 import signal
 import socket
-import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +20,6 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from archive.dicomweb.stow import INGEST_BATCH
-from archive.gateway.models import DicomPeer
-from archive.gateway.server import start_gateway
 from archive.models import Instance
 from archive.storage.leftovers import leftovers_sweep
 from tenants import roles
@@ -88,17 +85,6 @@ def test_stow_body_cut_off_mid_transfer_leaves_nothing(web, tenant, make_token, 
              what="the web worker to drop the half body")
     assert leftovers(settings) == []
     assert not Instance.objects.for_tenant(tenant).exists()
-
-
-@pytest.fixture
-def gateway(tenant, settings):
-    DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
-    saved = tempfile.tempdir
-    server = start_gateway("127.0.0.1", 0, block=False)
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    tempfile.tempdir = saved  # build_ae points it at the gateway's spool folder
 
 
 def test_cstore_aborted_mid_dataset_leaves_nothing(gateway, tenant, settings):

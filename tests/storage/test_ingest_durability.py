@@ -7,7 +7,6 @@ tier 1 of its own, pynetdicom as a modality. A region "down" is an endpoint wher
 listens."""
 
 import shutil
-import tempfile
 
 import pydicom
 import pytest
@@ -17,8 +16,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
-from archive.gateway.models import DicomPeer
-from archive.gateway.server import start_gateway
 from archive.ingest import errors
 from archive.models import Instance
 from archive.storage import pipeline
@@ -142,17 +139,6 @@ def test_both_regions_down_a_broken_part_is_still_refused_for_what_it_is(client,
     assert response.status_code == 409  # not 503: sending it again will not help the broken part
     reasons = sorted(item.FailureReason for item in pydicom.Dataset.from_json(response.json()).FailedSOPSequence)
     assert reasons == sorted([errors.OUT_OF_RESOURCES, errors.CANNOT_UNDERSTAND])
-
-
-@pytest.fixture
-def gateway(tenant):
-    DicomPeer.objects.for_tenant(tenant).create(ae_title="MODALITY1")
-    saved = tempfile.tempdir
-    server = start_gateway("127.0.0.1", 0, block=False)
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    tempfile.tempdir = saved  # build_ae points it at the gateway's spool folder
 
 
 @pytest.mark.django_db(transaction=True)  # the gateway's threads have their own connections
