@@ -69,6 +69,10 @@ class SeaweedServer:
                 prefix + "ACCESS_KEY": ACCESS_KEY, prefix + "SECRET_KEY": SECRET_KEY,
                 prefix + "REGION": "us-east-1"}
 
+    def ports_renew(self) -> None:
+        """Other free ports (another process took one of these between their pick and weed's bind)."""
+        self.ports = {name: free_port() for name in self.ports}
+
     def start(self) -> None:
         weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or "weed"
         p = self.ports
@@ -89,7 +93,12 @@ class SeaweedServer:
     def wait_ready(self, timeout: float = 60) -> None:
         import boto3
 
-        wait_for(lambda: port_open(self.ports["s3"]), timeout=timeout, what="SeaweedFS S3 port")
+        def s3_port_open():
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"weed exited: {(self.data_dir / 'weed.log').read_text()[-500:]}")
+            return port_open(self.ports["s3"])
+
+        wait_for(s3_port_open, timeout=timeout, what="SeaweedFS S3 port")
         client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                               aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
 

@@ -44,7 +44,16 @@ def seaweed(tmp_path_factory):
             # One bucket per region for the session (each bucket is a SeaweedFS collection
             # with its own volumes); object keys are unique, so tests do not collide.
             server.bucket = f"{server.data_dir.name[5:8]}-{uuid.uuid4().hex[:12]}"
-            server.wait_ready()
+            for attempt in range(3):
+                try:
+                    server.wait_ready()
+                    break
+                except RuntimeError:  # weed could not bind a port another process took meanwhile
+                    if attempt == 2:
+                        raise
+                    server.process = None  # it exited
+                    server.ports_renew()
+                    server.start()
         yield servers
     finally:
         for server in servers.values():
