@@ -16,9 +16,7 @@ object left by a killed process is ciphertext that no row points to)."""
 
 import hashlib
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +27,13 @@ from archive.storage.keys import key_export
 from archive.storage.models import InstanceCopy
 from cloudpacs.objectstore.objects import object_delete, object_put_checked, region_fault
 from cloudpacs.objectstore.regions import PRIMARY, SECONDARY
+from cloudpacs.thread_pools import thread_pool
 
 log = logging.getLogger(__name__)
 
 LOCAL, PRIMARY_REGION = "local", "primary"
 CHOICES = (LOCAL, PRIMARY_REGION)
 PLACE_THREADS = 8
-
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool): not across forks
-
 
 class StorageUnavailable(Exception):
     """Neither region took an instance: it is not acknowledged (the sender retries)."""
@@ -66,13 +62,6 @@ def durability() -> str:
     if mode not in CHOICES:
         raise ValueError(f"INGEST_DURABILITY must be one of {', '.join(CHOICES)}, not {mode!r}")
     return mode
-
-
-def _threads() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(PLACE_THREADS, thread_name_prefix="place"))
-    return _pool[1]
 
 
 # A region that failed is left alone by this process for a while, so that each instance
@@ -134,7 +123,8 @@ def sealed_place(sealed: dict[str, Path], key_id: int) -> dict[str, Placed]:
     down = _regions_down(key_id)
     if len(down) == 2:
         raise StorageUnavailable("no storage region is reachable (" + "; ".join(down.values()) + ")")
-    futures = {key: _threads().submit(_place_one, key, path, key_id, down) for key, path in sealed.items()}
+    pool = thread_pool("place", PLACE_THREADS)
+    futures = {key: pool.submit(_place_one, key, path, key_id, down) for key, path in sealed.items()}
     placed, failure = {}, None
     for key, future in futures.items():
         try:

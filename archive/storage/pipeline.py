@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -47,6 +46,7 @@ from cloudpacs.objectstore.objects import (
     region_fault,
 )
 from cloudpacs.objectstore.regions import PRIMARY, REGIONS, SECONDARY
+from cloudpacs.thread_pools import thread_pool
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,8 @@ def archive_rows(rows: list[Outbox]) -> dict[int, bool | Exception]:
 
     # The first alone (it finds a region that is down, which the rest then leave for the
     # retry), the rest a few at a time: the uploads wait on the network, not the CPU.
-    done = [archive(item) for item in todo[:1]] + list(_threads().map(archive, todo[1:]))
+    pool = thread_pool("archive", UPLOAD_THREADS)
+    done = [archive(item) for item in todo[:1]] + list(pool.map(archive, todo[1:]))
     for row, instance, mine, before, result in done:
         results[row.pk] = result
         touched += [mine[r] for r in REGIONS if before[r] != InstanceCopy.VERIFIED]
@@ -308,16 +309,6 @@ def _prepare(todo: list, copies: dict, keys: _Keys, down: dict[str, Exception]) 
             except Exception as exc:  # noqa: BLE001 - the uploads record it per copy
                 if region_fault(exc):
                     down[region] = exc
-
-
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool): not across forks
-
-
-def _threads() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive"))
-    return _pool[1]
 
 
 def _forget_deleted_meanwhile(instances: dict[int, Instance], touched: list[InstanceCopy]) -> None:
