@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.core.exceptions import ImproperlyConfigured
 
-from cloudpacs.objectstore.master_key import master_key
+from cloudpacs.objectstore.master_key import decode_key, master_key
 
 CHAIN_INFO = b"cloudpacs audit chain v1"
 ANCHOR_INFO = b"cloudpacs audit anchor v1"
@@ -77,12 +77,7 @@ def _pinned_file(path: str, mtime: int) -> tuple[bytes, bytes]:
 
 @functools.lru_cache(maxsize=4)
 def _decode_pinned(value: str) -> tuple[bytes, bytes]:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != 64:
-        raise ImproperlyConfigured("CLOUDPACS_AUDIT_KEYS (or AUDIT_KEYS_FILE) must be base64 of 64 bytes")
+    raw = decode_key(value, 64, "CLOUDPACS_AUDIT_KEYS (or AUDIT_KEYS_FILE)")
     return raw[:32], raw[32:]
 
 

@@ -18,14 +18,20 @@ from django.core.exceptions import ImproperlyConfigured
 log = logging.getLogger(__name__)
 
 
-def _decode_master(value: str) -> bytes:
+def decode_key(value: str, size: int, name: str) -> bytes:
+    """The bytes of a key given as base64 of exactly `size` bytes; `name` is what an
+    operator set, for the error."""
     try:
         key = base64.b64decode(value, validate=True)
     except ValueError:
         key = b""
-    if len(key) != 32:
-        raise ImproperlyConfigured("CLOUDPACS_MASTER_KEY must be base64 of exactly 32 bytes")
+    if len(key) != size:
+        raise ImproperlyConfigured(f"{name} must be base64 of exactly {size} bytes")
     return key
+
+
+def _decode_master(value: str) -> bytes:
+    return decode_key(value, 32, "CLOUDPACS_MASTER_KEY")
 
 
 @functools.cache
@@ -67,10 +73,7 @@ def next_master_key() -> bytes | None:
     value = settings.CLOUDPACS_MASTER_KEY_NEXT
     if not value:
         return None
-    try:
-        return _decode_master(value)
-    except ImproperlyConfigured:
-        raise ImproperlyConfigured("CLOUDPACS_MASTER_KEY_NEXT must be base64 of exactly 32 bytes") from None
+    return decode_key(value, 32, "CLOUDPACS_MASTER_KEY_NEXT")
 
 
 def master_keys() -> list[bytes]:
