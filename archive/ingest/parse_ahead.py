@@ -20,6 +20,7 @@ imported already. `INGEST_PARSE_PROCESSES=0` parses on the request's own thread 
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,13 +52,20 @@ def prepare(path: Path, max_inflated_bytes: int) -> Prepared:
     return Prepared(parse_outcome(path, max_inflated_bytes=max_inflated_bytes), file_sha256(path))
 
 
+def _ignore_ctrl_c() -> None:
+    """A parse process ends when its web worker shuts the pool down; Ctrl-C in `make run`'s
+    terminal reaches the whole process group, and must not print a traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool_get() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid():
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
-            _pool = (os.getpid(), ProcessPoolExecutor(settings.INGEST_PARSE_PROCESSES, mp_context=context))
+            _pool = (os.getpid(), ProcessPoolExecutor(settings.INGEST_PARSE_PROCESSES, mp_context=context,
+                                                         initializer=_ignore_ctrl_c))
         return _pool[1]
 
 

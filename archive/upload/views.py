@@ -5,8 +5,11 @@ from collections import Counter
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from archive.models import Study
+from archive.selectors.worklist import dicom_date_display, display_name
 from archive.upload.ingest import upload_ingest
 from archive.upload.store import (
     Busy,
@@ -21,6 +24,8 @@ from archive.upload.store import (
 from archive.views.admission import uploads_admitted
 from tenants.audit import audit_record
 from tenants.decorators import require_perm
+
+LINKS_SHOWN = 100  # a CD of a hundred studies lists them all; more are in the worklist
 
 
 @require_GET
@@ -82,4 +87,17 @@ def batch_finish(request, batch_id: str):
                  action="upload.batch", obj_type="study",
                  obj_id=studies[0] if len(studies) == 1 else "",
                  detail={**summary, "studies": studies[:100]})
-    return JsonResponse({**summary, "studies": len(studies)})
+    return JsonResponse({**summary, "studies": len(studies),
+                         "study_links": _study_links(request, studies)})
+
+
+def _study_links(request, study_uids: list[str]) -> list[dict]:
+    """A link to each study the batch made or added to, for whoever may open it (an
+    upload-only token gets none): name, date and description, as the worklist shows them."""
+    if not request.principal.can("archive.view") or not study_uids:
+        return []
+    rows = (Study.objects.for_tenant(request.tenant).filter(study_instance_uid__in=study_uids[:LINKS_SHOWN])
+            .order_by("patient_name", "study_date", "pk"))
+    return [{"url": reverse("archive:study", kwargs={"tenant_slug": request.tenant.slug, "pk": s.pk}),
+             "name": display_name(s.patient_name) or "(no name)", "date": dicom_date_display(s.study_date),
+             "description": s.study_description} for s in rows]

@@ -66,6 +66,26 @@
     }
   }
 
+  // A link to each study the upload made, to check it at once.
+  function showStudies(links) {
+    var ul = document.getElementById("studies");
+    ul.textContent = "";
+    links.forEach(function (study) {
+      var li = document.createElement("li"), a = document.createElement("a");
+      a.href = study.url;
+      a.textContent = study.name;
+      li.appendChild(a);
+      var rest = [study.date, study.description].filter(Boolean).join(" · ");
+      if (rest) li.appendChild(document.createTextNode(" " + rest));
+      ul.appendChild(li);
+    });
+    ul.hidden = !links.length;
+  }
+
+  // Rows in the files' own order (a folder's listing comes in the disk's order): by path,
+  // numbers compared as numbers, so IM2 comes before IM10.
+  var byPath = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
+
   function updateOverall() {
     overallBar.max = Math.max(totals.bytes, 1);
     overallBar.value = totals.sent;
@@ -154,13 +174,15 @@
       " already present, " + (counts.rejected || 0) + " rejected, " + (counts.skipped || 0) + " skipped" +
       (s.studies !== undefined ? " (" + s.studies + (s.studies === 1 ? " study)" : " studies)") : "") + ".";
     summaryEl.hidden = false;
+    showStudies(s.study_links || []);
     running = false;
   }
 
   function add(files) {
+    files.forEach(function (file) { file.relPath = file.relPath || file.webkitRelativePath || file.name; });
+    files.sort(function (a, b) { return byPath.compare(a.relPath, b.relPath); });
     files.forEach(function (file) {
-      var name = file.relPath || file.webkitRelativePath || file.name;
-      file.relPath = name;
+      var name = file.relPath;
       var item = row(name);
       if (file.name.toUpperCase() === "DICOMDIR") {
         item.bar.value = 1; item.status.className = "status st-skipped";

@@ -29,6 +29,7 @@ logger = logging.getLogger("cloudpacs.auth")
 BACKUP_CODE_COUNT = 10
 TOTP_NAME = "Authenticator app"
 BACKUP_NAME = "Backup codes"
+THROTTLED = "Too many wrong codes: wait a little, then try again."
 
 
 def _with_next(url: str, next_url: str) -> str:
@@ -67,7 +68,10 @@ def setup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
-            ok = device.verify_token(form.cleaned_data["code"])
+            # django-otp's backoff refuses even the right code for a while after a wrong
+            # one; say so, as the verify page does, rather than call a right code wrong.
+            allowed, _ = device.verify_is_allowed()
+            ok = allowed and device.verify_token(form.cleaned_data["code"])
             if ok:
                 # A new app replaces any old one: one authenticator per person.
                 TOTPDevice.objects.filter(user=request.user).exclude(pk=device.pk).delete()
@@ -81,8 +85,8 @@ def setup(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             logger.info("2fa enrolled user_id=%s ip=%s", request.user.pk, client_ip(request))
             return show_backup_codes(request, codes, next_url)
-        form.add_error("code", "That code is not right. Check the time on your phone and try the "
-                               "newest code.")
+        form.add_error("code", THROTTLED if not allowed else
+                       "That code is not right. Check the time on your phone and try the newest code.")
     secret = b32encode(device.bin_key).decode()
     return render(request, "tenants/2fa_setup.html", {
         "form": form, "qr_svg": qr_svg(device.config_url), "next": next_url, "replacing": has_device,
@@ -104,7 +108,7 @@ def _verify_code(user, code: str):
         for device in model.objects.devices_for_user(user, confirmed=True).select_for_update():
             allowed, _ = device.verify_is_allowed()
             if not allowed:
-                return None, "Too many wrong codes: wait a little, then try again."
+                return None, THROTTLED
             if device.verify_token(code):
                 return device, None
     return None, "That code is not right."

@@ -148,3 +148,24 @@ def test_cleanup_removes_old_uploads(tus, settings, tmp_path):
     assert any((tmp_path / "uploads").rglob("*.bin"))  # young: kept
     call_command("upload_cleanup", hours=0)
     assert not any(p.is_file() for p in (tmp_path / "uploads").rglob("*"))
+
+
+def test_batch_summary_links_each_study_for_who_may_view_it(tus, tenant, client, make_token):
+    first, second = (to_bytes(make_ct_series(1, 16, 16, patient_name=name, patient_id=pid)[0])
+                     for name, pid in (("Zed^Zoe", "Z1"), ("Abel^Ann", "A1")))
+    batch = tus.batch()
+    tus.send(first, "a.dcm", batch=batch)
+    tus.send(second, "b.dcm", batch=batch)
+    closed = client.post(f"{tus.base}batches/{batch}/close").json()
+    assert closed["studies"] == 2
+    assert [link["name"] for link in closed["study_links"]] == ["Abel, Ann", "Zed, Zoe"]
+    pks = set(Instance.objects.for_tenant(tenant).values_list("series__study__pk", flat=True))
+    assert {link["url"] for link in closed["study_links"]} == {f"/t/{tenant.slug}/studies/{pk}/" for pk in pks}
+
+    # An upload-only token (a script) learns counts, not patients' names.
+    token = TusClient(client, tenant.slug, headers={"Authorization": f"Bearer {make_token(tenant, scopes=('upload',))}"})
+    client.logout()
+    batch = token.batch()
+    token.send(first, "a.dcm", batch=batch)
+    closed = client.post(f"{token.base}batches/{batch}/close", headers=token.headers).json()
+    assert closed["studies"] == 1 and closed["already_present"] == 1 and closed["study_links"] == []

@@ -25,8 +25,8 @@ def _files(tmp_path, study_uid: str) -> list:
     zipped = make_ct_series(2, rows=16, cols=16, study_uid=study_uid, patient_name="Upload^Uma",
                             patient_id="MRN-UP-1", seed=2)
     paths = []
-    for i, ds in enumerate(loose):
-        path = tmp_path / f"slice{i}.dcm"
+    for number, ds in zip((10, 1, 2), loose, strict=True):
+        path = tmp_path / f"slice{number}.dcm"
         path.write_bytes(to_bytes(ds))
         paths.append(path)
     archive = tmp_path / "series2.zip"
@@ -62,6 +62,7 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
     assert fits_screen(page)
     snap(page, f"upload-empty-{screen}")
 
+    # Chosen in the disk's order; the rows come in the files' own (numbers as numbers).
     page.set_input_files("#pick-files", [str(p) for p in files])
     # Progress: the overall bar appears at once, one row with its own bar per chosen file.
     page.wait_for_selector("#overall:not([hidden])")
@@ -74,9 +75,10 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
     assert page.locator("#overall-text").inner_text().startswith("100% of ")
     assert page.eval_on_selector("#overall-bar", "b => b.value === b.max")
     assert page.eval_on_selector_all("#files li progress", "bars => bars.every(b => b.value === 1)")
-    by_name = {rows.nth(i).locator(".name").inner_text(): rows.nth(i).locator(".status")
-               for i in range(rows.count())}
-    assert by_name["slice0.dcm"].inner_text() == "stored"
+    names = [rows.nth(i).locator(".name").inner_text() for i in range(rows.count())]
+    assert names == ["notes.txt", "series2.zip", "slice1.dcm", "slice2.dcm", "slice10.dcm"]
+    by_name = {name: rows.nth(i).locator(".status") for i, name in enumerate(names)}
+    assert by_name["slice1.dcm"].inner_text() == "stored"
     assert by_name["series2.zip"].inner_text().startswith("2 files in the zip, 2 stored")
     rejected = by_name["notes.txt"]
     assert rejected.inner_text() == "rejected: not a DICOM file"
@@ -86,6 +88,10 @@ def test_technologist_uploads_a_study(request, screen, live_server, tenant, make
 
     study = Study.objects.for_tenant(tenant).get(study_instance_uid=study_uid)
     assert (study.num_series, study.num_instances) == (2, 5)
+    # A link to the study the upload made, under the summary.
+    links = page.locator("#studies a")
+    assert links.count() == 1 and links.first.inner_text() == "Upload, Uma"
+    assert links.first.get_attribute("href") == f"/t/{tenant.slug}/studies/{study.pk}/"
     assert Instance.objects.for_tenant(tenant).count() == 5
     # Each stored image waits for its copies to both regions (no worker runs here).
     assert Outbox.objects.for_tenant(tenant).filter(done_at__isnull=True, kind="archive").count() == 5

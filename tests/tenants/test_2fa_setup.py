@@ -85,3 +85,20 @@ def test_replacing_app_when_verified(client, tenant, owner, login):
     assert response.status_code == 200
     assert list(TOTPDevice.objects.filter(user=owner).values_list("pk", flat=True)) == [new.pk]
     assert client.get("/t/acme/").status_code == 200
+
+
+def test_setup_says_when_codes_are_throttled(client, tenant, owner, login):
+    """As the verify page does: after a wrong code even the right one must wait, and the
+    page says so instead of calling a right code wrong."""
+    login(owner, second_factor=False)
+    client.get("/account/2fa/setup/")
+    device = TOTPDevice.objects.get(user=owner, confirmed=False)
+    right = _code(device)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    first = client.post("/account/2fa/setup/", {"code": wrong})
+    assert b"That code is not right" in first.content
+    throttled = client.post("/account/2fa/setup/", {"code": right})
+    assert throttled.status_code == 200
+    assert b"Too many wrong codes" in throttled.content
+    device.refresh_from_db()
+    assert not device.confirmed

@@ -1,0 +1,37 @@
+"""`make run` (scripts/run_embedded.sh) as a user runs it in a terminal: it starts clean,
+with no warning about a static-files folder nobody asked for, and Ctrl-C (SIGINT to the
+whole foreground process group, as a terminal sends it) stops it without tracebacks."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.servers import free_port, stop_group, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_make_run_starts_clean_and_stops_on_ctrl_c_without_tracebacks(tmp_path):
+    log_path = tmp_path / "run.log"
+    # Embedded defaults: SQLite and the file broker under its own var/, whatever CI has set.
+    env = {k: v for k, v in os.environ.items() if k not in ("INGEST_TMP_DIR", "TIER1_PATH")}
+    env.update(CLOUDPACS_VAR_DIR=str(tmp_path / "var"), DATABASE_URL="", CELERY_BROKER_URL="",
+               PORT=str(free_port()), DICOM_PORT=str(free_port()))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([str(REPO / "scripts" / "run_embedded.sh")], cwd=REPO, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # Ready once every web worker has started (and warmed its parse process).
+        wait_for(lambda: log_path.read_text().count("Application startup complete") >= 2
+                 or process.poll() is not None, timeout=120, interval=0.5, what="make run to start")
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        process.wait(timeout=60)
+    finally:
+        stop_group(process, grace=5)
+        subprocess.run(["pkill", "-KILL", "-g", str(process.pid)], check=False)
+    output = log_path.read_text()
+    assert "No directory at" not in output
+    assert "Traceback" not in output, output[output.index("Traceback") - 200:][:3000]
+    assert "CloudPACS is running at" in output
