@@ -215,6 +215,9 @@ class Invitation(TenantOwned):
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # When the email went out; None when sending failed (or no mail server is configured):
+    # the members page then says so, and the admin passes the link on another way.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(TenantOwned.Meta):
         ordering = ["-created_at"]

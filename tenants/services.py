@@ -1,5 +1,7 @@
 """Writes to clinics, members and credentials. Views, commands and tests call these."""
 
+import logging
+import smtplib
 from uuid import UUID
 
 from django.conf import settings
@@ -8,9 +10,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from cloudpacs.mail import secret_links_mailable
 from tenants import roles
 from tenants.audit import Actor, AuditEvent, audit_record
 from tenants.models import ApiToken, Invitation, Membership, Tenant, User, unique_ae_title
+
+logger = logging.getLogger("cloudpacs.tenants")
 
 
 @transaction.atomic
@@ -106,25 +111,37 @@ def invitation_unusable_reason(invitation: Invitation | None) -> str | None:
     return None
 
 
-@transaction.atomic
 def invitation_create(*, tenant: Tenant, email: str, role: str, by_role: str | None,
                       invited_by: User | None, actor: Actor) -> tuple[Invitation, str]:
-    """Invite `email` to join with `role` and email them the link. Returns the raw token.
+    """Invite `email` to join with `role` and email them the link. Returns the raw token,
+    which the inviter's page shows once beside the outcome of the email.
 
-    The email goes out inside the transaction: if sending fails, no invitation is left behind.
-    """
+    An email that cannot be sent (no mail server configured, or it refused) leaves the
+    invitation standing, with `emailed_at` unset and the failure in the audit log: the
+    admin copies the link to the person another way."""
     email = email.strip().lower()
-    _check_grantable(by_role, role)
-    _lock_tenant(tenant)
-    if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
-        raise MemberChangeRefused(f"{email} is already a member of this clinic.")
-    # A new invitation replaces any pending one, so only the latest link works.
-    for old in Invitation.objects.for_tenant(tenant).filter(email=email, accepted_at=None, revoked_at=None):
-        _invitation_revoke(old, actor, reason="replaced")
-    invitation, raw = Invitation.issue(tenant=tenant, email=email, role=role, invited_by=invited_by)
-    audit_record(tenant=tenant, actor=actor, action="member.invited", obj_type="invitation",
-                 obj_id=invitation.pk, detail={"email": email, "role": role})
-    _invitation_send(invitation=invitation, raw=raw, inviter=invited_by)
+    with transaction.atomic():
+        _check_grantable(by_role, role)
+        _lock_tenant(tenant)
+        if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
+            raise MemberChangeRefused(f"{email} is already a member of this clinic.")
+        # A new invitation replaces any pending one, so only the latest link works.
+        for old in Invitation.objects.for_tenant(tenant).filter(email=email, accepted_at=None, revoked_at=None):
+            _invitation_revoke(old, actor, reason="replaced")
+        invitation, raw = Invitation.issue(tenant=tenant, email=email, role=role, invited_by=invited_by)
+        audit_record(tenant=tenant, actor=actor, action="member.invited", obj_type="invitation",
+                     obj_id=invitation.pk, detail={"email": email, "role": role})
+    try:
+        if not secret_links_mailable():
+            raise ConnectionRefusedError("EMAIL_BACKEND is the console backend")
+        _invitation_send(invitation=invitation, raw=raw, inviter=invited_by)
+    except (OSError, smtplib.SMTPException) as exc:
+        logger.warning("invitation id=%s not emailed: %s", invitation.pk, type(exc).__name__)
+        audit_record(tenant=tenant, actor=actor, action="member.invitation_not_emailed", obj_type="invitation",
+                     obj_id=invitation.pk, detail={"error": type(exc).__name__})
+    else:
+        invitation.emailed_at = timezone.now()
+        Invitation.objects.for_tenant(tenant).filter(pk=invitation.pk).update(emailed_at=invitation.emailed_at)
     return invitation, raw
 
 

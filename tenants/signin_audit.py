@@ -31,10 +31,13 @@ SECOND_FACTOR_ENROLLED = "auth.2fa_enrolled"
 SECOND_FACTOR_REMOVED = "auth.2fa_removed"
 BACKUP_CODES_RENEWED = "auth.2fa_backup_codes_renewed"
 PASSWORD_CHANGED = "auth.password_changed"
+PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"  # detail.by: "self" or "admin"
+PASSWORD_RESET = "auth.password_reset"  # the new password was set through the emailed link
+PASSWORD_RESET_REFUSED = "auth.password_reset_refused"  # a used, expired or forged link
 
 SIGNIN_ACTIONS = (LOGIN, LOGIN_FAILED, LOCKOUT, LOGOUT, SECOND_FACTOR_VERIFIED,
                   SECOND_FACTOR_ENROLLED, SECOND_FACTOR_REMOVED, BACKUP_CODES_RENEWED,
-                  PASSWORD_CHANGED)
+                  PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, PASSWORD_RESET, PASSWORD_RESET_REFUSED)
 
 
 def signin_record(*, user, request, action: str, detail: dict | None = None) -> int:

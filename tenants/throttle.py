@@ -60,9 +60,13 @@ def ip_is_blocked(ip: str | None) -> bool:
 
 
 def _ip_failure(ip: str | None) -> int:
-    key = _ip_key(ip)
-    timeout = int(_ip_window().total_seconds())
-    # add() is a no-op when the key exists; the window starts at the first failure.
+    return window_count(_ip_key(ip), _ip_window())
+
+
+def window_count(key: str, window: timedelta) -> int:
+    """Count one more event under `key`; the count is of the window that began with the first."""
+    timeout = int(window.total_seconds())
+    # add() is a no-op when the key exists; the window starts at the first event.
     cache.add(key, 0, timeout=timeout)
     try:
         return cache.incr(key)

@@ -53,6 +53,10 @@ PUBLIC_URLS: dict[str, str] = {
     "api-docs": "rendered API documentation: endpoints, no data",
     "home": "sends a logged-in user to one of their own clinics",
     "login": "logging in happens before any clinic is chosen",
+    "password_reset": "a forgotten password is reset before any clinic is chosen",
+    "password_reset_done": "a forgotten password is reset before any clinic is chosen",
+    "password_reset_confirm": "a forgotten password is reset before any clinic is chosen",
+    "password_reset_complete": "a forgotten password is reset before any clinic is chosen",
     "logout": "logging out ends the session for every clinic",
     "account": "the user's own account (password, 2FA), shared by all their clinics",
     "2fa_setup": "enrolling a second factor belongs to the user, not a clinic",
@@ -79,7 +83,7 @@ def sample(*names: str):
     return register
 
 
-@sample("clinic:member_role", "clinic:member_remove")
+@sample("clinic:member_role", "clinic:member_remove", "clinic:member_password_reset")
 def _membership(victim):
     from tenants import roles
     from tenants.models import Membership, User
@@ -89,7 +93,7 @@ def _membership(victim):
     return {"membership_id": membership.pk}, [user.email]
 
 
-@sample("clinic:invitation_revoke")
+@sample("clinic:invitation_revoke", "clinic:invitation_renew")
 def _invitation(victim):
     from tenants import roles
     from tenants.models import Invitation

@@ -21,6 +21,7 @@ from django.utils import timezone
 from archive.models import Study
 from archive.sharing.deidentify import burned_in_risk
 from archive.sharing.models import Share, token_hash
+from cloudpacs.mail import secret_links_mailable
 from tenants.audit import Actor, audit_record
 
 ACCESS_CODE_MIN = 6
@@ -92,9 +93,6 @@ def share_create(*, tenant, study: Study, actor: Actor, created_by=None, whole_p
     return NewShare(share, token)
 
 
-CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
-
-
 def may_create(principal, *, allow_download: bool) -> str | None:
     """Why `principal` may not make this share, or None. A share gives its holder what the
     maker could read: sharing needs archive.view besides archive.share, and a share that
@@ -114,7 +112,7 @@ def share_email(*, share: Share, url: str) -> bool:
     made and shown to its maker either way."""
     if not share.recipient_email:
         return False
-    if settings.PRODUCTION and settings.EMAIL_BACKEND == CONSOLE_EMAIL:
+    if not secret_links_mailable():
         log.warning("share %s: not emailed, EMAIL_BACKEND is the console backend", share.pk)
         return False
     context = {"share": share, "url": url, "clinic": share.tenant.name}

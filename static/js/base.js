@@ -9,6 +9,18 @@
       toggle.setAttribute("aria-expanded", String(nav.classList.toggle("open")));
     });
   }
+  // <button class="copy" data-copy="#input">: copies the input's text (a link to pass on).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy[data-copy]");
+    if (!button) return;
+    var input = document.querySelector(button.dataset.copy);
+    if (!input) return;
+    input.select();
+    var done = function () { button.textContent = "Copied"; };
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else { document.execCommand("copy"); done(); }
+  });
   // <form data-confirm="Question?">: submitted only if the person confirms.
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm");

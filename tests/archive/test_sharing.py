@@ -217,6 +217,15 @@ def test_share_link_tokens_never_reach_the_logs():
                                None)
     RedactShareLinks().filter(record)
     assert "SeCrEt" not in record.getMessage() and "/s/[link]" in record.getMessage()
+    # Invitation and password reset links are as secret.
+    for path, shown in (("/invite/SeCrEt-ToKeN/", "/invite/[link]/"),
+                        ("/password-reset/MQ/SeCrEt-ToKeN/", "/password-reset/MQ/[link]/")):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '"GET %s HTTP/1.1" 200', (path,), None)
+        RedactShareLinks().filter(record)
+        assert "SeCrEt" not in record.getMessage() and shown in record.getMessage()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("/password-reset/MQ/set-password/",), None)
+    RedactShareLinks().filter(record)
+    assert record.getMessage() == "GET /password-reset/MQ/set-password/"
     from django.conf import settings
 
     assert "share_links" in settings.LOGGING["handlers"]["console"]["filters"]
