@@ -193,6 +193,9 @@ ADMIN_REQUIRE_2FA = envbool("ADMIN_REQUIRE_2FA", True)
 LOGIN_IP_MAX_FAILURES = envint("LOGIN_IP_MAX_FAILURES", 30)
 LOGIN_IP_WINDOW_MINUTES = envint("LOGIN_IP_WINDOW_MINUTES", 15)
 INVITATION_VALID_DAYS = envint("INVITATION_VALID_DAYS", 7)
+# A clinic with one admin deletes a study after this many days in which every member who
+# may delete can cancel it (archive/retention/deletion.py); with two admins, one approves.
+DELETION_COOLING_OFF_DAYS = envint("DELETION_COOLING_OFF_DAYS", 7)
 OTP_TOTP_ISSUER = "CloudPACS"
 
 SESSION_COOKIE_HTTPONLY = True
@@ -368,6 +371,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive-sweep-leftovers": {"task": "archive.sweep_leftovers", "schedule": 3600.0},
     "archive-storage-cold-move": {"task": "archive.storage_cold_move", "schedule": 24 * 3600.0},
     "archive-exports-expire": {"task": "archive.exports_expire", "schedule": 3600.0},
+    "archive-deletions-due": {"task": "archive.deletions_due", "schedule": 900.0},
 }
 # Audit anchors: each clinic's chain head, signed, written to both regions this often; events
 # deleted within one interval after they were written can go unnoticed.

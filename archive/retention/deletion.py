@@ -1,12 +1,21 @@
 """Deleting a study: one admin requests, a second, different admin approves.
 
+A clinic with no second admin who could approve (a practice run by one) gets a cooling-off
+period instead: the request waits DELETION_COOLING_OFF_DAYS, every member who may delete is
+emailed and may cancel it, and a beat task (archive.deletions_due) runs it once the period
+is over, checking the retention rules again then.
+
 Approval removes the study's index rows in one transaction, leaves a tombstone (UID,
 counts, who, why; no other patient data) and audit events, and after commit deletes the
-stored objects from tier 1 and both regions (archive/retention/purge.py). Nothing calls
-this on a schedule: studies past retention are only ever reported."""
+stored objects from tier 1 and both regions (archive/retention/purge.py). Studies past
+retention are only ever reported: nothing deletes a study that nobody asked to delete."""
 
-from datetime import date
+import logging
+import smtplib
+from datetime import date, timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -20,6 +29,9 @@ from archive.retention.services import study_retention
 from archive.storage.pipeline import ARCHIVE
 from tenants.audit import Actor, audit_record
 from tenants.models import Invitation, Membership
+
+log = logging.getLogger("cloudpacs.retention")
+COOLING_OFF = Actor.system("deletion cooling-off")
 
 
 class DeletionRefused(Exception):
@@ -44,18 +56,63 @@ def deletion_request_create(*, tenant, study: Study, user, reason: str, override
     with transaction.atomic():
         if DeletionRequest.objects.for_tenant(tenant).filter(study=study, state=DeletionRequest.PENDING).exists():
             raise DeletionRefused("A deletion of this study is already pending.")
+        # Always a full period from now: a request cancelled and made again starts afresh.
+        runs_after = (None if second_approver_exists(tenant=tenant, requester=user)
+                      else timezone.now() + timedelta(days=settings.DELETION_COOLING_OFF_DAYS))
         try:
             with transaction.atomic():
                 request = DeletionRequest.objects.for_tenant(tenant).create(
                     study=study, study_instance_uid=study.study_instance_uid, reason=reason,
-                    override_retention=within, retain_until=keep_until, requested_by=user)
+                    override_retention=within, retain_until=keep_until, requested_by=user,
+                    runs_after=runs_after)
         except IntegrityError:  # another admin requested it a moment ago
             raise DeletionRefused("A deletion of this study is already pending.") from None
+        detail = {"request": request.pk, "study_uid": study.study_instance_uid,
+                  "override_retention": request.override_retention, "reason": reason}
+        if runs_after is not None:
+            detail["runs_after"] = runs_after.isoformat()
         audit_record(tenant=tenant, actor=actor, action="deletion.requested", obj_type="study",
-                     obj_id=study.pk, detail={"request": request.pk, "study_uid": study.study_instance_uid,
-                                              "override_retention": request.override_retention,
-                                              "reason": reason})
+                     obj_id=study.pk, detail=detail)
+        if runs_after is not None:
+            transaction.on_commit(lambda: _cooling_off_notify(tenant=tenant, request=request, study=study))
     return request
+
+
+def second_approver_exists(*, tenant, requester) -> bool:
+    """Whether another member could approve a request `requester` makes now, by
+    approval_refusal's rules: an active member with the approve permission, not joined
+    through the requester's own invitation."""
+    invited = {email.lower() for email in Invitation.objects.for_tenant(tenant).filter(
+        invited_by=requester, accepted_at__isnull=False).values_list("email", flat=True)}
+    members = Membership.objects.for_tenant(tenant).select_related("user").exclude(user=requester)
+    return any(m.can("archive.delete_approve") and m.user.is_active and m.user.email.lower() not in invited
+               for m in members)
+
+
+def deleters(tenant) -> list:
+    """Active members who may request or approve deletions: who hears of a cooling-off
+    request, and who may cancel it."""
+    return [m.user for m in Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
+            if m.user.is_active and (m.can("archive.delete_request") or m.can("archive.delete_approve"))]
+
+
+def _cooling_off_notify(*, tenant, request: DeletionRequest, study: Study) -> None:
+    """Email each member who may cancel. No patient data in the email (mail is not
+    encrypted): the study's UID, date and modalities, and where to cancel."""
+    page = settings.SITE_URL.rstrip("/") + f"/t/{tenant.slug}/deletions/"
+    requester = request.requested_by.email if request.requested_by else "an admin"
+    body = (f"{requester} asked to delete a study of {tenant.name} on CloudPACS:\n\n"
+            f"  Study Instance UID {request.study_instance_uid}\n"
+            f"  study date {study.study_date or 'unknown'}, {study.modalities or 'no modality'}\n\n"
+            f"It will be deleted for good on {request.runs_after:%Y-%m-%d %H:%M} UTC unless someone cancels it.\n"
+            f"To see the request or cancel it: {page}\n")
+    for user in deleters(tenant):
+        try:
+            send_mail(f"A study of {tenant.name} will be deleted on {request.runs_after:%Y-%m-%d}", body, None,
+                      [user.email], fail_silently=False)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("deletion request %s: notice to user_id=%s not sent (%s)", request.pk, user.pk,
+                        type(exc).__name__)
 
 
 def _pending(tenant, request_id: int) -> DeletionRequest:
@@ -72,7 +129,9 @@ def deletion_request_cancel(*, tenant, request_id: int, user, may_approve: bool,
     """The requester, or an admin who could approve, withdraws a pending request."""
     with transaction.atomic():
         request = _pending(tenant, request_id)
-        if request.requested_by_id != user.pk and not may_approve:
+        # A cooling-off request is anyone's to stop who may delete: that is its safeguard.
+        if request.requested_by_id != user.pk and not may_approve and not (
+                request.cooling_off and any(u.pk == user.pk for u in deleters(tenant))):
             raise DeletionRefused("Only the requester or an approving admin can cancel this request.")
         request.state, request.decided_by, request.decided_at = DeletionRequest.CANCELLED, user, timezone.now()
         request.save(update_fields=["state", "decided_by", "decided_at"])
@@ -89,34 +148,78 @@ def deletion_request_approve(*, tenant, request_id: int, user, actor: Actor) -> 
         refusal = approval_refusal(tenant=tenant, request=request, user=user)
         if refusal:
             raise DeletionRefused(refusal)
-        study = Study.objects.for_tenant(tenant).select_for_update().filter(pk=request.study_id).first()
-        if study is None:
-            raise DeletionRefused("The study no longer exists.")
-        keep_until, within = study_within_retention(study=study)
-        if within and not request.override_retention:
-            raise DeletionRefused(f"The study must now be kept until {keep_until:%Y-%m-%d} (the policy "
-                                  "changed); cancel and request again with “override retention”.")
-        now = timezone.now()
-        request.state, request.decided_by, request.decided_at = DeletionRequest.APPROVED, user, now
-        request.save(update_fields=["state", "decided_by", "decided_at"])
+        return _execute(tenant=tenant, request=request, user=user, actor=actor, action="deletion.approved")
+
+
+def deletion_request_run(*, tenant, request_id: int, now=None) -> StudyTombstone:
+    """A cooling-off request whose period is over runs as if approved, by nobody; the
+    retention rules are checked again as for an approval."""
+    with transaction.atomic():
+        request = _pending(tenant, request_id)
+        if not request.cooling_off or request.runs_after > (now or timezone.now()):
+            raise DeletionRefused("This request's cooling-off period is not over.")
+        return _execute(tenant=tenant, request=request, user=None, actor=COOLING_OFF,
+                        action="deletion.cooling_off_ended")
+
+
+def deletions_due_run(now=None) -> dict:
+    """Beat task's body: run every cooling-off request whose period is over. One the
+    retention rules now refuse (the policy changed) is cancelled, audited, and says why."""
+    now = now or timezone.now()
+    due = list(DeletionRequest.unscoped.filter(state=DeletionRequest.PENDING, runs_after__lte=now)
+               .select_related("tenant").order_by("runs_after"))
+    counts = {"deleted": 0, "refused": 0}
+    for request in due:
         try:
-            with transaction.atomic():
-                tombstone = _study_remove(tenant, study, request, user, now)
-        except ProtectedError as exc:
-            names = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects})
-            raise DeletionRefused(f"The study is still referenced by {', '.join(names)}; "
-                                  "remove those first.") from None
-        audit_record(tenant=tenant, actor=actor, action="deletion.approved", obj_type="study",
-                     obj_id=study.pk, detail={"request": request.pk, "study_uid": study.study_instance_uid,
-                                              "override_retention": request.override_retention})
-        audit_record(tenant=tenant, actor=actor, action="study.deleted", obj_type="study", obj_id=study.pk,
-                     detail={"study_uid": tombstone.study_instance_uid, "tombstone": tombstone.pk,
-                             "instances": tombstone.num_instances, "bytes": tombstone.size_bytes,
-                             "requested_by": tombstone.requested_by_email, "request": request.pk})
-        # The clinic's exports made before may hold the study: no more downloads of them.
-        exports_withdraw(tenant=tenant)
-        # Objects go only once the rows are gone for good.
-        transaction.on_commit(lambda: tombstone_purge_finish(tombstone=tombstone))
+            deletion_request_run(tenant=request.tenant, request_id=request.pk, now=now)
+            counts["deleted"] += 1
+        except DeletionRefused as exc:
+            counts["refused"] += _refuse(request, str(exc))
+    return counts
+
+
+def _refuse(request: DeletionRequest, why: str) -> int:
+    with transaction.atomic():
+        updated = DeletionRequest.objects.for_tenant(request.tenant).filter(
+            pk=request.pk, state=DeletionRequest.PENDING).update(state=DeletionRequest.CANCELLED,
+                                                                 decided_at=timezone.now())
+        if updated:
+            audit_record(tenant=request.tenant, actor=COOLING_OFF, action="deletion.refused", obj_type="study",
+                         obj_id=request.study_id or "", detail={"request": request.pk, "reason": why,
+                                                                "study_uid": request.study_instance_uid})
+    return updated
+
+
+def _execute(*, tenant, request: DeletionRequest, user, actor: Actor, action: str) -> StudyTombstone:
+    """In the caller's transaction, with `request` locked and pending: remove the study."""
+    study = Study.objects.for_tenant(tenant).select_for_update().filter(pk=request.study_id).first()
+    if study is None:
+        raise DeletionRefused("The study no longer exists.")
+    keep_until, within = study_within_retention(study=study)
+    if within and not request.override_retention:
+        raise DeletionRefused(f"The study must now be kept until {keep_until:%Y-%m-%d} (the policy "
+                              "changed); cancel and request again with “override retention”.")
+    now = timezone.now()
+    request.state, request.decided_by, request.decided_at = DeletionRequest.APPROVED, user, now
+    request.save(update_fields=["state", "decided_by", "decided_at"])
+    try:
+        with transaction.atomic():
+            tombstone = _study_remove(tenant, study, request, user, now)
+    except ProtectedError as exc:
+        names = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects})
+        raise DeletionRefused(f"The study is still referenced by {', '.join(names)}; "
+                              "remove those first.") from None
+    audit_record(tenant=tenant, actor=actor, action=action, obj_type="study",
+                 obj_id=study.pk, detail={"request": request.pk, "study_uid": study.study_instance_uid,
+                                          "override_retention": request.override_retention})
+    audit_record(tenant=tenant, actor=actor, action="study.deleted", obj_type="study", obj_id=study.pk,
+                 detail={"study_uid": tombstone.study_instance_uid, "tombstone": tombstone.pk,
+                         "instances": tombstone.num_instances, "bytes": tombstone.size_bytes,
+                         "requested_by": tombstone.requested_by_email, "request": request.pk})
+    # The clinic's exports made before may hold the study: no more downloads of them.
+    exports_withdraw(tenant=tenant)
+    # Objects go only once the rows are gone for good.
+    transaction.on_commit(lambda: tombstone_purge_finish(tombstone=tombstone))
     return tombstone
 
 
@@ -153,7 +256,8 @@ def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now)
         size_bytes=total, reason=request.reason, override_retention=request.override_retention,
         retain_until=request.retain_until, requested_by=requester,
         requested_by_email=requester.email if requester else "", approved_by=approver,
-        approved_by_email=approver.email, requested_at=request.requested_at, deleted_at=now,
+        approved_by_email=approver.email if approver else "(cooling-off period ended)",
+        requested_at=request.requested_at, deleted_at=now,
         storage_keys=keys)
     # Per-region copy rows go with their instances (CASCADE), their archive work too; the
     # retention row with the study; requests keep their UID and lose the link.

@@ -59,7 +59,11 @@ class StudyRetention(TenantOwned):
 
 class DeletionRequest(TenantOwned):
     """An admin's request to delete one study; a different admin approves or anyone of the
-    two cancels. Kept after the study is gone (the study link becomes null)."""
+    two cancels. Kept after the study is gone (the study link becomes null).
+
+    A clinic with no second admin who could approve gets the cooling-off path instead:
+    `runs_after` is set, every member who may delete is emailed and may cancel, and the
+    deletion runs by itself once that time has passed (archive.deletions_due)."""
 
     PENDING, APPROVED, CANCELLED = "pending", "approved", "cancelled"
     STATE_CHOICES = [(PENDING, "Pending"), (APPROVED, "Approved"), (CANCELLED, "Cancelled")]
@@ -78,6 +82,7 @@ class DeletionRequest(TenantOwned):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    runs_after = models.DateTimeField(null=True, blank=True)  # cooling-off path only
 
     class Meta(TenantOwned.Meta):
         db_table = "archive_deletionrequest"  # made under the archive app; kept
@@ -87,6 +92,10 @@ class DeletionRequest(TenantOwned):
 
     def __str__(self) -> str:
         return f"Deletion request {self.pk} ({self.state})"
+
+    @property
+    def cooling_off(self) -> bool:
+        return self.runs_after is not None
 
 
 class StudyTombstone(TenantOwned):

@@ -5,6 +5,7 @@ Views check permissions, call one service and render; the rules live in services
 deletion.py."""
 
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -95,14 +96,18 @@ def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
     form = DeletionRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            deletion.deletion_request_create(
+            made = deletion.deletion_request_create(
                 tenant=request.tenant, study=study, user=request.user, reason=form.cleaned_data["reason"],
                 override_retention=form.cleaned_data["override_retention"],
                 actor=request.principal.actor(request))
         except deletion.DeletionRefused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Deletion requested. A second admin must approve it.")
+            if made.cooling_off:
+                messages.success(request, f"Deletion requested. It runs on {made.runs_after:%Y-%m-%d %H:%M} UTC "
+                                          "unless someone cancels it; everyone who may delete studies was emailed.")
+            else:
+                messages.success(request, "Deletion requested. A second admin must approve it.")
             return redirect("archive:deletion_requests", tenant_slug=request.tenant.slug)
     retention = study_retention(study=study)
     phi_read(request, action="study.viewed", obj_type="study", obj_id=study.pk,
@@ -113,6 +118,8 @@ def study_delete_request(request: HttpRequest, pk: int) -> HttpResponse:
         "patient": display_name(study.patient_name), "study_date": dicom_date_display(study.study_date),
         "pending": DeletionRequest.objects.for_tenant(request.tenant).filter(
             study=study, state=DeletionRequest.PENDING).first(),
+        "cooling_off_days": (None if deletion.second_approver_exists(tenant=request.tenant, requester=request.user)
+                             else settings.DELETION_COOLING_OFF_DAYS),
     }, status=400 if request.method == "POST" else 200)
 
 
@@ -124,7 +131,11 @@ def deletion_requests(request: HttpRequest) -> HttpResponse:
         "study", "requested_by", "decided_by")
     pending = list(scoped.filter(state=DeletionRequest.PENDING).order_by("requested_at"))
     can_approve = request.principal.can("archive.delete_approve")
+    # Anyone who may delete may stop a cooling-off request.
+    may_cancel_cooling_off = request.principal.can("archive.delete_request") or can_approve
     for item in pending:
+        item.may_cancel = (can_approve or item.requested_by_id == request.user.pk
+                           or (item.cooling_off and may_cancel_cooling_off))
         item.study_url = study_url(request.tenant, item.study_id)
         # Offer the button only to an admin whose approval would be accepted.
         item.approval_refusal = (deletion.approval_refusal(tenant=request.tenant, request=item, user=request.user)
