@@ -41,6 +41,8 @@ urlpatterns: list = [
     path("", include("archive.viewer.urls")),
     # Share links: making, listing, revoking (archive/sharing/; the referrer's side is public_urls).
     path("", include("archive.sharing.urls")),
+    # The study's report: write, sign, amend, attach a PDF, assign (archive/reports/).
+    path("", include("archive.reports.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).
     path("", include("archive.retention.urls")),
     # The storage page: lossless compression and stored bytes (archive/storage/).

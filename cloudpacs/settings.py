@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "archive.download",
     "archive.viewer",
     "archive.sharing",
+    "archive.reports",
     "billing",
     "edge",
 ]
@@ -196,6 +197,8 @@ INVITATION_VALID_DAYS = envint("INVITATION_VALID_DAYS", 7)
 # A clinic with one admin deletes a study after this many days in which every member who
 # may delete can cancel it (archive/retention/deletion.py); with two admins, one approves.
 DELETION_COOLING_OFF_DAYS = envint("DELETION_COOLING_OFF_DAYS", 7)
+# A signed report attached as a PDF (archive/reports/) is at most this large.
+REPORT_PDF_MAX_BYTES = envint("REPORT_PDF_MAX_BYTES", 20 * 1024 * 1024)
 OTP_TOTP_ISSUER = "CloudPACS"
 
 SESSION_COOKIE_HTTPONLY = True

@@ -21,6 +21,7 @@ ROLE_CHOICES = [
 PERMISSIONS = {
     "archive.view": "Find and view studies, their images and reports",
     "archive.upload": "Upload studies (browser, DICOMweb)",
+    "archive.report": "Write, sign and amend reports; assign studies for reading",
     "archive.download": "Download studies and export copies",
     "archive.share": "Create and revoke share links",
     "archive.delete_request": "Request deletion of a study",
@@ -36,7 +37,8 @@ _ALL = set(PERMISSIONS)
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     OWNER: frozenset(_ALL),
     ADMIN: frozenset(_ALL),
-    RADIOLOGIST: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share"}),
+    RADIOLOGIST: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share",
+                            "archive.report"}),
     TECHNOLOGIST: frozenset({"archive.view", "archive.upload"}),
     VIEWER: frozenset({"archive.view"}),
 }

@@ -66,6 +66,7 @@ PHI_READS: dict[str, PhiRead] = {
     "archive:study_thumbnails": PhiRead("study.viewed"),
     "archive:share_new": PhiRead("study.viewed"),
     "archive:study_download": PhiRead("study.downloaded"),
+    "archive:report_pdf": PhiRead("report.viewed"),
     "archive:clinic_export_download": PhiRead("clinic.export_downloaded"),
     "archive:shares": PhiRead("shares.viewed"),
     # Who a study was disclosed to (recipients) is itself sensitive: reading it is audited.
@@ -107,6 +108,9 @@ NO_PHI: dict[str, str] = {
     "clinic:member_role": POST_ONLY,
     "clinic:member_remove": POST_ONLY,
     "clinic:member_password_reset": POST_ONLY,
+    "archive:report_action": POST_ONLY,
+    "archive:report_assign": POST_ONLY,
+    "archive:report_pdf_attach": POST_ONLY,
     "clinic:invitation_renew": POST_ONLY,
     "clinic:invitation_revoke": POST_ONLY,
     "clinic:settings": "the clinic's own name, AE title and security settings",

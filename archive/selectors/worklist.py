@@ -18,10 +18,13 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from archive.models import Study
 
+UNREAD = "unread"  # a study with no report row (archive/reports/models.py)
+READ_STATUSES = (UNREAD, "draft", "final")
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_NAME_TERMS = 4
@@ -49,6 +52,8 @@ class WorklistFilters:
     modality: str = ""  # one modality in the study (CT, MR...)
     accession: str = ""  # exact accession number
     referring: str = ""  # substring of the referring physician's name, any case
+    read_status: str = ""  # unread, draft or final (archive/reports/)
+    assigned_to: int | None = None  # the user a study is assigned to for reading
 
     def active(self) -> dict[str, str]:
         """The filters in effect, as strings (for links and the audit log)."""
@@ -101,6 +106,12 @@ def _filtered(qs: QuerySet, f: WorklistFilters) -> QuerySet:
                        | Q(modalities__endswith="\\" + m) | Q(modalities__contains="\\" + m + "\\"))
     if f.referring.strip():
         qs = qs.filter(referring_physician_name__icontains=f.referring.strip())
+    if f.read_status:
+        if f.read_status not in READ_STATUSES:
+            raise WorklistError(f"Read status is one of: {', '.join(READ_STATUSES)}.")
+        qs = qs.filter(read_state=f.read_status)
+    if f.assigned_to is not None:
+        qs = qs.filter(report__assigned_to=f.assigned_to)
     return qs
 
 
@@ -125,7 +136,11 @@ def worklist_search(*, tenant, filters: WorklistFilters | None = None, sort: str
         raise WorklistError(f"Sort by one of: {', '.join(SORTS)}.")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     key, descending = SORTS[sort]
-    qs = _filtered(Study.objects.for_tenant(tenant), filters or WorklistFilters())
+    # Each study's read status and reader come from its report row, if it has one (a
+    # LEFT JOIN on a unique key: still one query per page).
+    studies = Study.objects.for_tenant(tenant).annotate(
+        read_state=Coalesce(F("report__state"), Value(UNREAD)), reader_email=F("report__assigned_to__email"))
+    qs = _filtered(studies, filters or WorklistFilters())
     if after is not None:
         qs = _after(qs, tenant=tenant, key=key, descending=descending, after=after)
     order = [f"-{key}", "-pk"] if descending else [key, "pk"]

@@ -14,6 +14,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from archive.dicomweb.common import error
 from archive.download.views import zip_response
+from archive.reports import services as report_services
+from archive.reports.views import pdf_response
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.sharing import access, services
 from archive.sharing.deidentify import BULK_TAGS
@@ -143,11 +145,19 @@ def share_page(request):
     deid = request.deidentifier
     rows = [{
         "study": s,
+        # The report first, images a click away; a de-identified share shows none (a
+        # report's text names its patient more often than not).
+        "report": None if deid else report_services.current_report(s),
+        "report_pdf_url": None,
         "date": "" if deid else dicom_date_display(s.study_date),
         "viewer_url": f"{viewer}viewer?StudyInstanceUIDs={deid.uid(s.study_instance_uid) if deid else s.study_instance_uid}",
         "download_url": (reverse("sharing:download", kwargs={"public_id": share.public_id, "pk": s.pk})
                          if share.allow_download else None),
     } for s in studies]
+    for row in rows:
+        if row["report"] is not None and row["report"].kind == "pdf":
+            row["report_pdf_url"] = reverse("sharing:report_pdf", kwargs={
+                "public_id": share.public_id, "pk": row["study"].pk, "number": row["report"].number})
     first = studies[0] if studies else None
     return render(request, "sharing/page.html", {
         "share": share, "rows": rows, "clinic": share.tenant.name,
@@ -166,6 +176,20 @@ def share_download(request, pk: int):
     if study is None or not request.share.allow_download:
         raise Http404("No such study in this share")
     return zip_response(request, study, via="share", deidentifier=request.deidentifier)
+
+
+@require_safe
+@share_session
+@audits_phi_read
+def share_report_pdf(request, pk: int, number: int):
+    """A shared study's signed PDF report (not in a de-identified share)."""
+    study = request.share.shared_studies().filter(pk=pk).first()
+    pdf = report_services.signed_pdf(study=study, number=number) if study and not request.deidentifier else None
+    if pdf is None:
+        raise Http404("No such report in this share")
+    phi_read(request, action="report.viewed", obj_type="study", obj_id=study.pk,
+             detail={"study_uid": study.study_instance_uid, "version": number, "via": "share"})
+    return pdf_response(pdf, f"report-v{number}.pdf")
 
 
 @require_safe

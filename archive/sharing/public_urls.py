@@ -19,6 +19,8 @@ _STUDY_PATHS = [p for p in dicomweb_urls.urlpatterns if str(p.pattern).startswit
 urlpatterns = [
     path("s/v/<uuid:public_id>/", public.share_page, name="page"),
     path("s/v/<uuid:public_id>/studies/<int:pk>/download.zip", public.share_download, name="download"),
+    path("s/v/<uuid:public_id>/studies/<int:pk>/report/<int:number>.pdf", public.share_report_pdf,
+         name="report_pdf"),
     path("s/v/<uuid:public_id>/viewer/", public.share_viewer, name="viewer"),
     path("s/v/<uuid:public_id>/viewer/app-config.js", public.share_viewer_config, name="viewer_config"),
     path("s/v/<uuid:public_id>/viewer/<path:rest>", public.share_viewer, name="viewer_route"),

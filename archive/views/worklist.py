@@ -34,7 +34,7 @@ KEEP_SEARCHES = 10
 MODALITIES = ["CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "IO", "OT", "SR"]
 SORT_LABELS = {"date": "Study date", "name": "Patient name", "created": "Received"}
 # Filters behind "More filters" (name and patient ID are always shown).
-MORE_FIELDS = ("date_from", "date_to", "modality", "accession", "referring")
+MORE_FIELDS = ("date_from", "date_to", "modality", "accession", "referring", "read_status", "mine")
 
 
 class WorklistForm(forms.Form):
@@ -47,6 +47,9 @@ class WorklistForm(forms.Form):
     modality = forms.ChoiceField(required=False, choices=[("", "Any")] + [(m, m) for m in MODALITIES])
     accession = forms.CharField(label="Accession no.", required=False, max_length=64, help_text="Exact")
     referring = forms.CharField(label="Referring physician", required=False, max_length=100)
+    read_status = forms.ChoiceField(label="Read status", required=False, choices=[
+        ("", "Any"), ("unread", "Unread"), ("draft", "Draft report"), ("final", "Final report")])
+    mine = forms.BooleanField(label="Assigned to me", required=False)
     sort = forms.ChoiceField(choices=[(k, k) for k in SORTS], required=False, widget=forms.HiddenInput)
 
     def clean(self):
@@ -55,9 +58,12 @@ class WorklistForm(forms.Form):
             raise forms.ValidationError("The start date is after the end date.")
         return data
 
-    def filters(self) -> WorklistFilters:
+    def filters(self, user=None) -> WorklistFilters:
         names = WorklistFilters.__dataclass_fields__
-        return WorklistFilters(**{k: v for k, v in self.cleaned_data.items() if k in names and v})
+        values = {k: v for k, v in self.cleaned_data.items() if k in names and v}
+        if self.cleaned_data.get("mine") and user is not None:
+            values["assigned_to"] = user.pk
+        return WorklistFilters(**values)
 
 
 def _to_session(filters: WorklistFilters) -> dict:
@@ -96,7 +102,7 @@ def worklist(request):
             return render(request, "archive/worklist.html", {
                 "form": form, "studies": [], "more_fields": MORE_FIELDS,
                 "more_open": any(form[f].value() for f in MORE_FIELDS)}, status=400)
-        filters = form.filters()
+        filters = form.filters(request.user)
         sort = form.cleaned_data.get("sort") or DEFAULT_SORT
         key = _remember(request, filters) if filters.active() else None
         return HttpResponseRedirect(_page_url(request, s=key, sort=sort))
@@ -109,7 +115,7 @@ def worklist(request):
         stored = request.session.get(SESSION_KEY, {}).get(key)
         expired = stored is None
         filters = _from_session(stored) if stored else filters
-    form = WorklistForm(initial={**filters.__dict__, "sort": sort})
+    form = WorklistForm(initial={**filters.__dict__, "mine": filters.assigned_to is not None, "sort": sort})
     try:
         page = worklist_search(tenant=request.tenant, filters=filters, sort=sort, after=after)
     except WorklistError as error:  # a stored search from an older version, say
@@ -128,7 +134,7 @@ def worklist(request):
     return render(request, "archive/worklist.html", {
         "form": form,
         "more_fields": MORE_FIELDS,
-        "more_open": any(getattr(filters, f) for f in MORE_FIELDS),
+        "more_open": any(getattr(filters, f, None) for f in MORE_FIELDS) or filters.assigned_to is not None,
         "studies": page.studies,
         "searching": bool(filters.active()),
         "expired": expired,

@@ -25,6 +25,20 @@ def _dicomweb_instance(victim):
                     ds.SOPInstanceUID]
 
 
+def _report_pdf(victim):
+    """A victim study with a signed PDF report (archive/reports/)."""
+    from archive.models import Study
+    from archive.reports.services import pdf_attach
+    from tenants.audit import Actor
+    from tests.conftest import tenant_owner
+
+    kwargs, secrets = _dicomweb_instance(victim)
+    study = Study.objects.for_tenant(victim).get(study_instance_uid=kwargs["study_uid"])
+    version = pdf_attach(study=study, user=tenant_owner(victim), pdf=b"%PDF-1.4\n%VICTIM-PDF-77\n%%EOF\n",
+                         title="Victim report", actor=Actor.system("test"))
+    return {"pk": study.pk, "number": version.number}, [*secrets, "VICTIM-PDF-77"]
+
+
 DICOMWEB_NAMES = [
     "dicomweb_study", "dicomweb_study_metadata", "dicomweb_study_series", "dicomweb_study_instances",
     "dicomweb_study_thumbnail", "dicomweb_series", "dicomweb_series_metadata",
@@ -44,6 +58,11 @@ SAMPLES = {
     # Sharing (archive/sharing/): a study to share, and a share of the victim's.
     "archive:share_new": _study,
     "archive:study_download": _study,
+    # Reports (archive/reports/): writing, signing, assigning, and a signed PDF.
+    "archive:report_action": _study,
+    "archive:report_assign": _study,
+    "archive:report_pdf_attach": _study,
+    "archive:report_pdf": _report_pdf,
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }

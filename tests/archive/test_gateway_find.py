@@ -205,3 +205,38 @@ def test_sequence_matching(tenant):
         assert answers == []
         answers, _ = find(port, tenant, procedure(CodeValue=""))  # universal: both, with their codes
         assert {a.ProcedureCodeSequence[0].CodeValue for a in answers} == {"CT-HEAD", "CT-CHEST"}
+
+
+def test_a_signed_report_is_found_by_c_find(tenant, archive):
+    """Reports travel with the study: a workstation's C-FIND at IMAGE level finds the SR."""
+    from archive.models import Study
+    from archive.reports import services
+    from tenants.audit import Actor
+    from tests.conftest import tenant_owner
+
+    port, made = archive
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=made["john"][0].StudyInstanceUID)
+    owner = tenant_owner(tenant)
+    services.draft_save(study=study, user=owner, findings="Clear lungs.", impression="Normal.",
+                        actor=Actor.system("test"))
+    version = services.draft_sign(study=study, user=owner, actor=Actor.system("test"))
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.StudyInstanceUID = study.study_instance_uid
+    query.SeriesInstanceUID = made["john"][0].SeriesInstanceUID
+    query.SOPInstanceUID = ""
+    assert [a.SOPInstanceUID for a in find(port, tenant, query)[0]] == [made["john"][0].SOPInstanceUID]
+    series = Dataset()
+    series.QueryRetrieveLevel = "SERIES"
+    series.StudyInstanceUID = study.study_instance_uid
+    series.Modality = "SR"
+    series.SeriesInstanceUID = ""
+    [hit] = find(port, tenant, series)[0]
+    image = Dataset()
+    image.QueryRetrieveLevel = "IMAGE"
+    image.StudyInstanceUID = study.study_instance_uid
+    image.SeriesInstanceUID = hit.SeriesInstanceUID
+    image.SOPInstanceUID = ""
+    image.SOPClassUID = ""
+    [sr] = find(port, tenant, image)[0]
+    assert sr.SOPInstanceUID == version.sop_instance_uid and sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.11"

@@ -7,9 +7,11 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, get_resolver
 
+from archive.reports.services import pdf_attach
 from archive.sharing.services import share_create
 from tenants.audit import Actor, AuditEvent
 from tests.archive.dicomweb_data import ingest_datasets
+from tests.conftest import tenant_owner
 from tests.dicom_factory import make_ct_series
 
 ROUTES = [p for p in get_resolver().url_patterns if isinstance(p, URLPattern)] + [
@@ -20,10 +22,13 @@ NOT_PHI = {"viewer", "viewer_route", "viewer_config"}
 
 
 def _instance(tenant, name, pid):
+    """A study of one image, with a signed PDF report (version 1)."""
     [ds] = make_ct_series(1, 8, 8, patient_name=name, patient_id=pid)
     [instance] = ingest_datasets(tenant, [ds])
+    pdf_attach(study=instance.study, user=tenant_owner(tenant), pdf=b"%PDF-1.4\n%%EOF\n", title="Report",
+               actor=Actor.system("test"))
     return {"pk": instance.study_id, "study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID, "sop_uid": ds.SOPInstanceUID,
-            "frame_list": "1", "tag_path": "7FE00010", "rest": "viewer"}
+            "frame_list": "1", "tag_path": "7FE00010", "rest": "viewer", "number": 1}
 
 
 def _url(route, public_id, uids) -> str:
