@@ -14,3 +14,8 @@ def price_in_effect(*, tenant, at) -> PriceVersion | None:
     if plan is None:
         return None
     return PriceVersion.objects.filter(plan=plan, effective_from__lte=at).first()
+
+
+def money(amount: int, currency: str) -> str:
+    """An amount in the currency's smallest unit, as people read it: 1234, "usd" -> "12.34 USD"."""
+    return f"{amount / 100:,.2f} {currency.upper()}" if currency else "—"

@@ -26,6 +26,7 @@ from billing.cards import (
 )
 from billing.charges import month_bounds, period_summary, upcoming_total
 from billing.models import Charge, Invoice
+from billing.prices import money
 from billing.webhooks import event_receive
 from cloudpacs.csv_export import csv_lines
 from tenants.decorators import require_perm
@@ -45,10 +46,6 @@ class DetailsForm(forms.Form):
     country = forms.RegexField(regex=r"^[A-Za-z]{2}$", required=False, label="Country (two letters, e.g. US)")
 
 
-def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:,.2f} {currency.upper()}" if currency else "—"
-
-
 STATE_SHOWN = {Charge.RECORDED: "still arriving", Charge.FREE: "free", Charge.SENT: "on the next invoice",
                Charge.INVOICED: "invoiced", Charge.CREDITED: "credited"}
 
@@ -61,18 +58,18 @@ def _page(request, form: DetailsForm | None = None, status: int = 200):
     month = list(Charge.objects.for_tenant(tenant).filter(recorded_at__gte=summary["start"],
                                                           recorded_at__lt=summary["end"]).order_by("-recorded_at")[:200])
     for charge in month:
-        charge.shown_amount = "" if charge.amount is None else _money(charge.amount, charge.currency)
+        charge.shown_amount = "" if charge.amount is None else money(charge.amount, charge.currency)
         charge.shown_state = (("sending" if stripe_on else "not sent") if charge.state == Charge.PRICED
                               else STATE_SHOWN[charge.state])
     invoices = list(Invoice.objects.for_tenant(tenant)[:24])
     for invoice in invoices:
-        invoice.shown_amount = _money(invoice.amount_due, invoice.currency)
+        invoice.shown_amount = money(invoice.amount_due, invoice.currency)
     form = form or DetailsForm(initial={"billing_email": account.billing_email,
                                         **{k: getattr(account, f"address_{k}") for k in ADDRESS_FIELDS}})
     return render(request, "billing/billing.html", {
         "account": account, "summary": summary, "charges": month, "stripe_on": stripe_on,
-        "totals": [_money(v, k) for k, v in summary["totals"].items()],
-        "upcoming": [_money(v, k) for k, v in upcoming_total(tenant=tenant).items()],
+        "totals": [money(v, k) for k, v in summary["totals"].items()],
+        "upcoming": [money(v, k) for k, v in upcoming_total(tenant=tenant).items()],
         "invoices": invoices, "form": form}, status=status)
 
 

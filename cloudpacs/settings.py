@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant_context",
                 "billing.context_processors.billing_banner",
+                "billing.context_processors.billing_overview",
             ],
         },
     },

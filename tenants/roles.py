@@ -7,6 +7,7 @@ OWNER = "owner"
 ADMIN = "admin"
 RADIOLOGIST = "radiologist"
 TECHNOLOGIST = "technologist"
+FRONT_DESK = "front_desk"
 VIEWER = "viewer"
 
 ROLE_CHOICES = [
@@ -14,6 +15,7 @@ ROLE_CHOICES = [
     (ADMIN, "Admin"),
     (RADIOLOGIST, "Radiologist"),
     (TECHNOLOGIST, "Technologist"),
+    (FRONT_DESK, "Front desk"),
     (VIEWER, "Viewer"),
 ]
 
@@ -22,6 +24,7 @@ PERMISSIONS = {
     "archive.view": "Find and view studies, their images and reports",
     "archive.upload": "Upload studies (browser, DICOMweb)",
     "archive.report": "Write, sign and amend reports; assign studies for reading",
+    "archive.connections": "See how modalities and scripts connect (AE title, host, port, DICOMweb)",
     "archive.download": "Download studies and export copies",
     "archive.share": "Create and revoke share links",
     "archive.delete_request": "Request deletion of a study",
@@ -39,7 +42,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: frozenset(_ALL),
     RADIOLOGIST: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share",
                             "archive.report"}),
-    TECHNOLOGIST: frozenset({"archive.view", "archive.upload"}),
+    TECHNOLOGIST: frozenset({"archive.view", "archive.upload", "archive.connections"}),
+    # Reception: takes in a patient's CD, shares studies with referrers, hands out copies.
+    FRONT_DESK: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share"}),
     VIEWER: frozenset({"archive.view"}),
 }
 
@@ -49,7 +54,7 @@ ROLES_REQUIRING_2FA = frozenset({OWNER, ADMIN})
 # Roles a member with `tenant.manage_members` may grant; only an owner makes owners.
 GRANTABLE_ROLES = {
     OWNER: [r for r, _ in ROLE_CHOICES],
-    ADMIN: [ADMIN, RADIOLOGIST, TECHNOLOGIST, VIEWER],
+    ADMIN: [ADMIN, RADIOLOGIST, TECHNOLOGIST, FRONT_DESK, VIEWER],
 }
 
 # API token scopes and the permissions each carries.

@@ -57,6 +57,8 @@ PHI_READS: dict[str, PhiRead] = {
     # Pages and the clinic API: lists and details of patients' studies.
     "archive:worklist": PhiRead("worklist.viewed"),
     "archive:study": PhiRead("study.viewed"),
+    # The landing page lists the newest studies and the reading queue by patient name.
+    "clinic:dashboard": PhiRead("dashboard.viewed"),
     "archive:api_study_list": PhiRead("worklist.viewed"),
     # POST only: the filters go in the body to keep names out of URLs; still a read.
     "archive:api_study_search": PhiRead("worklist.viewed", method="post"),
@@ -103,7 +105,6 @@ NO_PHI: dict[str, str] = {
     "2fa_setup": "enrolling the user's second factor",
     "2fa_verify": "verifying the user's second factor",
     "invitation_accept": "an invitee's sign-up: the clinic's name and the invited email",
-    "clinic:dashboard": "study and image counts and connection details (archive/dashboard.py)",
     "clinic:members": "the clinic's staff and invitations, not patients",
     "clinic:member_role": POST_ONLY,
     "clinic:member_remove": POST_ONLY,

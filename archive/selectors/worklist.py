@@ -127,6 +127,13 @@ def _after(qs: QuerySet, *, tenant, key: str, descending: bool, after: int) -> Q
     return qs.filter(**{f"{key}__gte": value}).filter(Q(**{f"{key}__gt": value}) | Q(pk__gt=after))
 
 
+def with_read_status(studies: QuerySet) -> QuerySet:
+    """Each study's read status and reader, from its report row if it has one (a LEFT
+    JOIN on a unique key: still one query per page)."""
+    return studies.annotate(read_state=Coalesce(F("report__state"), Value(UNREAD)),
+                            reader_email=F("report__assigned_to__email"))
+
+
 def worklist_search(*, tenant, filters: WorklistFilters | None = None, sort: str = DEFAULT_SORT,
                     after: int | None = None, limit: int = PAGE_SIZE) -> WorklistPage:
     """One page of the clinic's studies matching `filters`, in `sort` order.
@@ -136,11 +143,7 @@ def worklist_search(*, tenant, filters: WorklistFilters | None = None, sort: str
         raise WorklistError(f"Sort by one of: {', '.join(SORTS)}.")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     key, descending = SORTS[sort]
-    # Each study's read status and reader come from its report row, if it has one (a
-    # LEFT JOIN on a unique key: still one query per page).
-    studies = Study.objects.for_tenant(tenant).annotate(
-        read_state=Coalesce(F("report__state"), Value(UNREAD)), reader_email=F("report__assigned_to__email"))
-    qs = _filtered(studies, filters or WorklistFilters())
+    qs = _filtered(with_read_status(Study.objects.for_tenant(tenant)), filters or WorklistFilters())
     if after is not None:
         qs = _after(qs, tenant=tenant, key=key, descending=descending, after=after)
     order = [f"-{key}", "-pk"] if descending else [key, "pk"]

@@ -13,6 +13,11 @@ def study_shares(*, study) -> list[Share]:
     return list(Share.objects.for_tenant(study.tenant).filter(studies=study).order_by("-created_at")[:50])
 
 
+def recent_shares(*, tenant, limit: int = 5) -> list[Share]:
+    """The clinic's newest shares, for the dashboard."""
+    return list(Share.objects.for_tenant(tenant).order_by("-created_at")[:limit])
+
+
 def study_access_events(*, study) -> list[AuditEvent]:
     share_ids = [str(pk) for pk in Share.objects.for_tenant(study.tenant).filter(studies=study)
                  .values_list("pk", flat=True)]

@@ -42,7 +42,9 @@ def test_zip_with_folders_and_a_batch_audit(tus, tenant):
     again = tus.send(to_bytes(series[0]), "IM0.dcm", batch=batch)
     assert statuses(again) == {"IM0.dcm": "already_present"}
     summary = tus.client.post(f"{tus.base}batches/{batch}/close").json()
+    links = summary.pop("study_links")
     assert summary == {"stored": 3, "already_present": 1, "rejected": 1, "skipped": 0, "studies": 1}
+    assert len(links) == 1 and links[0]["name"] == "Doe, Jane"
     event = AuditEvent.objects.for_tenant(tenant).get(action="upload.batch")
     assert event.detail["stored"] == 3 and event.detail["studies"] == [series[0].StudyInstanceUID]
     assert "exam" not in str(event.detail)
