@@ -43,6 +43,8 @@ urlpatterns: list = [
     path("", include("archive.sharing.urls")),
     # The study's report: write, sign, amend, attach a PDF, assign (archive/reports/).
     path("", include("archive.reports.urls")),
+    # Corrections of a study's patient details, series moves, merges (archive/corrections/).
+    path("", include("archive.corrections.urls")),
     # Retention policy, past-retention report and two-person deletion (archive/retention/).
     path("", include("archive.retention.urls")),
     # The storage page: lossless compression and stored bytes (archive/storage/).

@@ -1,15 +1,26 @@
 """Billing's outbox work and its part of ingest, registered when the app loads."""
 
+from archive.corrections.hooks import on_studies_merged
 from archive.ingest.hooks import on_admission, on_new_studies
 from archive.outbox.registry import register
 from archive.outbox.tasks import process
 from billing import grace, stripe_api
 from billing.charges import BILL, charge_price, charges_record, seconds_until_settled
+from billing.credits import charge_credit
 from billing.models import Charge
 from billing.stripe_push import charge_push, credit_push
 
 on_new_studies(charges_record)
 on_admission(grace.upload_refusal)
+
+
+@on_studies_merged
+def merged(tenant, *, merged_uid: str, into_uid: str, actor) -> None:
+    """A study merged into another is one study: its own charge is credited (never sent, if
+    it was not yet), so the clinic pays for the merged study once."""
+    charge = Charge.objects.for_tenant(tenant).filter(study_instance_uid=merged_uid).first()
+    if charge is not None and charge.state not in (Charge.CREDITED, Charge.FREE):
+        charge_credit(charge=charge, reason=f"merged into study {into_uid}", actor=actor)
 
 
 @register(BILL, batch=True)

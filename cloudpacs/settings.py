@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "archive.viewer",
     "archive.sharing",
     "archive.reports",
+    "archive.corrections",
     "billing",
     "edge",
 ]

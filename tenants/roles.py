@@ -24,6 +24,7 @@ PERMISSIONS = {
     "archive.view": "Find and view studies, their images and reports",
     "archive.upload": "Upload studies (browser, DICOMweb)",
     "archive.report": "Write, sign and amend reports; assign studies for reading",
+    "archive.correct": "Correct a study's patient details, move a series, merge studies; revert corrections",
     "archive.connections": "See how modalities and scripts connect (AE title, host, port, DICOMweb)",
     "archive.download": "Download studies and export copies",
     "archive.share": "Create and revoke share links",
@@ -44,7 +45,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                             "archive.report"}),
     TECHNOLOGIST: frozenset({"archive.view", "archive.upload", "archive.connections"}),
     # Reception: takes in a patient's CD, shares studies with referrers, hands out copies.
-    FRONT_DESK: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share"}),
+    FRONT_DESK: frozenset({"archive.view", "archive.upload", "archive.download", "archive.share",
+                           "archive.correct"}),
     VIEWER: frozenset({"archive.view"}),
 }
 

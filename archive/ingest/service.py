@@ -329,25 +329,31 @@ def _tallies(new: list[_Accepted]) -> tuple[dict[str, _Tally], dict[str, _Tally]
     return studies, series
 
 
-def _study_fields(tenant, parsed: ParsedInstance, patient: Patient, tally: _Tally) -> dict:
-    modalities = [m for m in dict.fromkeys(tally.new_series_modalities) if m]
-    return {**parsed.study, "tenant": tenant, "study_instance_uid": parsed.study_uid, "patient": patient,
+def study_row_fields(parsed: ParsedInstance, patient: Patient) -> dict:
+    """The fields of a Study row that come from an instance's header (no counts): ingest's,
+    and a correction's when it re-indexes the images it changed (archive/corrections/)."""
+    return {**parsed.study, "study_instance_uid": parsed.study_uid, "patient": patient,
             "patient_name": parsed.patient["patient_name"],
             "patient_name_search": parsed.patient["patient_name"].upper(),
             "patient_identifier": parsed.patient["patient_id"],
-            "patient_birth_date": parsed.patient["birth_date"], "patient_sex": parsed.patient["sex"],
+            "patient_birth_date": parsed.patient["birth_date"], "patient_sex": parsed.patient["sex"]}
+
+
+def _study_fields(tenant, parsed: ParsedInstance, patient: Patient, tally: _Tally) -> dict:
+    modalities = [m for m in dict.fromkeys(tally.new_series_modalities) if m]
+    return {**study_row_fields(parsed, patient), "tenant": tenant,
             "num_instances": tally.instances, "size_bytes": tally.size,
             "num_series": len(tally.new_series_modalities), "modalities": "\\".join(modalities)}
 
 
-def _patient_key(parsed: ParsedInstance) -> tuple[str, str]:
+def patient_key(parsed: ParsedInstance) -> tuple[str, str]:
     return parsed.patient["patient_id"], parsed.patient["issuer_of_patient_id"]
 
 
-def _patients(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Patient]:
+def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], Patient]:
     """The patient row of each study about to be made, found or created (a row another
     request creates meanwhile is taken, so this is safe on the fallback path too)."""
-    keys = {_patient_key(parsed): parsed for parsed in wanted}
+    keys = {patient_key(parsed): parsed for parsed in wanted}
     if not keys:
         return {}
     found = {(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
@@ -395,9 +401,9 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
     for uid in new_series:
         tally = series[uid]
         studies[tally.parsed.study_uid].new_series_modalities.append(tally.parsed.series["modality"])
-    patients = _patients(tenant, [studies[uid].parsed for uid in new_studies])
+    patients = patients_for(tenant, [studies[uid].parsed for uid in new_studies])
     made = Study.unscoped.bulk_create([
-        Study(**_study_fields(tenant, studies[uid].parsed, patients[_patient_key(studies[uid].parsed)],
+        Study(**_study_fields(tenant, studies[uid].parsed, patients[patient_key(studies[uid].parsed)],
                               studies[uid])) for uid in new_studies])
     context.studies.update({row.study_instance_uid: row for row in made})
     made = Series.unscoped.bulk_create([
@@ -410,10 +416,10 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
 
 def _rows_racing(tenant, context, studies, series, new_studies, new_series) -> _Rows:
     made = set()
-    patients = _patients(tenant, [studies[uid].parsed for uid in new_studies])
+    patients = patients_for(tenant, [studies[uid].parsed for uid in new_studies])
     for uid in new_studies:
         parsed = studies[uid].parsed
-        fields = _study_fields(tenant, parsed, patients[_patient_key(parsed)], _Tally(parsed))  # no counts yet
+        fields = _study_fields(tenant, parsed, patients[patient_key(parsed)], _Tally(parsed))  # no counts yet
         del fields["tenant"], fields["study_instance_uid"]
         context.studies[uid], created = Study.objects.for_tenant(tenant).get_or_create(
             study_instance_uid=uid, defaults=fields)

@@ -7,23 +7,16 @@ from datetime import datetime
 from io import BytesIO
 
 from pydicom import dcmwrite
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
-from archive.models import Instance, Study
+from archive.models import Study
+from archive.study_header import study_header
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 REPORT_CLASSES = (BASIC_TEXT_SR, ENCAPSULATED_PDF)
 REPORT_SERIES_NUMBER = 9999  # after the images, as modalities number their report series
-
-# Patient and General Study modules: what the report shares with the images it reports on.
-COPIED = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-          "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
-          "ReferringPhysicianName", "StudyDescription")
-COPIED_TAGS = {f"{tag_for_keyword(keyword):08X}" for keyword in COPIED}
-
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
     code = Dataset()
@@ -37,20 +30,7 @@ IMPRESSION = _code("121073", "DCM", "Impression")
 
 
 def _study_header(study: Study) -> Dataset:
-    """The copied attributes, from the study's first image (not an earlier report)."""
-    source = (Instance.objects.for_tenant(study.tenant).filter(study=study).exclude(sop_class_uid__in=REPORT_CLASSES)
-              .order_by("pk").values_list("metadata", flat=True).first())
-    # Only the copied attributes: the rest (pixel data's bulk data URI) is not needed.
-    header = Dataset.from_json({tag: value for tag, value in (source or {}).items() if tag in COPIED_TAGS})
-    ds = Dataset()
-    for keyword in COPIED:
-        if keyword in header:
-            setattr(ds, keyword, header.data_element(keyword).value)
-        elif keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                         "AccessionNumber", "StudyID", "ReferringPhysicianName"):
-            setattr(ds, keyword, "")  # type 2: present, maybe empty
-    ds.StudyInstanceUID = study.study_instance_uid
-    return ds
+    return study_header(study, exclude_classes=REPORT_CLASSES)  # an image's, not an earlier report's
 
 
 def _common(ds: Dataset, *, sop_class: str, sop_uid: str, series_uid: str, number: int, when: datetime,

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from archive.corrections.models import HeaderVersion
 from archive.download.bundle import exports_withdraw
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.models import Outbox
@@ -250,9 +251,13 @@ def _study_remove(tenant, study: Study, request: DeletionRequest, approver, now)
     # removes its new object); the tombstone then names the objects that exist.
     keys = list(instances.select_for_update().values_list("storage_key", flat=True))
     total = sum(instances.values_list("size_bytes", flat=True))
+    count = len(keys)
+    # The headers corrections replaced are kept for a revert; the study's deletion takes them too.
+    keys += [key for key in HeaderVersion.objects.for_tenant(tenant).filter(instance__study=study)
+             .values_list("old_storage_key", flat=True) if key not in keys]
     requester = request.requested_by
     tombstone = StudyTombstone.objects.for_tenant(tenant).create(
-        request=request, study_instance_uid=study.study_instance_uid, num_instances=len(keys),
+        request=request, study_instance_uid=study.study_instance_uid, num_instances=count,
         size_bytes=total, reason=request.reason, override_retention=request.override_retention,
         retain_until=request.retain_until, requested_by=requester,
         requested_by_email=requester.email if requester else "", approved_by=approver,

@@ -20,13 +20,10 @@ Readers see either the old object or the new one, whole. WADO-RS and C-GET serve
 stored syntax or transcode to what the client asks. An instance of a deleted study, or
 one that changed meanwhile, is left alone and the new objects are removed."""
 
-import hashlib
 import io
 import logging
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -37,16 +34,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydicom.uid import UID, JPEG2000Lossless, JPEGLSLossless
 
-from archive.ingest.errors import InvalidInstance
-from archive.ingest.parse import parse_outcome
 from archive.models import Instance
 from archive.outbox.services import outbox_add
-from archive.storage.keys import active_data_key, key_export
 from archive.storage.models import InstanceCopy, StoragePolicy
 from archive.storage.policy import policy_update
 from archive.storage.reader import open_instance
-from archive.storage.tier1 import tier1_delete, tier1_path, tier1_seal
-from cloudpacs.objectstore.objects import object_delete, object_put_checked
+from archive.storage.replace import Placed, object_place, object_remove
+from archive.storage.tier1 import tier1_path
+from cloudpacs.objectstore.objects import object_delete
 from cloudpacs.objectstore.regions import REGIONS
 from tenants.audit import Actor, audit_record_many
 from tenants.models import Tenant
@@ -183,42 +178,19 @@ def compress_instance(instance: Instance, syntax: str) -> Result:
     if isinstance(encoded, Result):
         return encoded
     tenant = Tenant.objects.get(pk=instance.tenant_id)
-    new_key = Instance.new_storage_key(instance.tenant_id)
-    placed = []
+    placed = object_place(tenant, encoded)
     try:
-        with tempfile.NamedTemporaryFile(dir=_tmp_dir(), suffix=".dcm") as plain:
-            plain.write(encoded)
-            plain.flush()
-            parsed = parse_outcome(Path(plain.name))
-            if isinstance(parsed, InvalidInstance):  # our own encoding refused by our own parser
-                raise RuntimeError(f"the re-encoded instance does not parse: {parsed.reason}")
-            key_id, data_key = active_data_key(tenant=tenant)
-            sealed = tier1_seal(Path(plain.name), new_key, data_key=data_key, key_id=key_id)
-        with open(sealed, "rb") as fh:
-            cipher_sha256, cipher_size = hashlib.file_digest(fh, "sha256").hexdigest(), fh.tell()
-        for region in REGIONS:
-            key_export(region=region, key_id=key_id)
-            object_put_checked(region, new_key, lambda: open(sealed, "rb"), sha256=cipher_sha256,  # noqa: SIM115
-                               size=cipher_size)
-            placed.append(region)
-        swapped = _swap(tenant, instance, new_key, encoded, parsed, key_id, cipher_sha256, cipher_size)
+        swapped = _swap(tenant, instance, placed)
     except BaseException:
-        _remove(new_key, placed)
+        object_remove(placed.key, placed.regions)
         raise
     if not swapped:  # deleted or changed meanwhile
-        _remove(new_key, placed)
+        object_remove(placed.key, placed.regions)
         return Result(False, "changed meanwhile")
     return Result(True, saved_bytes=instance.size_bytes - len(encoded))
 
 
-def _tmp_dir() -> str:
-    path = Path(settings.INGEST_TMP_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    return str(path)
-
-
-def _swap(tenant, instance: Instance, new_key: str, encoded: bytes, parsed, key_id: int, cipher_sha256: str,
-          cipher_size: int) -> bool:
+def _swap(tenant, instance: Instance, placed: Placed) -> bool:
     now = timezone.now()
     with transaction.atomic():
         current = (Instance.unscoped.select_for_update().filter(pk=instance.pk, storage_key=instance.storage_key)
@@ -226,26 +198,22 @@ def _swap(tenant, instance: Instance, new_key: str, encoded: bytes, parsed, key_
         if current != instance.sha256:
             return False
         Instance.unscoped.filter(pk=instance.pk).update(
-            storage_key=new_key, transfer_syntax_uid=parsed.transfer_syntax_uid, size_bytes=len(encoded),
-            sha256=hashlib.sha256(encoded).hexdigest(), metadata=parsed.metadata,
+            storage_key=placed.key, transfer_syntax_uid=placed.parsed.transfer_syntax_uid, size_bytes=placed.size,
+            sha256=placed.sha256, metadata=placed.parsed.metadata,
             original_sha256=instance.sha256, original_size_bytes=instance.size_bytes,
             original_transfer_syntax_uid=instance.transfer_syntax_uid)
-        InstanceCopy.unscoped.filter(instance_id=instance.pk).update(
-            state=InstanceCopy.VERIFIED, cipher_sha256=cipher_sha256, cipher_size=cipher_size, key_id=key_id,
-            uploaded_at=now, verified_at=now, checked_at=now, last_error="", updated_at=now,
-            storage_class=STANDARD)  # new objects; they go cold again on the policy's schedule
+        copies_point_at(instance.pk, placed, now)
         outbox_add(tenant=tenant, kind=DROP, subjects=[instance.pk],
                    payload={"key": instance.storage_key})
     return True
 
 
-def _remove(key: str, regions) -> None:
-    tier1_delete(key)
-    for region in regions:
-        try:
-            object_delete(region, key)
-        except Exception:  # noqa: BLE001 - an unreferenced object; logged
-            log.warning("could not remove %s from %s", key, region, exc_info=True)
+def copies_point_at(instance_id: int, placed: Placed, now) -> None:
+    """The instance's copy rows describe the new objects, verified in both regions."""
+    InstanceCopy.unscoped.filter(instance_id=instance_id).update(
+        state=InstanceCopy.VERIFIED, cipher_sha256=placed.cipher_sha256, cipher_size=placed.cipher_size,
+        key_id=placed.key_id, uploaded_at=now, verified_at=now, checked_at=now, last_error="", updated_at=now,
+        storage_class=STANDARD)  # new objects; they go cold again on the policy's schedule
 
 
 def drop_rows(rows) -> dict:

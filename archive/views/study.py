@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from archive.corrections.views import study_corrections_context
 from archive.reports.views import study_report_context
 from archive.selectors.studies import study_series, study_storage_state
 from archive.selectors.worklist import dicom_date_display, display_name
@@ -31,6 +32,7 @@ def study_page(request, pk: int):
     sees_access = can_share or request.principal.can("tenant.view_audit")
     return render(request, "archive/study.html", {
         **study_report_context(request, study),
+        **study_corrections_context(request, study),
         "study": study,
         "patient_display": display_name(study.patient_name),
         "study_date": dicom_date_display(study.study_date),

@@ -63,6 +63,10 @@ SAMPLES = {
     "archive:report_assign": _study,
     "archive:report_pdf_attach": _study,
     "archive:report_pdf": _report_pdf,
+    # Corrections (archive/corrections/): a study to correct, merge or move a series of.
+    "archive:study_correct": _study,
+    "archive:study_merge": _study,
+    "archive:series_move": _study,
     # QIDO-RS and WADO-RS (archive/dicomweb/).
     **{f"archive:{name}": _dicomweb_instance for name in DICOMWEB_NAMES},
 }
@@ -121,3 +125,15 @@ def _export(victim):
 
 
 SAMPLES["archive:clinic_export_download"] = _export
+
+
+def _correction(victim):
+    from archive.corrections.models import Correction
+
+    kwargs, secrets = _study(victim)
+    made = Correction.objects.for_tenant(victim).create(kind="demographics", study_instance_uid="2.25.77",
+                                                        before={"PatientName": "Victimova^Before"}, after={})
+    return {"correction_id": made.pk}, [*secrets, "Victimova^Before"]
+
+
+SAMPLES["archive:correction_revert"] = _correction

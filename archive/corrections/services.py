@@ -1,0 +1,383 @@
+"""Corrections of what a study says about its patient, and of which study an image is in.
+
+Every correction rewrites the headers of the images it touches (pydicom changes the named
+attributes; the pixel data's bytes are copied as they are), stores each as a new object in
+tier 1 and both regions (archive/storage/replace.py), then in one transaction points the
+images at their new objects, re-indexes the studies involved and records the old objects
+(HeaderVersion): every door (QIDO/WADO, C-FIND/C-GET, exports, shares) serves the
+corrected header at once, and a revert points the images back. A correction waits until the
+study's images are verified in both regions, so the pipeline never copies an object that is
+being replaced.
+
+Refused, with nothing changed and the refusal audited: a Patient ID that belongs to another
+patient (a study would have two), a merge of studies of different patients, moving a study's
+last series when the study has a report or shares, and a revert after a later correction."""
+
+import io
+import logging
+from dataclasses import dataclass
+from datetime import date
+from types import SimpleNamespace
+
+import pydicom
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from archive.corrections import hooks
+from archive.corrections.models import DEMOGRAPHICS, MERGE, MOVE_SERIES, Correction, HeaderVersion
+from archive.ingest.errors import InvalidInstance
+from archive.ingest.parse import ParsedInstance
+from archive.ingest.service import patient_key, patients_for, study_row_fields
+from archive.models import Instance, Patient, Series, Study
+from archive.outbox.services import outbox_add
+from archive.reports.models import Report
+from archive.sharing.models import Share
+from archive.storage.compression import DROP, copies_point_at
+from archive.storage.models import InstanceCopy
+from archive.storage.reader import open_instance
+from archive.storage.replace import Placed, object_place, object_remove, parse_bytes
+from archive.study_header import COPIED, study_header
+from tenants.audit import Actor, audit_record
+
+log = logging.getLogger(__name__)
+
+# What a front desk may correct on a study, and the DICOM limits of each (PS3.5 6.2).
+FIELDS = {"PatientName": "patient_name", "PatientID": "patient_identifier",
+          "PatientBirthDate": "patient_birth_date", "AccessionNumber": "accession_number"}
+
+
+class CorrectionRefused(Exception):
+    """Not allowed or not possible now; the message says why, for the user."""
+
+
+def _refuse(tenant, actor: Actor, study, what: str, why: str):
+    audit_record(tenant=tenant, actor=actor, action="study.correction_refused", obj_type="study",
+                 obj_id=getattr(study, "pk", "") or "", detail={"attempted": what, "reason": why})
+    raise CorrectionRefused(why)
+
+
+def _check_text(label: str, value: str, limit: int) -> None:
+    if "\\" in value or any(ord(ch) < 32 for ch in value):
+        raise CorrectionRefused(f"{label} may not contain a backslash or control characters.")
+    if len(value) > limit:
+        raise CorrectionRefused(f"{label} is at most {limit} characters in DICOM; it is never cut short.")
+
+
+def person_name(family: str, given: str) -> str:
+    family, given = family.strip(), given.strip()
+    for label, part in (("The family name", family), ("The given name", given)):
+        _check_text(label, part, 64)
+        if "^" in part or "=" in part:
+            raise CorrectionRefused(f"{label} may not contain ^ or =.")
+    if not family:
+        raise CorrectionRefused("The family name is needed.")
+    name = f"{family}^{given}" if given else family
+    _check_text("The name", name, 64)
+    return name
+
+
+def validated(changes: dict) -> dict:
+    """The changes as DICOM values (PS3.5 VRs: PN, LO 64, DA, SH 16), or CorrectionRefused."""
+    out = {}
+    for keyword, value in changes.items():
+        if keyword == "PatientName":
+            out[keyword] = value  # built by person_name()
+        elif keyword == "PatientID":
+            value = value.strip()
+            if not value:
+                raise CorrectionRefused("The Patient ID cannot be empty.")
+            _check_text("The Patient ID", value, 64)
+            out[keyword] = value
+        elif keyword == "PatientBirthDate":
+            if value and (not isinstance(value, date) or value > timezone.localdate()):
+                raise CorrectionRefused("The birth date must be a date, not in the future.")
+            out[keyword] = value.strftime("%Y%m%d") if value else ""
+        elif keyword == "AccessionNumber":
+            value = value.strip()
+            _check_text("The accession number", value, 16)
+            out[keyword] = value
+        else:
+            raise CorrectionRefused(f"{keyword} cannot be corrected here.")
+    return out
+
+
+def _not_archived(study: Study) -> bool:
+    """Images not yet verified in both regions: the pipeline is still copying them."""
+    return InstanceCopy.objects.for_tenant(study.tenant).filter(instance__study=study).exclude(
+        state=InstanceCopy.VERIFIED).exists() or not InstanceCopy.objects.for_tenant(study.tenant).filter(
+        instance__study=study).exists()
+
+
+def _rewritten(instance: Instance, attributes: dict) -> bytes:
+    """The instance's file with `attributes` (keyword -> value) set; every other element,
+    the pixel data's bytes among them, as stored."""
+    with open_instance(instance) as f:
+        ds = pydicom.dcmread(f)
+    for keyword, value in attributes.items():
+        if value == "" and keyword not in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"):
+            if keyword in ds:
+                del ds[keyword]
+            continue
+        setattr(ds, keyword, value)
+    if any(isinstance(v, str) and not v.isascii() for v in attributes.values()):
+        ds.SpecificCharacterSet = "ISO_IR 192"  # the corrected text needs it
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _place_all(tenant, instances: list[Instance], attributes_of) -> list[tuple[Instance, Placed]]:
+    placed: list[tuple[Instance, Placed]] = []
+    try:
+        for instance in instances:
+            placed.append((instance, object_place(tenant, _rewritten(instance, attributes_of(instance)))))
+    except BaseException:
+        for _, p in placed:
+            object_remove(p.key, p.regions)
+        raise
+    return placed
+
+
+def _copies_of(instance: Instance) -> dict:
+    return {c.region: {"cipher_sha256": c.cipher_sha256, "cipher_size": c.cipher_size, "key_id": c.key_id,
+                       "storage_class": c.storage_class}
+            for c in InstanceCopy.objects.for_tenant(instance.tenant).filter(instance=instance)}
+
+
+@dataclass
+class _Swap:
+    instance: Instance
+    storage_key: str
+    sha256: str
+    size: int
+    parsed: ParsedInstance
+
+
+def _apply(tenant, swaps: list[_Swap], studies_before: set[int]) -> None:
+    """In the caller's transaction: point each instance at its object and header, and make
+    the index rows (patient, study, series) say what the headers now say."""
+    patients = patients_for(tenant, [s.parsed for s in swaps])
+    touched = set(studies_before)
+    for swap in swaps:
+        parsed = swap.parsed
+        patient = patients[patient_key(parsed)]
+        Patient.objects.for_tenant(tenant).filter(pk=patient.pk).update(
+            patient_name=parsed.patient["patient_name"], birth_date=parsed.patient["birth_date"],
+            sex=parsed.patient["sex"])
+        fields = study_row_fields(parsed, patient)
+        study, _ = Study.objects.for_tenant(tenant).get_or_create(
+            study_instance_uid=parsed.study_uid, defaults={k: v for k, v in fields.items() if k != "study_instance_uid"})
+        Study.objects.for_tenant(tenant).filter(pk=study.pk).update(
+            **{k: v for k, v in fields.items() if k != "study_instance_uid"}, updated_at=timezone.now())
+        touched.add(study.pk)
+        Series.objects.for_tenant(tenant).filter(series_instance_uid=parsed.series_uid).update(study=study)
+        Instance.objects.for_tenant(tenant).filter(pk=swap.instance.pk).update(
+            study=study, storage_key=swap.storage_key, sha256=swap.sha256, size_bytes=swap.size,
+            metadata=parsed.metadata)
+    _recount(tenant, touched)
+
+
+def _recount(tenant, study_ids: set[int]) -> None:
+    """Counts, size and modalities of each study from its images; a study left without
+    images goes (with its patient, if that was their last study)."""
+    for study in Study.objects.for_tenant(tenant).filter(pk__in=study_ids):
+        Series.objects.for_tenant(tenant).filter(study=study).annotate(n=Count("instances")).filter(n=0).delete()
+        totals = Instance.objects.for_tenant(tenant).filter(study=study).aggregate(n=Count("pk"), size=Sum("size_bytes"))
+        if not totals["n"]:
+            patient_id = study.patient_id
+            study.delete()
+            if not Study.objects.for_tenant(tenant).filter(patient_id=patient_id).exists():
+                Patient.objects.for_tenant(tenant).filter(pk=patient_id).delete()
+            continue
+        series = Series.objects.for_tenant(tenant).filter(study=study).annotate(n=Count("instances"))
+        modalities = [m for m in dict.fromkeys(s.modality for s in series.order_by("pk")) if m]
+        for s in series:
+            Series.objects.for_tenant(tenant).filter(pk=s.pk).update(num_instances=s.n)
+        Study.objects.for_tenant(tenant).filter(pk=study.pk).update(
+            num_instances=totals["n"], size_bytes=totals["size"] or 0, num_series=len(series),
+            modalities="\\".join(modalities))
+    # Patients whose last study moved away.
+    Patient.objects.for_tenant(tenant).filter(studies__isnull=True).delete()
+
+
+def _commit(tenant, *, kind: str, actor: Actor, user, placed: list[tuple[Instance, Placed]], study_ids: set[int],
+            target_uid: str, before: dict, after: dict, source_uid: str = "", series_uid: str = "",
+            reason: str = "") -> Correction:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            ids = [instance.pk for instance, _ in placed]
+            current = dict(Instance.objects.for_tenant(tenant).select_for_update().filter(pk__in=ids)
+                           .values_list("pk", "storage_key"))
+            if any(current.get(instance.pk) != instance.storage_key for instance, _ in placed):
+                raise CorrectionRefused("These images changed meanwhile (another correction?): try again.")
+            correction = Correction.objects.for_tenant(tenant).create(
+                kind=kind, study_instance_uid=target_uid, source_study_uid=source_uid,
+                series_instance_uid=series_uid, before=before, after=after, reason=reason[:500],
+                created_by=user, created_at=now)
+            HeaderVersion.objects.for_tenant(tenant).bulk_create([HeaderVersion(
+                tenant=tenant, correction=correction, instance=instance, old_storage_key=instance.storage_key,
+                old_sha256=instance.sha256, old_size_bytes=instance.size_bytes, old_copies=_copies_of(instance),
+                new_storage_key=p.key, new_sha256=p.sha256, new_size_bytes=p.size) for instance, p in placed])
+            _apply(tenant, [_Swap(i, p.key, p.sha256, p.size, p.parsed) for i, p in placed], study_ids)
+            for instance, p in placed:
+                copies_point_at(instance.pk, p, now)
+            correction.study = Study.objects.for_tenant(tenant).filter(study_instance_uid=target_uid).first()
+            correction.save(update_fields=["study"])
+            audit_record(tenant=tenant, actor=actor, action=f"study.corrected.{kind}", obj_type="study",
+                         obj_id=correction.study_id or "", detail={
+                             "correction": correction.pk, "study_uid": target_uid, "source_study_uid": source_uid,
+                             "series_uid": series_uid, "before": before, "after": after, "instances": len(placed)})
+            if kind == MERGE or (source_uid and not Study.objects.for_tenant(tenant).filter(
+                    study_instance_uid=source_uid).exists()):
+                # The source study is gone into the target: one study, counted (billed) once.
+                hooks.studies_merged(tenant, merged_uid=source_uid, into_uid=target_uid, actor=actor)
+    except BaseException:
+        for _, p in placed:
+            object_remove(p.key, p.regions)
+        raise
+    return correction
+
+
+def _ready(tenant, actor, study: Study, what: str) -> None:
+    if _not_archived(study):
+        _refuse(tenant, actor, study, what, "Some images of this study are still being copied to both storage "
+                                            "regions; correct it in a few minutes.")
+
+
+def correct_demographics(*, study: Study, changes: dict, user, actor: Actor, reason: str = "") -> Correction:
+    """Set PatientName, PatientID, PatientBirthDate and/or AccessionNumber on every image
+    of the study (validated DICOM values; only what differs is changed)."""
+    tenant = study.tenant
+    try:
+        values = validated(changes)
+    except CorrectionRefused as exc:
+        _refuse(tenant, actor, study, DEMOGRAPHICS, str(exc))
+    before = {k: getattr(study, FIELDS[k]) for k in values}
+    values = {k: v for k, v in values.items() if v != before[k]}
+    if not values:
+        raise CorrectionRefused("Nothing to change: these are the study's values already.")
+    before = {k: before[k] for k in values}
+    new_id = values.get("PatientID", study.patient_identifier)
+    name = values.get("PatientName", study.patient_name)
+    birth = values.get("PatientBirthDate", study.patient_birth_date)
+    other = (Patient.objects.for_tenant(tenant).filter(patient_id=new_id)
+             .exclude(pk=study.patient_id).exclude(studies__isnull=True).first())
+    if other is not None and (other.patient_name != name or other.birth_date != birth):
+        _refuse(tenant, actor, study, DEMOGRAPHICS,
+                f"Patient ID {new_id} belongs to another patient of this clinic, with another name or birth "
+                "date: the study would have two patients. Correct name and birth date to theirs, or use "
+                "another ID.")
+    _ready(tenant, actor, study, DEMOGRAPHICS)
+    instances = list(Instance.objects.for_tenant(tenant).filter(study=study).order_by("pk"))
+    placed = _place_all(tenant, instances, lambda _: values)
+    return _commit(tenant, kind=DEMOGRAPHICS, actor=actor, user=user, placed=placed, study_ids={study.pk},
+                   target_uid=study.study_instance_uid, before=before, after=values, reason=reason)
+
+
+def _target_attributes(target: Study) -> dict:
+    """What an image moved into `target` must say: its patient and study attributes."""
+    ds = study_header(target)
+    return {keyword: str(ds.get(keyword, "")) for keyword in COPIED if keyword in ds}
+
+
+def _movable(tenant, actor, source: Study, what: str, emptied: bool) -> None:
+    if not emptied:
+        return
+    if Report.objects.for_tenant(tenant).filter(study=source).exclude(state="unread").exists():
+        _refuse(tenant, actor, source, what, "The study this would empty has a report: move the report's "
+                                             "images with care, or correct the study's patient details instead.")
+    if Share.objects.for_tenant(tenant).filter(studies=source).exists():
+        _refuse(tenant, actor, source, what, "The study this would empty is shared: revoke its shares first.")
+
+
+def move_series(*, series: Series, target: Study, user, actor: Actor, reason: str = "") -> Correction:
+    """A series sent under the wrong patient goes into the right study: its images take the
+    target study's patient and study attributes."""
+    tenant, source = target.tenant, series.study
+    if source.pk == target.pk:
+        raise CorrectionRefused("The series is in that study already.")
+    emptied = not Series.objects.for_tenant(tenant).filter(study=source).exclude(pk=series.pk).exists()
+    _movable(tenant, actor, source, MOVE_SERIES, emptied)
+    _ready(tenant, actor, source, MOVE_SERIES)
+    _ready(tenant, actor, target, MOVE_SERIES)
+    attributes = _target_attributes(target)
+    instances = list(Instance.objects.for_tenant(tenant).filter(series=series).order_by("pk"))
+    before = {"study_uid": source.study_instance_uid, "patient_name": source.patient_name,
+              "patient_id": source.patient_identifier}
+    after = {"study_uid": target.study_instance_uid, "patient_name": target.patient_name,
+             "patient_id": target.patient_identifier}
+    placed = _place_all(tenant, instances, lambda _: attributes)
+    return _commit(tenant, kind=MOVE_SERIES, actor=actor, user=user, placed=placed,
+                   study_ids={source.pk, target.pk}, target_uid=target.study_instance_uid,
+                   source_uid=source.study_instance_uid, series_uid=series.series_instance_uid,
+                   before=before, after=after, reason=reason)
+
+
+def merge_studies(*, source: Study, target: Study, user, actor: Actor, reason: str = "") -> Correction:
+    """Two studies of one patient become one: the source's images join the target."""
+    tenant = target.tenant
+    if source.pk == target.pk:
+        raise CorrectionRefused("A study cannot be merged into itself.")
+    if (source.patient_identifier, source.patient_name, source.patient_birth_date) != (
+            target.patient_identifier, target.patient_name, target.patient_birth_date):
+        _refuse(tenant, actor, source, MERGE, "These studies are of different patients (ID, name or birth date "
+                                              "differ): correct the patient details first, or move a series.")
+    _movable(tenant, actor, source, MERGE, True)
+    _ready(tenant, actor, source, MERGE)
+    _ready(tenant, actor, target, MERGE)
+    attributes = _target_attributes(target)
+    instances = list(Instance.objects.for_tenant(tenant).filter(study=source).order_by("pk"))
+    before = {"study_uid": source.study_instance_uid, "accession_number": source.accession_number}
+    after = {"study_uid": target.study_instance_uid, "accession_number": target.accession_number}
+    placed = _place_all(tenant, instances, lambda _: attributes)
+    return _commit(tenant, kind=MERGE, actor=actor, user=user, placed=placed, study_ids={source.pk, target.pk},
+                   target_uid=target.study_instance_uid, source_uid=source.study_instance_uid, before=before,
+                   after=after, reason=reason)
+
+
+def revert(*, correction: Correction, user, actor: Actor) -> Correction:
+    """Point the images back at their objects from before the correction (kept in both
+    regions); the corrected objects go after the drop grace period."""
+    tenant = correction.tenant
+    correction = Correction.objects.for_tenant(tenant).get(pk=correction.pk)  # as it is now
+    if correction.reverted_at is not None:
+        raise CorrectionRefused("This correction was reverted already.")
+    versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction).select_related("instance"))
+    if any(v.instance.storage_key != v.new_storage_key for v in versions):
+        _refuse(tenant, actor, correction.study, "revert", "A later correction changed these images: revert "
+                                                           "that one first.")
+    swaps = []
+    for v in versions:
+        with open_instance(SimpleNamespace(storage_key=v.old_storage_key, tenant_id=tenant.pk)) as f:
+            data = f.read()
+        parsed = parse_bytes(data)
+        if isinstance(parsed, InvalidInstance):
+            raise CorrectionRefused(f"A stored image does not parse any more: {parsed.reason}")
+        swaps.append(_Swap(v.instance, v.old_storage_key, v.old_sha256, v.old_size_bytes, parsed))
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Correction.objects.for_tenant(tenant).select_for_update().get(pk=correction.pk)
+        if locked.reverted_at is not None:
+            raise CorrectionRefused("This correction was reverted already.")
+        current = dict(Instance.objects.for_tenant(tenant).select_for_update().filter(
+            pk__in=[v.instance_id for v in versions]).values_list("pk", "storage_key"))
+        if any(current.get(v.instance_id) != v.new_storage_key for v in versions):
+            raise CorrectionRefused("These images changed meanwhile: reload and try again.")
+        study_ids = set(Instance.objects.for_tenant(tenant).filter(pk__in=current).values_list("study_id", flat=True))
+        _apply(tenant, swaps, study_ids)
+        for v in versions:
+            for region, copy in v.old_copies.items():
+                InstanceCopy.objects.for_tenant(tenant).filter(instance_id=v.instance_id, region=region).update(
+                    state=InstanceCopy.VERIFIED, updated_at=now, last_error="", **copy)
+        for v in versions:
+            outbox_add(tenant=tenant, kind=DROP, subjects=[v.instance_id], payload={"key": v.new_storage_key})
+        locked.reverted_at, locked.reverted_by = now, user
+        locked.save(update_fields=["reverted_at", "reverted_by"])
+        restored = correction.source_study_uid or correction.study_instance_uid
+        audit_record(tenant=tenant, actor=actor, action="study.correction_reverted", obj_type="study",
+                     obj_id=correction.study_id or "", detail={
+                         "correction": correction.pk, "kind": correction.kind, "study_uid": restored,
+                         "before": correction.after, "after": correction.before, "instances": len(versions)})
+    return locked

@@ -1,0 +1,180 @@
+"""Corrections without losing the original, on real SeaweedFS regions: a study's patient
+details, a series moved to the right study, two studies merged. Each is a new header on
+every image (pixel data bytes untouched) in both regions, served by every door at once,
+audited with before and after, reversible; the previous headers are kept; billing counts a
+merged study once; and what the standard or common sense forbids is refused, nothing changed."""
+
+import io
+import json
+from datetime import date
+
+import pydicom
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from archive.corrections import services
+from archive.corrections.models import HeaderVersion
+from archive.models import Instance, Patient, Series, Study
+from archive.outbox.models import Outbox
+from archive.outbox.services import outbox_advance_many
+from archive.storage.integrity import copy_check
+from archive.storage.reader import open_instance
+from billing.models import Charge
+from tenants import roles
+from tenants.audit import Actor, AuditEvent
+from tests.archive.test_services_ingest import ingest_bytes
+from tests.dicom_factory import make_ct_series, to_bytes
+
+pytestmark = pytest.mark.usefixtures("s3_regions")
+
+
+def actor(user):
+    return Actor(AuditEvent.USER, str(user.pk), user.email)
+
+
+def archived(tenant, *series_list) -> list[Study]:
+    for series in series_list:
+        for ds in series:
+            assert ingest_bytes(tenant, to_bytes(ds)).ok
+    rows = list(Outbox.objects.for_tenant(tenant).filter(kind="archive", done_at=None).values_list("pk", flat=True))
+    assert all(r is True for r in outbox_advance_many(rows).values())
+    return [Study.objects.for_tenant(tenant).get(study_instance_uid=s[0].StudyInstanceUID) for s in series_list]
+
+
+def stored(instance) -> pydicom.Dataset:
+    with open_instance(instance) as f:
+        return pydicom.dcmread(io.BytesIO(f.read()))
+
+
+def pixel_bytes(instance) -> bytes:
+    return stored(instance).PixelData
+
+
+def test_patient_details_corrected_everywhere_and_reverted(tenant, make_member, login):
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(2, 16, 16, patient_name="Smiht^Jon", patient_id="MRN-1",
+                                              accession="ACC1"))
+    instances = list(Instance.objects.for_tenant(tenant).filter(study=study).order_by("pk"))
+    pixels = {i.pk: pixel_bytes(i) for i in instances}
+    old_keys = {i.pk: i.storage_key for i in instances}
+
+    correction = services.correct_demographics(
+        study=study, user=desk, actor=actor(desk), reason="typo at the front desk",
+        changes={"PatientName": services.person_name("Smith", "John"), "PatientID": "MRN-1",
+                 "PatientBirthDate": date(1970, 3, 4), "AccessionNumber": "ACC1"})
+    assert correction.before == {"PatientName": "Smiht^Jon", "PatientBirthDate": "19700101"}
+    assert correction.after == {"PatientName": "Smith^John", "PatientBirthDate": "19700304"}
+    study.refresh_from_db()
+    assert (study.patient_name, study.patient_birth_date, study.num_instances) == ("Smith^John", "19700304", 2)
+    for instance in Instance.objects.for_tenant(tenant).filter(study=study):
+        ds = stored(instance)
+        assert (str(ds.PatientName), ds.PatientBirthDate) == ("Smith^John", "19700304")
+        assert ds.PixelData == pixels[instance.pk]  # the pixel data's bytes as received
+        assert instance.storage_key != old_keys[instance.pk]
+        for region in ("primary", "secondary"):
+            assert copy_check(instance, region).ok
+    # The previous headers are kept, in both regions.
+    versions = HeaderVersion.objects.for_tenant(tenant).filter(correction=correction)
+    assert {v.old_storage_key for v in versions} == set(old_keys.values())
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(action="study.corrected.demographics")
+    assert event.detail["before"]["PatientName"] == "Smiht^Jon" and event.detail["after"]["PatientName"] == "Smith^John"
+
+    # Every door: QIDO-RS finds the new name, WADO-RS metadata says it.
+    client = login(desk, the_client=Client())
+    base = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": tenant.slug})
+    found = json.loads(client.get(base, {"PatientName": "SMITH*"}, HTTP_ACCEPT="application/dicom+json").content)
+    assert [s["0020000D"]["Value"][0] for s in found] == [study.study_instance_uid]
+    meta = json.loads(client.get(f"{base}/{study.study_instance_uid}/metadata").content)
+    assert {m["00100010"]["Value"][0]["Alphabetic"] for m in meta} == {"Smith^John"}
+
+    services.revert(correction=correction, user=desk, actor=actor(desk))
+    study.refresh_from_db()
+    assert (study.patient_name, study.patient_birth_date) == ("Smiht^Jon", "19700101")
+    for instance in Instance.objects.for_tenant(tenant).filter(study=study):
+        assert instance.storage_key == old_keys[instance.pk] and str(stored(instance).PatientName) == "Smiht^Jon"
+        for region in ("primary", "secondary"):
+            assert copy_check(instance, region).ok
+    with pytest.raises(services.CorrectionRefused, match="reverted already"):
+        services.revert(correction=correction, user=desk, actor=actor(desk))
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_reverted").count() == 1
+
+
+def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, make_member):
+    desk = make_member(tenant, roles.FRONT_DESK)
+    right, wrong = archived(
+        tenant, make_ct_series(2, 16, 16, patient_name="Right^Rita", patient_id="R1", accession="A-R", seed=1),
+        make_ct_series(1, 16, 16, patient_name="Wrong^Walt", patient_id="W1", accession="A-W", seed=2))
+    wrong_series = Series.objects.for_tenant(tenant).get(study=wrong)
+    moved = services.move_series(series=wrong_series, target=right, user=desk, actor=actor(desk))
+    right.refresh_from_db()
+    assert (right.num_series, right.num_instances) == (2, 3)
+    assert not Study.objects.for_tenant(tenant).filter(pk=wrong.pk).exists()  # emptied, gone
+    assert not Patient.objects.for_tenant(tenant).filter(patient_id="W1").exists()
+    for instance in Instance.objects.for_tenant(tenant).filter(series=wrong_series):
+        ds = stored(instance)
+        assert (ds.StudyInstanceUID, ds.PatientID, str(ds.PatientName)) == (
+            right.study_instance_uid, "R1", "Right^Rita")
+    # One study now: the emptied study's charge is credited, so the clinic pays once.
+    charge = Charge.objects.for_tenant(tenant).get(study_instance_uid=wrong.study_instance_uid)
+    assert charge.state == Charge.CREDITED
+
+    services.revert(correction=moved, user=desk, actor=actor(desk))
+    back = Study.objects.for_tenant(tenant).get(study_instance_uid=wrong.study_instance_uid)
+    assert (back.patient_name, back.num_instances) == ("Wrong^Walt", 1)
+    right.refresh_from_db()
+    assert right.num_instances == 2
+
+
+def test_merge_of_one_patients_studies_and_refusals(tenant, make_member, login):
+    desk = make_member(tenant, roles.FRONT_DESK)
+    first, second, stranger = archived(
+        tenant, make_ct_series(1, 16, 16, patient_name="Doe^Jane", patient_id="P1", accession="A1", seed=1),
+        make_ct_series(1, 16, 16, patient_name="Doe^Jane", patient_id="P1", accession="A2", seed=2),
+        make_ct_series(1, 16, 16, patient_name="Roe^Rick", patient_id="P2", accession="A3", seed=3))
+    before = {i.pk: i.storage_key for i in Instance.objects.for_tenant(tenant)}
+
+    # A merge across patients, and an ID that belongs to another patient: refused, audited.
+    with pytest.raises(services.CorrectionRefused, match="different patients"):
+        services.merge_studies(source=stranger, target=first, user=desk, actor=actor(desk))
+    with pytest.raises(services.CorrectionRefused, match="two patients"):
+        services.correct_demographics(study=stranger, user=desk, actor=actor(desk), changes={"PatientID": "P1"})
+    for bad, message in (({"PatientID": "x" * 65}, "at most 64"), ({"AccessionNumber": "A\\B"}, "backslash"),
+                         ({"PatientBirthDate": date(2999, 1, 1)}, "future")):
+        with pytest.raises(services.CorrectionRefused, match=message):
+            services.correct_demographics(study=stranger, user=desk, actor=actor(desk), changes=bad)
+    assert {i.pk: i.storage_key for i in Instance.objects.for_tenant(tenant)} == before  # nothing changed
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_refused").count() == 5
+
+    services.merge_studies(source=second, target=first, user=desk, actor=actor(desk))
+    first.refresh_from_db()
+    assert first.num_instances == 2 and not Study.objects.for_tenant(tenant).filter(pk=second.pk).exists()
+    assert Charge.objects.for_tenant(tenant).get(study_instance_uid=second.study_instance_uid).state == "credited"
+    assert Charge.objects.for_tenant(tenant).get(study_instance_uid=first.study_instance_uid).state != "credited"
+
+    # Without the permission: refused, audited, nothing changed.
+    viewer = login(make_member(tenant, roles.VIEWER), the_client=Client())
+    url = reverse("archive:study_correct", kwargs={"tenant_slug": tenant.slug, "pk": stranger.pk})
+    assert viewer.post(url, {"family_name": "X", "patient_id": "P2"}).status_code == 403
+    stranger.refresh_from_db()
+    assert stranger.patient_name == "Roe^Rick"
+
+
+def test_deleting_a_corrected_study_removes_its_previous_headers_too(tenant, owner, make_member,
+                                                                     django_capture_on_commit_callbacks):
+    from archive.retention.deletion import deletion_request_approve, deletion_request_create
+    from cloudpacs.objectstore.objects import object_exists
+
+    second = make_member(tenant, roles.ADMIN)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Gone^Gary", patient_id="G1"))
+    correction = services.correct_demographics(study=study, user=owner, actor=actor(owner),
+                                               changes={"PatientName": "Gone^Garry"})
+    old = [v.old_storage_key for v in HeaderVersion.objects.for_tenant(tenant).filter(correction=correction)]
+    request = deletion_request_create(tenant=tenant, study=study, user=owner, reason="sent in error",
+                                      override_retention=True, actor=actor(owner))
+    with django_capture_on_commit_callbacks(execute=True):
+        tombstone = deletion_request_approve(tenant=tenant, request_id=request.pk, user=second, actor=actor(second))
+    assert set(old) <= set(tombstone.storage_keys) and tombstone.num_instances == 1
+    for key in tombstone.storage_keys:
+        for region in ("primary", "secondary"):
+            assert not object_exists(region, key), (key, region)
