@@ -40,7 +40,10 @@ class Correction(TenantOwned):
 
 class HeaderVersion(TenantOwned):
     correction = models.ForeignKey(Correction, on_delete=models.CASCADE, related_name="versions")
-    instance = models.ForeignKey("archive.Instance", on_delete=models.CASCADE, related_name="header_versions")
+    # Kept when the index loses the instance (a restore must still know which objects are
+    # superseded headers: archive/storage/restore.py).
+    instance = models.ForeignKey("archive.Instance", null=True, on_delete=models.SET_NULL,
+                                 related_name="header_versions")
     old_storage_key = models.CharField(max_length=128)
     old_sha256 = models.CharField(max_length=64)
     old_size_bytes = models.PositiveBigIntegerField()

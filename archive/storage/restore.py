@@ -42,6 +42,7 @@ class RestoreReport:
     total: int = 0
     restored: int = 0
     skipped: int = 0
+    superseded: int = 0  # earlier headers of corrected images, kept for a revert
     deleted: int = 0  # objects of studies deleted by approval: they stay gone
     failed: list[str] = field(default_factory=list)
     # Objects not restored because their data key's clinic is not here or not theirs
@@ -162,6 +163,15 @@ def _tombstoned_keys() -> set[str]:
     return found
 
 
+def _superseded_keys() -> set[str]:
+    """Objects that are not an image's current header: what a correction replaced (kept for
+    a revert), and what a revert gave up. Restoring one would silently undo a correction."""
+    from archive.corrections.models import HeaderVersion
+
+    rows = HeaderVersion.unscoped.values_list("old_storage_key", "new_storage_key", "correction__reverted_at")
+    return {new if reverted_at else old for old, new, reverted_at in rows}
+
+
 def region_restore(*, region: str, tenant: Tenant | None = None, drive: bool = True,
                    progress: Callable[[RestoreReport], None] | None = None,
                    progress_every: float = 2.0) -> RestoreReport:
@@ -175,11 +185,14 @@ def region_restore(*, region: str, tenant: Tenant | None = None, drive: bool = T
     keys = [k for k in object_keys(region) if k.split("/", 1)[0].isdigit()]
     report = RestoreReport(total=len(keys))
     deleted = _tombstoned_keys()
+    superseded = _superseded_keys()
     last = time.monotonic()
     for key in keys:
         indexed = Instance.unscoped.filter(storage_key=key).values_list("tenant_id", flat=True).first()
         if key in deleted:
             report.deleted += 1
+        elif key in superseded:
+            report.superseded += 1
         elif indexed is not None:
             if tenant is None or indexed == tenant.pk:
                 report.skipped += 1

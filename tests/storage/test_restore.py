@@ -364,3 +364,31 @@ def test_renamed_objects_and_forged_key_documents_do_not_move_studies(tenant, ot
     assert _studies_of(tenant) == {studies["acme"]} and not _studies_of(other_tenant)
     assert Instance.objects.for_tenant(tenant).filter(storage_key=renamed).exists()
     assert err.getvalue().count("is not a key of clinic 'acme'") == 2
+
+
+def test_restore_keeps_corrections(tenant, owner, fresh_buckets):
+    """A corrected image's earlier header stays in the regions (for a revert); a restore
+    brings back the corrected one, not whichever of the two it lists first."""
+    from archive.corrections.models import Correction, HeaderVersion
+    from archive.corrections.services import correct_demographics
+    from archive.models import Study
+    from tenants.audit import Actor
+
+    series = make_ct_series(2, patient_name="Wrnog^Name", patient_id="CORR")
+    for ds in series:
+        assert ingest_bytes(tenant, to_bytes(ds)).ok
+    for row in Outbox.objects.for_tenant(tenant):
+        assert pipeline.outbox_drive_inline(row.pk)
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=series[0].StudyInstanceUID)
+    correct_demographics(study=study, user=owner, actor=Actor.system("test"), changes={"PatientName": "Wrong^Name"})
+
+    corrections = list(Correction.objects.for_tenant(tenant).values())
+    versions = list(HeaderVersion.objects.for_tenant(tenant).values())
+    _wipe_index(tenant)
+    Correction.unscoped.bulk_create([Correction(**{**c, "study_id": None}) for c in corrections])
+    HeaderVersion.unscoped.bulk_create([HeaderVersion(**{**v, "instance_id": None}) for v in versions])
+
+    out = StringIO()
+    call_command("restore_from_region", "secondary", stdout=out)
+    assert "2 restored" in out.getvalue() and "2 earlier headers of corrected images left aside" in out.getvalue()
+    assert {i.study.patient_name for i in Instance.objects.for_tenant(tenant)} == {"Wrong^Name"}

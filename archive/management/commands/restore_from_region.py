@@ -24,9 +24,10 @@ class Command(BaseCommand):
             clinic = clinic_or_error(tenant)
 
         def progress(report: RestoreReport) -> None:
-            done = report.restored + report.skipped + report.deleted + len(report.failed)
+            done = report.restored + report.skipped + report.deleted + report.superseded + len(report.failed)
             self.stdout.write(f"restore: {done}/{report.total} objects, {report.restored} restored, "
                               f"{report.skipped} already indexed, {report.deleted} of deleted studies kept gone, "
+                              f"{report.superseded} earlier headers of corrected images left aside, "
                               f"{len(report.failed)} failed, "
                               f"{len(report.refused)} refused (clinic not here or not theirs), "
                               f"{report.bytes / 1e6:.1f} MB")
