@@ -12,6 +12,7 @@ from django.utils import timezone
 from tenants.scoping import TenantOwned
 
 DEMOGRAPHICS, MOVE_SERIES, MERGE = "demographics", "move_series", "merge"
+RUNNING, APPLIED, FAILED = "running", "applied", "failed"
 KINDS = [(DEMOGRAPHICS, "Patient details"), (MOVE_SERIES, "Series moved"), (MERGE, "Studies merged")]
 
 
@@ -29,6 +30,14 @@ class Correction(TenantOwned):
     reverted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     reverted_at = models.DateTimeField(null=True, blank=True)
+    # A worker applies it (outbox kind "correct"): a study of hundreds of images takes a
+    # while, and the study page shows how far it is.
+    state = models.CharField(max_length=8, default=RUNNING,
+                             choices=[(RUNNING, "Running"), (APPLIED, "Applied"), (FAILED, "Failed")])
+    params = models.JSONField(default=dict)  # what the worker needs: attribute values, ids
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
 
     class Meta(TenantOwned.Meta):
         indexes = [models.Index(fields=["tenant", "study_instance_uid"]),

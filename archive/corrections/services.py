@@ -1,6 +1,8 @@
 """Corrections of what a study says about its patient, and of which study an image is in.
 
-Every correction rewrites the headers of the images it touches (pydicom changes the named
+Every correction is checked when it is asked for (refusals come at once), then applied by a
+worker (outbox kind "correct"; the study page shows its progress). It rewrites the headers
+of the images it touches (pydicom changes the named
 attributes; the pixel data's bytes are copied as they are), stores each as a new object in
 tier 1 and both regions (archive/storage/replace.py), then in one transaction points the
 images at their new objects, re-indexes the studies involved and records the old objects
@@ -21,11 +23,20 @@ from types import SimpleNamespace
 
 import pydicom
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from archive.corrections import hooks
-from archive.corrections.models import DEMOGRAPHICS, MERGE, MOVE_SERIES, Correction, HeaderVersion
+from archive.corrections.models import (
+    APPLIED,
+    DEMOGRAPHICS,
+    FAILED,
+    MERGE,
+    MOVE_SERIES,
+    RUNNING,
+    Correction,
+    HeaderVersion,
+)
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.parse import ParsedInstance
 from archive.ingest.service import patient_key, patients_for, study_row_fields
@@ -41,6 +52,7 @@ from archive.study_header import COPIED, study_header
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
+CORRECT = "correct"  # outbox kind: apply a correction (subject: the Correction)
 
 # What a front desk may correct on a study, and the DICOM limits of each (PS3.5 6.2).
 FIELDS = {"PatientName": "patient_name", "PatientID": "patient_identifier",
@@ -127,11 +139,14 @@ def _rewritten(instance: Instance, attributes: dict) -> bytes:
     return out.getvalue()
 
 
-def _place_all(tenant, instances: list[Instance], attributes_of) -> list[tuple[Instance, Placed]]:
+def _place_all(tenant, instances: list[Instance], attributes_of, progress: Correction | None = None
+               ) -> list[tuple[Instance, Placed]]:
     placed: list[tuple[Instance, Placed]] = []
     try:
-        for instance in instances:
+        for n, instance in enumerate(instances, 1):
             placed.append((instance, object_place(tenant, _rewritten(instance, attributes_of(instance)))))
+            if progress is not None and (n % 5 == 0 or n == len(instances)):
+                Correction.objects.for_tenant(tenant).filter(pk=progress.pk).update(done=n)
     except BaseException:
         for _, p in placed:
             object_remove(p.key, p.regions)
@@ -201,10 +216,10 @@ def _recount(tenant, study_ids: set[int]) -> None:
     Patient.objects.for_tenant(tenant).filter(studies__isnull=True).delete()
 
 
-def _commit(tenant, *, kind: str, actor: Actor, user, placed: list[tuple[Instance, Placed]], study_ids: set[int],
-            target_uid: str, before: dict, after: dict, source_uid: str = "", series_uid: str = "",
-            reason: str = "") -> Correction:
-    now = timezone.now()
+def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study_ids: set[int], actor: Actor) -> None:
+    """Point the images at their new objects and re-index, in one transaction; on any
+    failure the new objects go and the images keep what they had."""
+    tenant, now = correction.tenant, timezone.now()
     try:
         with transaction.atomic():
             ids = [instance.pk for instance, _ in placed]
@@ -212,10 +227,6 @@ def _commit(tenant, *, kind: str, actor: Actor, user, placed: list[tuple[Instanc
                            .values_list("pk", "storage_key"))
             if any(current.get(instance.pk) != instance.storage_key for instance, _ in placed):
                 raise CorrectionRefused("These images changed meanwhile (another correction?): try again.")
-            correction = Correction.objects.for_tenant(tenant).create(
-                kind=kind, study_instance_uid=target_uid, source_study_uid=source_uid,
-                series_instance_uid=series_uid, before=before, after=after, reason=reason[:500],
-                created_by=user, created_at=now)
             HeaderVersion.objects.for_tenant(tenant).bulk_create([HeaderVersion(
                 tenant=tenant, correction=correction, instance=instance, old_storage_key=instance.storage_key,
                 old_sha256=instance.sha256, old_size_bytes=instance.size_bytes, old_copies=_copies_of(instance),
@@ -223,20 +234,46 @@ def _commit(tenant, *, kind: str, actor: Actor, user, placed: list[tuple[Instanc
             _apply(tenant, [_Swap(i, p.key, p.sha256, p.size, p.parsed) for i, p in placed], study_ids)
             for instance, p in placed:
                 copies_point_at(instance.pk, p, now)
-            correction.study = Study.objects.for_tenant(tenant).filter(study_instance_uid=target_uid).first()
-            correction.save(update_fields=["study"])
-            audit_record(tenant=tenant, actor=actor, action=f"study.corrected.{kind}", obj_type="study",
-                         obj_id=correction.study_id or "", detail={
-                             "correction": correction.pk, "study_uid": target_uid, "source_study_uid": source_uid,
-                             "series_uid": series_uid, "before": before, "after": after, "instances": len(placed)})
-            if kind == MERGE or (source_uid and not Study.objects.for_tenant(tenant).filter(
-                    study_instance_uid=source_uid).exists()):
+            target = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.study_instance_uid).first()
+            Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(
+                study=target, state=APPLIED, done=len(placed), total=len(placed))
+            audit_record(tenant=tenant, actor=actor, action=f"study.corrected.{correction.kind}", obj_type="study",
+                         obj_id=target.pk if target else "", detail={
+                             "correction": correction.pk, "study_uid": correction.study_instance_uid,
+                             "source_study_uid": correction.source_study_uid,
+                             "series_uid": correction.series_instance_uid, "before": correction.before,
+                             "after": correction.after, "instances": len(placed)})
+            source = correction.source_study_uid
+            if source and not Study.objects.for_tenant(tenant).filter(study_instance_uid=source).exists():
                 # The source study is gone into the target: one study, counted (billed) once.
-                hooks.studies_merged(tenant, merged_uid=source_uid, into_uid=target_uid, actor=actor)
+                hooks.studies_merged(tenant, merged_uid=source, into_uid=correction.study_instance_uid, actor=actor)
     except BaseException:
         for _, p in placed:
             object_remove(p.key, p.regions)
         raise
+
+
+def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after: dict, params: dict,
+           total: int, reason: str, source: Study | None = None, series: Series | None = None) -> Correction:
+    """Record the correction and hand it to a worker, unless one is running on these studies."""
+    tenant = target.tenant
+    uids = {target.study_instance_uid} | ({source.study_instance_uid} if source else set())
+    with transaction.atomic():
+        Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).exists()
+        running = Correction.objects.for_tenant(tenant).filter(state=RUNNING).filter(
+            Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists()
+        if running:
+            raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
+        correction = Correction.objects.for_tenant(tenant).create(
+            kind=kind, study=target, study_instance_uid=target.study_instance_uid,
+            source_study_uid=source.study_instance_uid if source else "",
+            series_instance_uid=series.series_instance_uid if series else "", before=before, after=after,
+            params={**params, "actor": [actor.type, actor.id, actor.label, actor.ip]}, total=total,
+            reason=reason[:500], created_by=user)
+        audit_record(tenant=tenant, actor=actor, action="study.correction_requested", obj_type="study",
+                     obj_id=target.pk, detail={"correction": correction.pk, "kind": kind, "before": before,
+                                               "after": after, "instances": total})
+        outbox_add(tenant=tenant, kind=CORRECT, subjects=[correction.pk])
     return correction
 
 
@@ -270,10 +307,8 @@ def correct_demographics(*, study: Study, changes: dict, user, actor: Actor, rea
                 "date: the study would have two patients. Correct name and birth date to theirs, or use "
                 "another ID.")
     _ready(tenant, actor, study, DEMOGRAPHICS)
-    instances = list(Instance.objects.for_tenant(tenant).filter(study=study).order_by("pk"))
-    placed = _place_all(tenant, instances, lambda _: values)
-    return _commit(tenant, kind=DEMOGRAPHICS, actor=actor, user=user, placed=placed, study_ids={study.pk},
-                   target_uid=study.study_instance_uid, before=before, after=values, reason=reason)
+    return _start(kind=DEMOGRAPHICS, target=study, user=user, actor=actor, before=before, after=values,
+                  params={"attributes": values}, total=study.num_instances, reason=reason)
 
 
 def _target_attributes(target: Study) -> dict:
@@ -302,17 +337,13 @@ def move_series(*, series: Series, target: Study, user, actor: Actor, reason: st
     _movable(tenant, actor, source, MOVE_SERIES, emptied)
     _ready(tenant, actor, source, MOVE_SERIES)
     _ready(tenant, actor, target, MOVE_SERIES)
-    attributes = _target_attributes(target)
-    instances = list(Instance.objects.for_tenant(tenant).filter(series=series).order_by("pk"))
     before = {"study_uid": source.study_instance_uid, "patient_name": source.patient_name,
               "patient_id": source.patient_identifier}
     after = {"study_uid": target.study_instance_uid, "patient_name": target.patient_name,
              "patient_id": target.patient_identifier}
-    placed = _place_all(tenant, instances, lambda _: attributes)
-    return _commit(tenant, kind=MOVE_SERIES, actor=actor, user=user, placed=placed,
-                   study_ids={source.pk, target.pk}, target_uid=target.study_instance_uid,
-                   source_uid=source.study_instance_uid, series_uid=series.series_instance_uid,
-                   before=before, after=after, reason=reason)
+    return _start(kind=MOVE_SERIES, target=target, source=source, series=series, user=user, actor=actor,
+                  before=before, after=after, params={"series": series.pk}, total=series.num_instances,
+                  reason=reason)
 
 
 def merge_studies(*, source: Study, target: Study, user, actor: Actor, reason: str = "") -> Correction:
@@ -327,14 +358,46 @@ def merge_studies(*, source: Study, target: Study, user, actor: Actor, reason: s
     _movable(tenant, actor, source, MERGE, True)
     _ready(tenant, actor, source, MERGE)
     _ready(tenant, actor, target, MERGE)
-    attributes = _target_attributes(target)
-    instances = list(Instance.objects.for_tenant(tenant).filter(study=source).order_by("pk"))
     before = {"study_uid": source.study_instance_uid, "accession_number": source.accession_number}
     after = {"study_uid": target.study_instance_uid, "accession_number": target.accession_number}
-    placed = _place_all(tenant, instances, lambda _: attributes)
-    return _commit(tenant, kind=MERGE, actor=actor, user=user, placed=placed, study_ids={source.pk, target.pk},
-                   target_uid=target.study_instance_uid, source_uid=source.study_instance_uid, before=before,
-                   after=after, reason=reason)
+    return _start(kind=MERGE, target=target, source=source, user=user, actor=actor, before=before, after=after,
+                  params={}, total=source.num_instances, reason=reason)
+
+
+def correction_apply(correction: Correction) -> None:
+    """The worker's part: rewrite the images' headers (progress on the correction row), then
+    commit. A correction the studies no longer allow (changed meanwhile) fails, audited."""
+    tenant = correction.tenant
+    actor = Actor(*correction.params["actor"])  # who asked for it, from where
+    target = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.study_instance_uid).first()
+    source = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.source_study_uid).first() \
+        if correction.source_study_uid else None
+    if target is None or (correction.source_study_uid and source is None):
+        return _failed(correction, actor, "A study of this correction was deleted meanwhile.")
+    if correction.kind == DEMOGRAPHICS:
+        instances = Instance.objects.for_tenant(tenant).filter(study=target)
+        attributes = correction.params["attributes"]
+    elif correction.kind == MOVE_SERIES:
+        instances = Instance.objects.for_tenant(tenant).filter(series_id=correction.params["series"], study=source)
+        attributes = _target_attributes(target)
+    else:
+        instances = Instance.objects.for_tenant(tenant).filter(study=source)
+        attributes = _target_attributes(target)
+    instances = list(instances.order_by("pk"))
+    Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(done=0, total=len(instances))
+    placed = _place_all(tenant, instances, lambda _: attributes, progress=correction)
+    try:
+        _commit(correction, placed, {target.pk} | ({source.pk} if source else set()), actor)
+    except CorrectionRefused as exc:
+        return _failed(correction, actor, str(exc))
+    return None
+
+
+def _failed(correction: Correction, actor: Actor, why: str) -> None:
+    with transaction.atomic():
+        Correction.objects.for_tenant(correction.tenant).filter(pk=correction.pk).update(state=FAILED, error=why[:500])
+        audit_record(tenant=correction.tenant, actor=actor, action="study.correction_failed", obj_type="study",
+                     obj_id=correction.study_id or "", detail={"correction": correction.pk, "reason": why})
 
 
 def revert(*, correction: Correction, user, actor: Actor) -> Correction:
@@ -344,6 +407,8 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
     correction = Correction.objects.for_tenant(tenant).get(pk=correction.pk)  # as it is now
     if correction.reverted_at is not None:
         raise CorrectionRefused("This correction was reverted already.")
+    if correction.state != APPLIED:
+        raise CorrectionRefused("Only an applied correction can be reverted.")
     versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction).select_related("instance"))
     if any(v.instance.storage_key != v.new_storage_key for v in versions):
         _refuse(tenant, actor, correction.study, "revert", "A later correction changed these images: revert "

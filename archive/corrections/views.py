@@ -52,6 +52,7 @@ def study_corrections_context(request, study: Study) -> dict:
     for other in same_patient:
         other.date_display = dicom_date_display(other.study_date)
     return {"corrections": history, "may_correct": may_correct,
+            "correction_running": any(c.state == "running" for c in history),
             "demographics_form": DemographicsForm(initial=_initial(study)) if may_correct else None,
             "merge_targets": same_patient}
 
@@ -89,9 +90,10 @@ def correct(request, pk: int):
     except services.CorrectionRefused as exc:
         messages.error(request, str(exc))
         return _back(request, study.pk)
-    messages.success(request, f"Corrected ({', '.join(correction.after)}) on {study.num_instances} images; "
-                              "the previous headers are kept, and Revert undoes it.")
-    return _back(request, correction.study_id)
+    messages.success(request, f"Correcting {', '.join(correction.after)} on {correction.total} "
+                              f"image{'s' if correction.total != 1 else ''}; the previous headers are kept, "
+                              "and Revert undoes it.")
+    return _back(request, study.pk)
 
 
 @require_POST
@@ -116,7 +118,8 @@ def move_series(request, pk: int):
     except services.CorrectionRefused as exc:
         messages.error(request, str(exc))
         return _back(request, study.pk)
-    messages.success(request, f"Series moved to the study of {display_name(target.patient_name)}.")
+    messages.success(request, f"Moving the series to the study of {display_name(target.patient_name)}; "
+                              "its progress shows here.")
     return _back(request, target.pk)
 
 
@@ -137,7 +140,7 @@ def merge(request, pk: int):
     except services.CorrectionRefused as exc:
         messages.error(request, str(exc))
         return _back(request, study.pk)
-    messages.success(request, "Studies merged; Revert on this page undoes it.")
+    messages.success(request, "Merging the studies; its progress shows here, and Revert undoes it.")
     return _back(request, target.pk)
 
 

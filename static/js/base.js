@@ -21,6 +21,11 @@
       navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
     } else { document.execCommand("copy"); done(); }
   });
+  // <span data-refresh-seconds="3">: work shown on the page is under way; look again soon.
+  var refresh = document.querySelector("[data-refresh-seconds]");
+  if (refresh) {
+    setTimeout(function () { location.reload(); }, 1000 * parseFloat(refresh.dataset.refreshSeconds));
+  }
   // <form data-confirm="Question?">: submitted only if the person confirms.
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm");

@@ -42,6 +42,16 @@ def archived(tenant, *series_list) -> list[Study]:
     return [Study.objects.for_tenant(tenant).get(study_instance_uid=s[0].StudyInstanceUID) for s in series_list]
 
 
+def applied(correction):
+    """What the worker does: the correction's outbox row, run here."""
+    rows = list(Outbox.objects.for_tenant(correction.tenant).filter(kind="correct", done_at=None)
+                .values_list("pk", flat=True))
+    assert all(r is True for r in outbox_advance_many(rows).values())
+    correction.refresh_from_db()
+    assert correction.state == "applied", correction.error
+    return correction
+
+
 def stored(instance) -> pydicom.Dataset:
     with open_instance(instance) as f:
         return pydicom.dcmread(io.BytesIO(f.read()))
@@ -63,6 +73,11 @@ def test_patient_details_corrected_everywhere_and_reverted(tenant, make_member, 
         study=study, user=desk, actor=actor(desk), reason="typo at the front desk",
         changes={"PatientName": services.person_name("Smith", "John"), "PatientID": "MRN-1",
                  "PatientBirthDate": date(1970, 3, 4), "AccessionNumber": "ACC1"})
+    assert (correction.state, correction.total) == ("running", 2)
+    with pytest.raises(services.CorrectionRefused, match="being applied"):
+        services.correct_demographics(study=study, user=desk, actor=actor(desk), changes={"AccessionNumber": "X"})
+    correction = applied(correction)
+    assert correction.done == 2
     assert correction.before == {"PatientName": "Smiht^Jon", "PatientBirthDate": "19700101"}
     assert correction.after == {"PatientName": "Smith^John", "PatientBirthDate": "19700304"}
     study.refresh_from_db()
@@ -106,7 +121,7 @@ def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, 
         tenant, make_ct_series(2, 16, 16, patient_name="Right^Rita", patient_id="R1", accession="A-R", seed=1),
         make_ct_series(1, 16, 16, patient_name="Wrong^Walt", patient_id="W1", accession="A-W", seed=2))
     wrong_series = Series.objects.for_tenant(tenant).get(study=wrong)
-    moved = services.move_series(series=wrong_series, target=right, user=desk, actor=actor(desk))
+    moved = applied(services.move_series(series=wrong_series, target=right, user=desk, actor=actor(desk)))
     right.refresh_from_db()
     assert (right.num_series, right.num_instances) == (2, 3)
     assert not Study.objects.for_tenant(tenant).filter(pk=wrong.pk).exists()  # emptied, gone
@@ -146,7 +161,7 @@ def test_merge_of_one_patients_studies_and_refusals(tenant, make_member, login):
     assert {i.pk: i.storage_key for i in Instance.objects.for_tenant(tenant)} == before  # nothing changed
     assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_refused").count() == 5
 
-    services.merge_studies(source=second, target=first, user=desk, actor=actor(desk))
+    applied(services.merge_studies(source=second, target=first, user=desk, actor=actor(desk)))
     first.refresh_from_db()
     assert first.num_instances == 2 and not Study.objects.for_tenant(tenant).filter(pk=second.pk).exists()
     assert Charge.objects.for_tenant(tenant).get(study_instance_uid=second.study_instance_uid).state == "credited"
@@ -167,8 +182,8 @@ def test_deleting_a_corrected_study_removes_its_previous_headers_too(tenant, own
 
     second = make_member(tenant, roles.ADMIN)
     [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Gone^Gary", patient_id="G1"))
-    correction = services.correct_demographics(study=study, user=owner, actor=actor(owner),
-                                               changes={"PatientName": "Gone^Garry"})
+    correction = applied(services.correct_demographics(study=study, user=owner, actor=actor(owner),
+                                                       changes={"PatientName": "Gone^Garry"}))
     old = [v.old_storage_key for v in HeaderVersion.objects.for_tenant(tenant).filter(correction=correction)]
     request = deletion_request_create(tenant=tenant, study=study, user=owner, reason="sent in error",
                                       override_retention=True, actor=actor(owner))

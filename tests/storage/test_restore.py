@@ -381,6 +381,8 @@ def test_restore_keeps_corrections(tenant, owner, fresh_buckets):
         assert pipeline.outbox_drive_inline(row.pk)
     study = Study.objects.for_tenant(tenant).get(study_instance_uid=series[0].StudyInstanceUID)
     correct_demographics(study=study, user=owner, actor=Actor.system("test"), changes={"PatientName": "Wrong^Name"})
+    for row in Outbox.objects.for_tenant(tenant).filter(kind="correct"):
+        assert pipeline.outbox_drive_inline(row.pk)
 
     corrections = list(Correction.objects.for_tenant(tenant).values())
     versions = list(HeaderVersion.objects.for_tenant(tenant).values())
