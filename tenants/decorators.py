@@ -6,6 +6,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from tenants.audit import audit_record
 from tenants.middleware import json_error, wants_json
 
 
@@ -45,3 +46,13 @@ def require_member(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def require_perm_audited(request, perm: str, *, action: str, obj_type: str, obj_id, detail: dict) -> None:
+    """Inside a view whose refusals the clinic must see (writing a report, correcting a
+    study): without `perm`, the attempt goes into the audit log and the answer is 403."""
+    if request.principal.can(perm):
+        return
+    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action=action,
+                 obj_type=obj_type, obj_id=obj_id, detail=detail)
+    raise PermissionDenied(f"Your role does not allow this ({perm}).")

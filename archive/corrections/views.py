@@ -2,7 +2,6 @@
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect
@@ -14,8 +13,7 @@ from archive.corrections.models import Correction
 from archive.models import Series, Study
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.views.lookup import study_or_404
-from tenants.audit import audit_record
-from tenants.decorators import require_perm
+from tenants.decorators import require_perm, require_perm_audited
 
 PERM = "archive.correct"
 
@@ -64,18 +62,16 @@ def _back(request, study_pk: int | None):
                     + "#corrections")
 
 
-def _denied(request, study, what: str):
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="study.correction_refused",
-                 obj_type="study", obj_id=study.pk, detail={"attempted": what, "reason": "no permission"})
-    raise PermissionDenied("Your role does not allow correcting studies.")
+def _refuse_unless_corrector(request, study, what: str) -> None:
+    require_perm_audited(request, PERM, action="study.correction_refused", obj_type="study", obj_id=study.pk or "",
+                         detail={"attempted": what, "reason": "no permission"})
 
 
 @require_POST
 @require_perm("archive.view")
 def correct(request, pk: int):
     study = study_or_404(request, pk)
-    if not request.principal.can(PERM):
-        _denied(request, study, "demographics")
+    _refuse_unless_corrector(request, study, "demographics")
     form = DemographicsForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
@@ -100,8 +96,7 @@ def correct(request, pk: int):
 @require_perm("archive.view")
 def move_series(request, pk: int):
     study = study_or_404(request, pk)
-    if not request.principal.can(PERM):
-        _denied(request, study, "move_series")
+    _refuse_unless_corrector(request, study, "move_series")
     raw = request.POST.get("series", "")
     series = Series.objects.for_tenant(request.tenant).filter(pk=int(raw), study=study).first() if raw.isdigit() else None
     if series is None:
@@ -127,8 +122,7 @@ def move_series(request, pk: int):
 @require_perm("archive.view")
 def merge(request, pk: int):
     study = study_or_404(request, pk)
-    if not request.principal.can(PERM):
-        _denied(request, study, "merge")
+    _refuse_unless_corrector(request, study, "merge")
     raw = request.POST.get("target", "")
     target = Study.objects.for_tenant(request.tenant).filter(pk=int(raw)).first() if raw.isdigit() else None
     if target is None:
@@ -150,8 +144,7 @@ def revert(request, correction_id: int):
     correction = Correction.objects.for_tenant(request.tenant).filter(pk=correction_id).first()
     if correction is None:
         raise Http404("No such correction")
-    if not request.principal.can(PERM):
-        _denied(request, correction.study or Study(pk=None), "revert")
+    _refuse_unless_corrector(request, correction.study or Study(pk=None), "revert")
     try:
         services.revert(correction=correction, user=request.user, actor=request.principal.actor(request))
     except services.CorrectionRefused as exc:

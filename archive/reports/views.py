@@ -4,7 +4,6 @@ signed PDF itself, read back from the study's DICOM object."""
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -12,8 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from archive.reports import services
 from archive.views.lookup import study_or_404
-from tenants.audit import audit_record
-from tenants.decorators import require_perm
+from tenants.decorators import require_perm, require_perm_audited
 from tenants.models import User
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -49,11 +47,9 @@ def _back(request, study):
     return redirect(reverse("archive:study", kwargs={"tenant_slug": request.tenant.slug, "pk": study.pk}) + "#report")
 
 
-def _refuse(request, study, action: str):
-    """Someone without the permission tried: refused, and the clinic's log says who."""
-    audit_record(tenant=request.tenant, actor=request.principal.actor(request), action="report.refused",
-                 obj_type="study", obj_id=study.pk, detail={"attempted": action, "study_uid": study.study_instance_uid})
-    raise PermissionDenied("Your role does not allow writing or signing reports.")
+def _refuse_unless_reporter(request, study, action: str) -> None:
+    require_perm_audited(request, REPORT_PERM, action="report.refused", obj_type="study", obj_id=study.pk,
+                         detail={"attempted": action, "study_uid": study.study_instance_uid})
 
 
 @require_POST
@@ -63,8 +59,7 @@ def report_action(request, pk: int):
     action = request.POST.get("action", "")
     if action not in ("save", "sign", "amend"):
         return HttpResponse("Unknown report action.", status=400, content_type="text/plain")
-    if not request.principal.can(REPORT_PERM):
-        _refuse(request, study, action)
+    _refuse_unless_reporter(request, study, action)
     actor = request.principal.actor(request)
     try:
         if action == "amend":
@@ -91,8 +86,7 @@ def report_action(request, pk: int):
 @require_perm("archive.view")
 def report_pdf_attach(request, pk: int):
     study = study_or_404(request, pk)
-    if not request.principal.can(REPORT_PERM):
-        _refuse(request, study, "attach_pdf")
+    _refuse_unless_reporter(request, study, "attach_pdf")
     form = PdfForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, "Choose the signed PDF to attach.")
@@ -113,8 +107,7 @@ def report_pdf_attach(request, pk: int):
 @require_perm("archive.view")
 def report_assign(request, pk: int):
     study = study_or_404(request, pk)
-    if not request.principal.can(REPORT_PERM):
-        _refuse(request, study, "assign")
+    _refuse_unless_reporter(request, study, "assign")
     raw = request.POST.get("assignee", "")
     assignee = None
     if raw:
