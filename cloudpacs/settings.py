@@ -281,7 +281,7 @@ def _region_storage(region: str) -> dict:
     sse = envstr(prefix + "SSE")  # bucket-side encryption as a second layer, e.g. "AES256"
     if sse:
         options["object_parameters"] = {"ServerSideEncryption": sse}
-    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    return {"BACKEND": "cloudpacs.objectstore.s3.RegionS3Storage", "OPTIONS": options}
 
 
 # Tier 1: local disk where instances land (fsynced) before their copies reach both regions.
