@@ -19,7 +19,6 @@ import io
 import logging
 from dataclasses import dataclass
 from datetime import date
-from types import SimpleNamespace
 
 import pydicom
 from django.db import transaction
@@ -43,6 +42,7 @@ from archive.ingest.service import patient_key, patients_for, study_row_fields
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.services import outbox_add
 from archive.reports.models import Report
+from archive.retention.services import retention_recompute
 from archive.sharing.models import Share
 from archive.storage.compression import DROP, copies_point_at
 from archive.storage.models import InstanceCopy
@@ -121,13 +121,33 @@ def _not_archived(study: Study) -> bool:
         instance__study=study).exists()
 
 
-def _rewritten(instance: Instance, attributes: dict) -> bytes:
+# Attributes an image must carry, maybe empty (Type 2 in the Patient and General Study
+# modules): set to "" when the target has no value, never removed.
+TYPE2 = {"PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "AccessionNumber", "StudyID", "ReferringPhysicianName"}
+# What else an image says about its patient or its order, which a moved image must not keep
+# from the wrong patient: the whole patient group, and the request's attributes.
+PATIENT_GROUP = 0x0010
+REQUEST_KEYWORDS = ("RequestAttributesSequence", "IssuerOfAccessionNumberSequence", "RequestedProcedureDescription")
+
+
+def _rewritten(instance: Instance, attributes: dict, *, new_patient: bool = False) -> bytes:
     """The instance's file with `attributes` (keyword -> value) set; every other element,
-    the pixel data's bytes among them, as stored."""
+    the pixel data's bytes among them, as stored. With `new_patient` (a move or a merge) all
+    the patient group and the request attributes go first, then the target's are written."""
     with open_instance(instance) as f:
         ds = pydicom.dcmread(f)
+    # Text decoded with the set it was written in, so that a change of set below re-encodes
+    # every value, in sequences too, instead of relabelling their bytes.
+    ds.decode()
+    if new_patient:
+        for tag in [t for t in ds.keys() if t.group == PATIENT_GROUP]:
+            del ds[tag]
+        for keyword in REQUEST_KEYWORDS:
+            if keyword in ds:
+                del ds[keyword]
     for keyword, value in attributes.items():
-        if value == "" and keyword not in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"):
+        if value == "" and keyword not in TYPE2:
             if keyword in ds:
                 del ds[keyword]
             continue
@@ -139,12 +159,13 @@ def _rewritten(instance: Instance, attributes: dict) -> bytes:
     return out.getvalue()
 
 
-def _place_all(tenant, instances: list[Instance], attributes_of, progress: Correction | None = None
-               ) -> list[tuple[Instance, Placed]]:
+def _place_all(tenant, instances: list[Instance], attributes_of, progress: Correction | None = None,
+               new_patient: bool = False) -> list[tuple[Instance, Placed]]:
     placed: list[tuple[Instance, Placed]] = []
     try:
         for n, instance in enumerate(instances, 1):
-            placed.append((instance, object_place(tenant, _rewritten(instance, attributes_of(instance)))))
+            data = _rewritten(instance, attributes_of(instance), new_patient=new_patient)
+            placed.append((instance, object_place(tenant, data)))
             if progress is not None and (n % 5 == 0 or n == len(instances)):
                 Correction.objects.for_tenant(tenant).filter(pk=progress.pk).update(done=n)
     except BaseException:
@@ -222,6 +243,18 @@ def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study
     tenant, now = correction.tenant, timezone.now()
     try:
         with transaction.atomic():
+            # One run commits: the outbox sweeper may hand a long correction to a second
+            # worker; whichever comes second finds it applied and leaves the images alone.
+            state = Correction.objects.for_tenant(tenant).select_for_update().filter(
+                pk=correction.pk).values_list("state", flat=True).first()
+            if state != RUNNING:
+                raise _AlreadyDone
+            if correction.source_study_uid:
+                source = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.source_study_uid).first()
+                emptied = source is not None and not Instance.objects.for_tenant(tenant).filter(study=source).exclude(
+                    pk__in=[i.pk for i, _ in placed]).exists()
+                if emptied:  # checked again here, under the locks: it may have changed since
+                    _movable(tenant, None, source, correction.kind, True)
             ids = [instance.pk for instance, _ in placed]
             current = dict(Instance.objects.for_tenant(tenant).select_for_update().filter(pk__in=ids)
                            .values_list("pk", "storage_key"))
@@ -234,6 +267,7 @@ def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study
             _apply(tenant, [_Swap(i, p.key, p.sha256, p.size, p.parsed) for i, p in placed], study_ids)
             for instance, p in placed:
                 copies_point_at(instance.pk, p, now)
+            _retention_again(tenant, study_ids)
             target = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.study_instance_uid).first()
             Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(
                 study=target, state=APPLIED, done=len(placed), total=len(placed))
@@ -247,10 +281,23 @@ def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study
             if source and not Study.objects.for_tenant(tenant).filter(study_instance_uid=source).exists():
                 # The source study is gone into the target: one study, counted (billed) once.
                 hooks.studies_merged(tenant, merged_uid=source, into_uid=correction.study_instance_uid, actor=actor)
+    except _AlreadyDone:
+        for _, p in placed:
+            object_remove(p.key, p.regions)
     except BaseException:
         for _, p in placed:
             object_remove(p.key, p.regions)
         raise
+
+
+class _AlreadyDone(Exception):
+    """Another run of the same correction committed first."""
+
+
+def _retention_again(tenant, study_ids: set[int]) -> None:
+    """A corrected birth date, a mammogram moved in, a merge: each study's retention date
+    follows what its images now say."""
+    retention_recompute(tenant=tenant, studies=Study.objects.for_tenant(tenant).filter(pk__in=study_ids))
 
 
 def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after: dict, params: dict,
@@ -259,7 +306,7 @@ def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after:
     tenant = target.tenant
     uids = {target.study_instance_uid} | ({source.study_instance_uid} if source else set())
     with transaction.atomic():
-        Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).exists()
+        list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
         running = Correction.objects.for_tenant(tenant).filter(state=RUNNING).filter(
             Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists()
         if running:
@@ -312,14 +359,17 @@ def correct_demographics(*, study: Study, changes: dict, user, actor: Actor, rea
 
 
 def _target_attributes(target: Study) -> dict:
-    """What an image moved into `target` must say: its patient and study attributes."""
+    """What an image moved into `target` must say: its patient and study attributes, ""
+    where the target has none (Type 2 kept empty, the others removed)."""
     ds = study_header(target)
-    return {keyword: str(ds.get(keyword, "")) for keyword in COPIED if keyword in ds}
+    return {keyword: str(ds.get(keyword, "") or "") for keyword in COPIED}
 
 
 def _movable(tenant, actor, source: Study, what: str, emptied: bool) -> None:
     if not emptied:
         return
+    if actor is None:  # at commit: the worker's failure is audited by correction_failed
+        actor = Actor.system("corrections")
     if Report.objects.for_tenant(tenant).filter(study=source).exclude(state="unread").exists():
         _refuse(tenant, actor, source, what, "The study this would empty has a report: move the report's "
                                              "images with care, or correct the study's patient details instead.")
@@ -373,7 +423,7 @@ def correction_apply(correction: Correction) -> None:
     source = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.source_study_uid).first() \
         if correction.source_study_uid else None
     if target is None or (correction.source_study_uid and source is None):
-        return _failed(correction, actor, "A study of this correction was deleted meanwhile.")
+        return correction_failed(correction, actor, "A study of this correction was deleted meanwhile.")
     if correction.kind == DEMOGRAPHICS:
         instances = Instance.objects.for_tenant(tenant).filter(study=target)
         attributes = correction.params["attributes"]
@@ -385,17 +435,20 @@ def correction_apply(correction: Correction) -> None:
         attributes = _target_attributes(target)
     instances = list(instances.order_by("pk"))
     Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(done=0, total=len(instances))
-    placed = _place_all(tenant, instances, lambda _: attributes, progress=correction)
+    placed = _place_all(tenant, instances, lambda _: attributes, progress=correction,
+                        new_patient=correction.kind != DEMOGRAPHICS)
     try:
         _commit(correction, placed, {target.pk} | ({source.pk} if source else set()), actor)
     except CorrectionRefused as exc:
-        return _failed(correction, actor, str(exc))
+        return correction_failed(correction, actor, str(exc))
     return None
 
 
-def _failed(correction: Correction, actor: Actor, why: str) -> None:
+def correction_failed(correction: Correction, actor: Actor, why: str) -> None:
     with transaction.atomic():
-        Correction.objects.for_tenant(correction.tenant).filter(pk=correction.pk).update(state=FAILED, error=why[:500])
+        if not Correction.objects.for_tenant(correction.tenant).filter(pk=correction.pk, state=RUNNING).update(
+                state=FAILED, error=why[:500]):
+            return
         audit_record(tenant=correction.tenant, actor=actor, action="study.correction_failed", obj_type="study",
                      obj_id=correction.study_id or "", detail={"correction": correction.pk, "reason": why})
 
@@ -410,12 +463,19 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
     if correction.state != APPLIED:
         raise CorrectionRefused("Only an applied correction can be reverted.")
     versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction).select_related("instance"))
+    if any(v.instance is None for v in versions):
+        _refuse(tenant, actor, correction.study, "revert", "Some of these images were deleted since: the "
+                                                           "correction can no longer be reverted.")
     if any(v.instance.storage_key != v.new_storage_key for v in versions):
         _refuse(tenant, actor, correction.study, "revert", "A later correction changed these images: revert "
                                                            "that one first.")
     swaps = []
     for v in versions:
-        with open_instance(SimpleNamespace(storage_key=v.old_storage_key, tenant_id=tenant.pk)) as f:
+        # The earlier object as it was indexed: tier 1 if it is still there, else a region,
+        # checked against its checksum on the way.
+        earlier = Instance(pk=v.instance_id, tenant_id=tenant.pk, storage_key=v.old_storage_key,
+                           sha256=v.old_sha256, size_bytes=v.old_size_bytes)
+        with open_instance(earlier) as f:
             data = f.read()
         parsed = parse_bytes(data)
         if isinstance(parsed, InvalidInstance):
@@ -432,6 +492,8 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
             raise CorrectionRefused("These images changed meanwhile: reload and try again.")
         study_ids = set(Instance.objects.for_tenant(tenant).filter(pk__in=current).values_list("study_id", flat=True))
         _apply(tenant, swaps, study_ids)
+        _retention_again(tenant, study_ids | set(Instance.objects.for_tenant(tenant).filter(
+            pk__in=current).values_list("study_id", flat=True)))
         for v in versions:
             for region, copy in v.old_copies.items():
                 InstanceCopy.objects.for_tenant(tenant).filter(instance_id=v.instance_id, region=region).update(

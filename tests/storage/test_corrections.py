@@ -193,3 +193,57 @@ def test_deleting_a_corrected_study_removes_its_previous_headers_too(tenant, own
     for key in tombstone.storage_keys:
         for region in ("primary", "secondary"):
             assert not object_exists(region, key), (key, region)
+
+
+def test_a_second_run_of_an_applied_correction_changes_nothing(tenant, make_member):
+    """The outbox sweeper may hand a long correction to a second worker: the second run
+    finds it applied, removes its own objects and leaves the images and the state alone."""
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Twice^Tom", patient_id="T1"))
+    stale = services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                          changes={"PatientName": "Twice^Thomas"})
+    applied(stale)
+    key = Instance.objects.for_tenant(tenant).get(study=study).storage_key
+    services.correction_apply(stale)  # `stale` still says RUNNING, as a second worker's copy would
+    stale.refresh_from_db()
+    assert stale.state == "applied"
+    assert Instance.objects.for_tenant(tenant).get(study=study).storage_key == key
+    assert HeaderVersion.objects.for_tenant(tenant).filter(correction=stale).count() == 1
+
+
+def test_revert_after_tier_one_lost_the_earlier_header(tenant, make_member):
+    from archive.storage.tier1 import tier1_path
+
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Swept^Sue", patient_id="S1"))
+    correction = applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                                       changes={"PatientName": "Swept^Susan"}))
+    for version in HeaderVersion.objects.for_tenant(tenant).filter(correction=correction):
+        tier1_path(version.old_storage_key).unlink()  # as the hourly leftovers sweep does
+    services.revert(correction=correction, user=desk, actor=actor(desk))
+    assert str(stored(Instance.objects.for_tenant(tenant).get(study=study)).PatientName) == "Swept^Sue"
+
+
+def test_a_moved_image_keeps_nothing_of_the_wrong_patient(tenant, make_member):
+    desk = make_member(tenant, roles.FRONT_DESK)
+    right_series = make_ct_series(1, 16, 16, patient_name="Right^Rita", patient_id="R1", seed=1)
+    for ds in right_series:
+        for keyword in ("StudyDescription", "PatientSex"):  # the target says nothing of these
+            if keyword in ds:
+                delattr(ds, keyword)
+    wrong_series = make_ct_series(1, 16, 16, patient_name="Wrong^Walt", patient_id="W1", seed=2)
+    for ds in wrong_series:
+        ds.PatientAge, ds.PatientComments, ds.IssuerOfPatientID = "061Y", "allergic to contrast", "OTHER-HOSP"
+        other = pydicom.Dataset()
+        other.PatientID = "W1-OLD"
+        ds.OtherPatientIDsSequence = [other]
+    right, wrong = archived(tenant, right_series, wrong_series)
+    moved = Series.objects.for_tenant(tenant).get(study=wrong)
+    applied(services.move_series(series=moved, target=right, user=desk, actor=actor(desk)))
+    for instance in Instance.objects.for_tenant(tenant).filter(series=moved):
+        ds = stored(instance)
+        assert (ds.PatientID, str(ds.PatientName), ds.PatientSex) == ("R1", "Right^Rita", "")  # Type 2: empty
+        for gone in ("PatientAge", "PatientComments", "IssuerOfPatientID", "OtherPatientIDsSequence",
+                     "StudyDescription"):
+            assert gone not in ds, gone
+    assert Patient.objects.for_tenant(tenant).filter(patient_id="R1").count() == 1
