@@ -41,6 +41,7 @@ from archive.ingest.parse import ParsedInstance
 from archive.ingest.service import patient_key, patients_for, study_row_fields
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.services import outbox_add
+from archive.reports.dicom import REPORT_CLASSES
 from archive.reports.models import Report
 from archive.retention.services import retention_recompute
 from archive.sharing.models import Share
@@ -383,6 +384,8 @@ def move_series(*, series: Series, target: Study, user, actor: Actor, reason: st
     tenant, source = target.tenant, series.study
     if source.pk == target.pk:
         raise CorrectionRefused("The series is in that study already.")
+    if Instance.objects.for_tenant(tenant).filter(series=series, sop_class_uid__in=REPORT_CLASSES).exists():
+        _refuse(tenant, actor, source, MOVE_SERIES, "That series holds the study's report: it stays with its study.")
     emptied = not Series.objects.for_tenant(tenant).filter(study=source).exclude(pk=series.pk).exists()
     _movable(tenant, actor, source, MOVE_SERIES, emptied)
     _ready(tenant, actor, source, MOVE_SERIES)

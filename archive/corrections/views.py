@@ -102,11 +102,14 @@ def move_series(request, pk: int):
     if series is None:
         raise Http404("No such series")
     wanted = request.POST.get("target", "").strip()
-    target = Study.objects.for_tenant(request.tenant).filter(
-        Q(study_instance_uid=wanted) | Q(accession_number=wanted)).exclude(pk=study.pk).first() if wanted else None
-    if target is None:
-        messages.error(request, "No other study of this clinic has that Study UID or accession number.")
+    matches = list(Study.objects.for_tenant(request.tenant).filter(
+        Q(study_instance_uid=wanted) | Q(accession_number=wanted)).exclude(pk=study.pk)[:2]) if wanted else []
+    if len(matches) != 1:
+        # Two studies with that accession number: guessing could put images under the wrong patient.
+        messages.error(request, "No other study of this clinic has that Study UID or accession number."
+                       if not matches else "Several studies have that accession number: give the Study UID.")
         return _back(request, study.pk)
+    target = matches[0]
     try:
         services.move_series(series=series, target=target, user=request.user, actor=request.principal.actor(request),
                              reason=request.POST.get("reason", ""))

@@ -27,7 +27,10 @@ class FinalReportChanged(Exception):
 class Report(TenantOwned):
     study = models.OneToOneField("archive.Study", on_delete=models.CASCADE, related_name="report")
     state = models.CharField(max_length=8, choices=READ_STATUSES, default=UNREAD)
-    series_instance_uid = models.CharField(max_length=64)  # the series its DICOM objects go in
+    # The series its DICOM objects go in: one for the written reports (SR), one for signed
+    # PDFs (DOC), as a series has one modality.
+    series_instance_uid = models.CharField(max_length=64)
+    pdf_series_instance_uid = models.CharField(max_length=64)
     assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)

@@ -54,7 +54,7 @@ def report_state(study: Study) -> ReportState:
 def _locked_report(study: Study) -> Report:
     """The study's report row, made if missing, locked for this transaction."""
     Report.objects.for_tenant(study.tenant).get_or_create(
-        study=study, defaults={"series_instance_uid": generate_uid()})
+        study=study, defaults={"series_instance_uid": generate_uid(), "pdf_series_instance_uid": generate_uid()})
     return Report.objects.for_tenant(study.tenant).select_for_update().get(study=study)
 
 
@@ -65,6 +65,11 @@ def _newest(report: Report) -> ReportVersion | None:
 def _audit(study: Study, actor: Actor, action: str, **detail) -> None:
     audit_record(tenant=study.tenant, actor=actor, action=action, obj_type="study", obj_id=study.pk,
                  detail={"study_uid": study.study_instance_uid, **detail})
+
+
+def _audit_now(study: Study, actor: Actor, action: str, **detail) -> None:
+    with transaction.atomic():
+        _audit(study, actor, action, **detail)
 
 
 def draft_save(*, study: Study, user, findings: str, impression: str, actor: Actor) -> ReportVersion:
@@ -139,26 +144,34 @@ def draft_sign(*, study: Study, user, actor: Actor) -> ReportVersion:
     # study. (Two people signing at the same moment: the second is refused below, and its
     # object stays in the study as a harmless duplicate, named in the audit log.)
     _store(study, data, actor)
-    return _mark_signed(study=study, version=draft, user=user, signed_at=signed_at, sop_uid=sop_uid, actor=actor)
+    return _mark_signed(study=study, version=draft, user=user, signed_at=signed_at, sop_uid=sop_uid, actor=actor,
+                        text=(draft.findings, draft.impression))
 
 
 def _class_of(version: ReportVersion) -> str:
     return dicom.ENCAPSULATED_PDF if version.kind == PDF else dicom.BASIC_TEXT_SR
 
 
-def _mark_signed(*, study, version, user, signed_at, sop_uid, actor) -> ReportVersion:
+def _mark_signed(*, study, version, user, signed_at, sop_uid, actor, text: tuple[str, str] | None = None
+                 ) -> ReportVersion:
     with transaction.atomic():
         report = _locked_report(study)
-        updated = ReportVersion.objects.for_tenant(study.tenant).filter(pk=version.pk, state=DRAFT).update(
+        unchanged = ReportVersion.objects.for_tenant(study.tenant).filter(pk=version.pk, state=DRAFT)
+        if text is not None:
+            # Signed is what was stored: a draft saved meanwhile (another tab) is not.
+            unchanged = unchanged.filter(findings=text[0], impression=text[1])
+        updated = unchanged.update(
             state=FINAL, signed_by=user, signed_by_name=_signer_name(user), signed_at=signed_at,
             sop_instance_uid=sop_uid, updated_at=signed_at)
-        if not updated:
-            _audit(study, actor, "report.sign_refused", version=version.number, sop_instance_uid=sop_uid)
-            raise ReportRefused("This report was signed by someone else a moment ago.")
-        report.state, report.updated_at = FINAL, signed_at
-        report.save(update_fields=["state", "updated_at"])
-        _audit(study, actor, "report.signed", version=version.number, amendment=version.is_amendment,
-               kind=version.kind, sop_instance_uid=sop_uid)
+        if updated:
+            report.state, report.updated_at = FINAL, signed_at
+            report.save(update_fields=["state", "updated_at"])
+            _audit(study, actor, "report.signed", version=version.number, amendment=version.is_amendment,
+                   kind=version.kind, sop_instance_uid=sop_uid)
+    if not updated:  # recorded outside the refused transaction, so the log keeps it
+        _audit_now(study, actor, "report.sign_refused", version=version.number, sop_instance_uid=sop_uid)
+        raise ReportRefused("The report changed while it was being signed (signed or edited elsewhere "
+                            "a moment ago): read it again and sign it then.")
     version.refresh_from_db()
     return version
 
@@ -179,12 +192,12 @@ def pdf_attach(*, study: Study, user, pdf: bytes, title: str, actor: Actor) -> R
             report=report, number=(newest.number + 1) if newest else 1, kind=PDF, amends=newest, author=user,
             pdf_size_bytes=len(pdf))
     signed_at = timezone.now()
-    sop_uid, data = dicom.pdf_report(study=study, series_uid=report.series_instance_uid, number=version.number,
+    sop_uid, data = dicom.pdf_report(study=study, series_uid=report.pdf_series_instance_uid, number=version.number,
                                      pdf=pdf, title=(title or "Report").strip(), signed_at=signed_at,
                                      clinic=study.tenant.name)
     try:
         _store(study, data, actor)
-    except ReportRefused:
+    except BaseException:  # refused, or storage down: no empty PDF version is left behind
         ReportVersion.objects.for_tenant(study.tenant).filter(pk=version.pk, state=DRAFT).delete()
         raise
     return _mark_signed(study=study, version=version, user=user, signed_at=signed_at, sop_uid=sop_uid, actor=actor)

@@ -1,6 +1,8 @@
 """The report on the study page: write, sign, amend, attach a signed PDF, assign; and the
 signed PDF itself, read back from the study's DICOM object."""
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -10,11 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from archive.reports import services
+from archive.storage.durability import StorageUnavailable
 from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm, require_perm_audited
 from tenants.models import User
 from tenants.phi_audit import audits_phi_read, phi_read
 
+log = logging.getLogger(__name__)
 REPORT_PERM = "archive.report"
 
 
@@ -79,6 +83,10 @@ def report_action(request, pk: int):
                 messages.success(request, "Draft saved.")
     except services.ReportRefused as exc:
         messages.error(request, str(exc))
+    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
+        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
+        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
+                                "try again in a few minutes.")
     return _back(request, study)
 
 
@@ -100,6 +108,10 @@ def report_pdf_attach(request, pk: int):
         messages.success(request, "Signed PDF attached; it is stored in the study.")
     except services.ReportRefused as exc:
         messages.error(request, str(exc))
+    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
+        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
+        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
+                                "try again in a few minutes.")
     return _back(request, study)
 
 
@@ -120,6 +132,10 @@ def report_assign(request, pk: int):
         messages.success(request, f"Assigned to {assignee.email}." if assignee else "No longer assigned.")
     except services.ReportRefused as exc:
         messages.error(request, str(exc))
+    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
+        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
+        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
+                                "try again in a few minutes.")
     return _back(request, study)
 
 

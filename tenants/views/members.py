@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from tenants import roles
@@ -70,8 +71,10 @@ def _invite(request: HttpRequest, *, email: str, role: str, form: InviteForm | N
         form.add_error("email", str(exc))
         return _page(request, invite_form=form, status=400)
     # Rendered, not redirected: a reload asks the browser to post again, rather than
-    # keeping the link anywhere to show it a second time.
-    return _page(request, new_link={"invitation": invitation, "url": invitation_url(raw)})
+    # keeping the link anywhere to show it a second time; and no cache keeps the page.
+    response = _page(request, new_link={"invitation": invitation, "url": invitation_url(raw)})
+    add_never_cache_headers(response)
+    return response
 
 
 @require_POST

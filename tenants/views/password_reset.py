@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from tenants import signin_audit, throttle
-from tenants.password_reset import account_for_reset, address_allowed, ip_allowed, reset_email_send
+from tenants.password_reset import ip_allowed, reset_request_queue
 from tenants.principal import client_ip
 
 logger = logging.getLogger("cloudpacs.auth")
@@ -36,17 +36,9 @@ def reset_request(request: HttpRequest) -> HttpResponse:
             logger.warning("password reset refused: ip=%s is over the limit", ip)
             form.add_error(None, TOO_MANY)
             return render(request, "registration/password_reset_form.html", {"form": form}, status=429)
-        email = form.cleaned_data["email"]
-        user = account_for_reset(email)
-        # The same answer whether or not the address has an account, and whether or not
-        # this address has had too many emails already.
-        if user is not None and address_allowed(email) and reset_email_send(user):
-            with transaction.atomic():
-                signin_audit.signin_record(user=user, request=request,
-                                           action=signin_audit.PASSWORD_RESET_REQUESTED, detail={"by": "self"})
-            logger.info("password reset emailed user_id=%s ip=%s", user.pk, ip)
-        else:
-            logger.info("password reset not emailed email=%s ip=%s", throttle.email_digest(email), ip)
+        # The same answer, at once, whether or not the address has an account: the rest
+        # is done after it (tenants/password_reset.py).
+        reset_request_queue(form.cleaned_data["email"], request)
         return redirect("password_reset_done")
     return render(request, "registration/password_reset_form.html", {"form": form})
 

@@ -150,3 +150,33 @@ def test_someone_without_the_permission_is_refused_and_audited(tenant, make_memb
     assert refused.detail["attempted"] == "amend" and refused.actor_label == desk.email
     page = client.get(reverse("archive:study", kwargs={"tenant_slug": tenant.slug, "pk": study.pk}))
     assert b"Sign as final" not in page.content and b"Not reported yet" in page.content
+
+
+def test_a_draft_edited_while_it_is_signed_is_not_marked_signed(tenant, make_member, monkeypatch):
+    """The SR is made from the draft as read when signing began: if someone saves the draft
+    meanwhile, the stored SR would differ from the row marked final, so signing is refused."""
+    doctor = make_member(tenant, roles.RADIOLOGIST)
+    study = ingest_series(tenant, study_date=past(0), n=1)
+    services.draft_save(study=study, user=doctor, findings="First text.", impression="", actor=actor(doctor))
+    real_store = services._store
+
+    def store_while_another_tab_saves(study_, data, actor_):
+        services.draft_save(study=study, user=doctor, findings="Second text.", impression="", actor=actor(doctor))
+        real_store(study_, data, actor_)
+
+    monkeypatch.setattr(services, "_store", store_while_another_tab_saves)
+    with pytest.raises(services.ReportRefused, match="changed while it was being signed"):
+        services.draft_sign(study=study, user=doctor, actor=actor(doctor))
+    [version] = ReportVersion.objects.for_tenant(tenant).all()
+    assert (version.state, version.findings) == ("draft", "Second text.")
+    assert "report.sign_refused" in events(tenant)
+
+
+def test_text_and_pdf_reports_go_in_series_of_their_own(tenant, make_member):
+    doctor = make_member(tenant, roles.RADIOLOGIST)
+    study = ingest_series(tenant, study_date=past(0), n=1)
+    services.draft_save(study=study, user=doctor, findings="Text.", impression="", actor=actor(doctor))
+    text = services.draft_sign(study=study, user=doctor, actor=actor(doctor))
+    pdf = services.pdf_attach(study=study, user=doctor, pdf=PDF, title="Addendum", actor=actor(doctor))
+    sr, doc = stored(tenant, text.sop_instance_uid), stored(tenant, pdf.sop_instance_uid)
+    assert (sr.Modality, doc.Modality) == ("SR", "DOC") and sr.SeriesInstanceUID != doc.SeriesInstanceUID
