@@ -196,6 +196,8 @@ def _apply(tenant, swaps: list[_Swap], studies_before: set[int]) -> None:
     the index rows (patient, study, series) say what the headers now say."""
     patients = patients_for(tenant, [s.parsed for s in swaps])
     touched = set(studies_before)
+    # The patients the studies had before: one left without studies goes.
+    earlier_patients = set(Study.objects.for_tenant(tenant).filter(pk__in=touched).values_list("patient_id", flat=True))
     for swap in swaps:
         parsed = swap.parsed
         patient = patients[patient_key(parsed)]
@@ -212,20 +214,19 @@ def _apply(tenant, swaps: list[_Swap], studies_before: set[int]) -> None:
         Instance.objects.for_tenant(tenant).filter(pk=swap.instance.pk).update(
             study=study, storage_key=swap.storage_key, sha256=swap.sha256, size_bytes=swap.size,
             metadata=parsed.metadata)
-    _recount(tenant, touched)
+    _recount(tenant, touched, earlier_patients)
 
 
-def _recount(tenant, study_ids: set[int]) -> None:
+def _recount(tenant, study_ids: set[int], patient_ids: set[int] = frozenset()) -> None:
     """Counts, size and modalities of each study from its images; a study left without
-    images goes (with its patient, if that was their last study)."""
+    images goes, and so does a patient of these (or of `patient_ids`) left without studies."""
+    patient_ids = set(patient_ids) | set(Study.objects.for_tenant(tenant).filter(pk__in=study_ids)
+                                         .values_list("patient_id", flat=True))
     for study in Study.objects.for_tenant(tenant).filter(pk__in=study_ids):
         Series.objects.for_tenant(tenant).filter(study=study).annotate(n=Count("instances")).filter(n=0).delete()
         totals = Instance.objects.for_tenant(tenant).filter(study=study).aggregate(n=Count("pk"), size=Sum("size_bytes"))
         if not totals["n"]:
-            patient_id = study.patient_id
             study.delete()
-            if not Study.objects.for_tenant(tenant).filter(patient_id=patient_id).exists():
-                Patient.objects.for_tenant(tenant).filter(pk=patient_id).delete()
             continue
         series = Series.objects.for_tenant(tenant).filter(study=study).annotate(n=Count("instances"))
         modalities = [m for m in dict.fromkeys(s.modality for s in series.order_by("pk")) if m]
@@ -234,8 +235,9 @@ def _recount(tenant, study_ids: set[int]) -> None:
         Study.objects.for_tenant(tenant).filter(pk=study.pk).update(
             num_instances=totals["n"], size_bytes=totals["size"] or 0, num_series=len(series),
             modalities="\\".join(modalities))
-    # Patients whose last study moved away.
-    Patient.objects.for_tenant(tenant).filter(studies__isnull=True).delete()
+    # Patients of these studies whose last study moved away (only these: another patient
+    # without studies may be one an ingest is filling right now).
+    Patient.objects.for_tenant(tenant).filter(pk__in=patient_ids, studies__isnull=True).delete()
 
 
 def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study_ids: set[int], actor: Actor) -> None:

@@ -43,6 +43,7 @@ def _common(ds: Dataset, *, sop_class: str, sop_uid: str, series_uid: str, numbe
     ds.Manufacturer, ds.InstitutionName = "CloudPACS", clinic[:64]
     ds.ContentDate, ds.ContentTime = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
     ds.InstanceCreationDate, ds.InstanceCreationTime = ds.ContentDate, ds.ContentTime
+    ds.TimezoneOffsetFromUTC = "+0000"  # the dates and times above are UTC
 
 
 def _part10(ds: Dataset) -> bytes:

@@ -11,7 +11,6 @@ stored objects from tier 1 and both regions (archive/retention/purge.py). Studie
 retention are only ever reported: nothing deletes a study that nobody asked to delete."""
 
 import logging
-import smtplib
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -28,8 +27,10 @@ from archive.retention.models import DeletionRequest, StudyTombstone
 from archive.retention.purge import tombstone_purge_finish
 from archive.retention.services import study_retention
 from archive.storage.pipeline import ARCHIVE
-from tenants.audit import Actor, audit_record
+from cloudpacs.mail import secret_links_mailable
+from tenants.audit import Actor, AuditEvent, audit_record
 from tenants.models import Invitation, Membership
+from tenants.roles import ROLE_PERMISSIONS
 
 log = logging.getLogger("cloudpacs.retention")
 COOLING_OFF = Actor.system("deletion cooling-off")
@@ -60,6 +61,10 @@ def deletion_request_create(*, tenant, study: Study, user, reason: str, override
         # Always a full period from now: a request cancelled and made again starts afresh.
         runs_after = (None if second_approver_exists(tenant=tenant, requester=user)
                       else timezone.now() + timedelta(days=settings.DELETION_COOLING_OFF_DAYS))
+        if runs_after is not None:
+            refusal = cooling_off_refusal(tenant)
+            if refusal:
+                raise DeletionRefused(refusal)
         try:
             with transaction.atomic():
                 request = DeletionRequest.objects.for_tenant(tenant).create(
@@ -90,6 +95,28 @@ def second_approver_exists(*, tenant, requester) -> bool:
                for m in members)
 
 
+def cooling_off_refusal(tenant) -> str | None:
+    """Why the one-admin path is not open now, or None. Its safeguard is that everyone who
+    could object hears of it: so not while no email can carry the notice, and not right after
+    an admin who could have approved was removed or demoted (one admin would otherwise clear
+    the others away, then delete alone)."""
+    if not secret_links_mailable():
+        return ("Email is not set up, so nobody could be told of this deletion and cancel it: it "
+                "needs a second admin to approve it.")
+    since = timezone.now() - timedelta(days=settings.DELETION_COOLING_OFF_DAYS)
+    events = AuditEvent.objects.for_tenant(tenant).filter(
+        action__in=("member.removed", "member.role_changed"), created_at__gte=since).values_list("action", "detail")
+    approvers = {r for r, permissions in ROLE_PERMISSIONS.items() if "archive.delete_approve" in permissions}
+    for action, detail in events:
+        was = (detail or {}).get("role" if action == "member.removed" else "from")
+        now = (detail or {}).get("to")
+        if was in approvers and now not in approvers:
+            return ("An admin who could have approved this deletion was removed or demoted recently: a "
+                    f"one-admin deletion is open again {settings.DELETION_COOLING_OFF_DAYS} days after that. "
+                    "Until then, a second admin approves it.")
+    return None
+
+
 def deleters(tenant) -> list:
     """Active members who may request or approve deletions: who hears of a cooling-off
     request, and who may cancel it."""
@@ -111,7 +138,7 @@ def _cooling_off_notify(*, tenant, request: DeletionRequest, study: Study) -> No
         try:
             send_mail(f"A study of {tenant.name} will be deleted on {request.runs_after:%Y-%m-%d}", body, None,
                       [user.email], fail_silently=False)
-        except (OSError, smtplib.SMTPException) as exc:
+        except Exception as exc:  # noqa: BLE001 - the request stands; the page shows it to all
             log.warning("deletion request %s: notice to user_id=%s not sent (%s)", request.pk, user.pk,
                         type(exc).__name__)
 

@@ -159,3 +159,26 @@ def test_who_may_not_delete_may_not_cancel(tenant, owner, make_member, login):
     assert radiologist.post(url("deletion_cancel", tenant, request_id=request.pk)).status_code == 403
     request.refresh_from_db()
     assert request.state == "pending"
+
+
+def test_one_admin_cannot_clear_the_others_away_then_delete_alone(tenant, owner, make_member, settings):
+    from tenants.models import Membership
+    from tenants.services import member_remove
+
+    admin = make_member(tenant, roles.ADMIN)
+    study = ingest_series(tenant, study_date=past(8))
+    member_remove(membership=Membership.objects.for_tenant(tenant).get(user=admin), by_role=roles.OWNER,
+                  actor=actor_of(owner))
+    with pytest.raises(deletion.DeletionRefused, match="removed or demoted recently"):
+        deletion.deletion_request_create(tenant=tenant, study=study, user=owner, reason="duplicate",
+                                         override_retention=False, actor=actor_of(owner))
+    assert not DeletionRequest.objects.for_tenant(tenant).exists()
+
+
+def test_no_cooling_off_while_nobody_could_be_told(tenant, owner, settings):
+    settings.PRODUCTION = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    study = ingest_series(tenant, study_date=past(8))
+    with pytest.raises(deletion.DeletionRefused, match="Email is not set up"):
+        deletion.deletion_request_create(tenant=tenant, study=study, user=owner, reason="duplicate",
+                                         override_retention=False, actor=actor_of(owner))
