@@ -507,6 +507,9 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
             outbox_add(tenant=tenant, kind=DROP, subjects=[v.instance_id], payload={"key": v.new_storage_key})
         locked.reverted_at, locked.reverted_by = now, user
         locked.save(update_fields=["reverted_at", "reverted_by"])
+        if correction.source_study_uid and Study.objects.for_tenant(tenant).filter(
+                study_instance_uid=correction.source_study_uid).exists():
+            hooks.studies_unmerged(tenant, study_uid=correction.source_study_uid, actor=actor)
         restored = correction.source_study_uid or correction.study_instance_uid
         audit_record(tenant=tenant, actor=actor, action="study.correction_reverted", obj_type="study",
                      obj_id=correction.study_id or "", detail={

@@ -135,6 +135,9 @@ def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, 
     assert charge.state == Charge.CREDITED
 
     services.revert(correction=moved, user=desk, actor=actor(desk))
+    # Two studies again: the credit is taken back (Stripe never had it), each billed once.
+    charge.refresh_from_db()
+    assert charge.state == Charge.RECORDED and charge.credit_reason == ""
     back = Study.objects.for_tenant(tenant).get(study_instance_uid=wrong.study_instance_uid)
     assert (back.patient_name, back.num_instances) == ("Wrong^Walt", 1)
     right.refresh_from_db()
