@@ -88,7 +88,9 @@ _META_KEYS = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_USER_AGENT")
 def reset_request_queue(email: str, request) -> None:
     """A "forgot password" request, handled after the answer (see the module's note)."""
     meta = {key: request.META[key] for key in _META_KEYS if key in request.META}
-    thread_pool("reset-mail", 2).submit(_reset_request, email, meta)
+    # One at a time in this process: the per-address count is then exact here (the cache's
+    # increment is atomic on Redis, not on the embedded file cache).
+    thread_pool("reset-request", 1).submit(_reset_request, email, meta)
 
 
 def _reset_request(email: str, meta: dict) -> None:

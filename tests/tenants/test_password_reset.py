@@ -18,12 +18,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _settled():
-    """Until the reset jobs asked for so far are done: two jobs that meet at a barrier run
-    only when both of the pool's threads are free."""
+    """Until the reset work asked for so far is done: the requests' pool has one thread (a
+    job after them runs after them), and two jobs that meet at a barrier run only when both
+    of the mail pool's threads are free."""
     import threading
 
     from cloudpacs.thread_pools import thread_pool
 
+    thread_pool("reset-request", 1).submit(lambda: None).result(timeout=15)
     barrier = threading.Barrier(2, timeout=10)
     for future in [thread_pool("reset-mail", 2).submit(barrier.wait) for _ in range(2)]:
         future.result(timeout=15)
