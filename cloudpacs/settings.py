@@ -321,6 +321,8 @@ DICOM_TLS_CERT = envstr("DICOM_TLS_CERT", "")
 DICOM_TLS_KEY = envstr("DICOM_TLS_KEY", "")
 DICOM_TLS_CA = envstr("DICOM_TLS_CA", "")
 
+# Instances the archive pipeline uploads at once, per worker process (each to both regions).
+STORAGE_UPLOAD_THREADS = envint("STORAGE_UPLOAD_THREADS", 4)
 STORAGES["primary"] = _region_storage("primary")
 STORAGES["secondary"] = _region_storage("secondary")
 WHITENOISE_USE_FINDERS = True

@@ -56,8 +56,8 @@ ARCHIVE = "archive"
 # regions; larger ones (a mammogram, a 4 GB tomosynthesis instance) are streamed from the
 # file each time, so a worker thread holds at most this much of an instance.
 IN_MEMORY_MAX = 8 * 1024 * 1024
-# Instances of one batch uploaded at once, per worker process.
-UPLOAD_THREADS = 4
+# Instances of one batch uploaded at once, per worker process (STORAGE_UPLOAD_THREADS).
+UPLOAD_THREADS = settings.STORAGE_UPLOAD_THREADS
 # The fields of InstanceCopy this pipeline writes.
 _COPY_FIELDS = ["state", "cipher_sha256", "cipher_size", "key_id", "uploaded_at", "verified_at",
                 "checked_at", "attempts", "last_error", "updated_at"]
