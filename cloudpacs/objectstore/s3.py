@@ -27,8 +27,15 @@ def _shared_loader() -> botocore.loaders.Loader:
 class RegionS3Storage(S3Storage):
     def _create_session(self):
         core = botocore.session.get_session()
-        core.register_component("data_loader", _shared_loader())
-        if self.session_profile:
-            return boto3.Session(profile_name=self.session_profile, botocore_session=core)
-        return boto3.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-                             aws_session_token=self.security_token, botocore_session=core)
+        loader = _shared_loader()
+        core.register_component("data_loader", loader)
+        with _lock:
+            if self.session_profile:
+                session = boto3.Session(profile_name=self.session_profile, botocore_session=core)
+            else:
+                session = boto3.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                                        aws_session_token=self.security_token, botocore_session=core)
+            # Each boto3 session appends its data folder to the loader's search path: shared,
+            # the path would grow by one folder per thread, and every look-up walk it.
+            loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+        return session
