@@ -2,6 +2,7 @@
 signed PDF itself, read back from the study's DICOM object."""
 
 import logging
+from contextlib import contextmanager
 
 from django import forms
 from django.conf import settings
@@ -47,6 +48,20 @@ def study_report_context(request, study) -> dict:
     }
 
 
+@contextmanager
+def _told(request, study):
+    """A refusal, or storage out of reach, becomes a message on the study page: the report
+    stays as it was, nothing half-made."""
+    try:
+        yield
+    except services.ReportRefused as exc:
+        messages.error(request, str(exc))
+    except (StorageUnavailable, OSError):
+        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
+        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
+                                "try again in a few minutes.")
+
+
 def _back(request, study):
     return redirect(reverse("archive:study", kwargs={"tenant_slug": request.tenant.slug, "pk": study.pk}) + "#report")
 
@@ -65,7 +80,7 @@ def report_action(request, pk: int):
         return HttpResponse("Unknown report action.", status=400, content_type="text/plain")
     _refuse_unless_reporter(request, study, action)
     actor = request.principal.actor(request)
-    try:
+    with _told(request, study):
         if action == "amend":
             services.amendment_start(study=study, user=request.user, actor=actor)
             messages.success(request, "Amendment started from the signed report; the signed one is kept.")
@@ -81,12 +96,6 @@ def report_action(request, pk: int):
                 messages.success(request, f"Report signed (version {version.number}); it is stored in the study.")
             else:
                 messages.success(request, "Draft saved.")
-    except services.ReportRefused as exc:
-        messages.error(request, str(exc))
-    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
-        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
-        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
-                                "try again in a few minutes.")
     return _back(request, study)
 
 
@@ -100,18 +109,12 @@ def report_pdf_attach(request, pk: int):
         messages.error(request, "Choose the signed PDF to attach.")
         return _back(request, study)
     upload = form.cleaned_data["pdf"]
-    try:
+    with _told(request, study):
         if upload.size > settings.REPORT_PDF_MAX_BYTES:
             raise services.ReportRefused("The PDF is too large.")
         services.pdf_attach(study=study, user=request.user, pdf=upload.read(), title=form.cleaned_data["title"],
                             actor=request.principal.actor(request))
         messages.success(request, "Signed PDF attached; it is stored in the study.")
-    except services.ReportRefused as exc:
-        messages.error(request, str(exc))
-    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
-        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
-        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
-                                "try again in a few minutes.")
     return _back(request, study)
 
 
@@ -132,10 +135,6 @@ def report_assign(request, pk: int):
         messages.success(request, f"Assigned to {assignee.email}." if assignee else "No longer assigned.")
     except services.ReportRefused as exc:
         messages.error(request, str(exc))
-    except (StorageUnavailable, OSError):  # the report stays as it was; nothing half-made
-        log.warning("report of study %s not stored: storage unreachable", study.pk, exc_info=True)
-        messages.error(request, "The report could not be stored now (storage unreachable); nothing changed: "
-                                "try again in a few minutes.")
     return _back(request, study)
 
 

@@ -180,3 +180,26 @@ def test_text_and_pdf_reports_go_in_series_of_their_own(tenant, make_member):
     pdf = services.pdf_attach(study=study, user=doctor, pdf=PDF, title="Addendum", actor=actor(doctor))
     sr, doc = stored(tenant, text.sop_instance_uid), stored(tenant, pdf.sop_instance_uid)
     assert (sr.Modality, doc.Modality) == ("SR", "DOC") and sr.SeriesInstanceUID != doc.SeriesInstanceUID
+
+
+def test_storage_out_of_reach_is_a_message_and_leaves_no_half_made_report(tenant, make_member, login, monkeypatch):
+    from archive.storage.durability import StorageUnavailable
+
+    doctor = make_member(tenant, roles.RADIOLOGIST)
+    study = ingest_series(tenant, study_date=past(0), n=1)
+    client = login(doctor, the_client=Client())
+
+    def unreachable(*args, **kwargs):
+        raise StorageUnavailable("no storage region took the instance")
+
+    monkeypatch.setattr(services, "_store", unreachable)
+    url = reverse("archive:report_action", kwargs={"tenant_slug": tenant.slug, "pk": study.pk})
+    response = client.post(url, {"action": "sign", "findings": "Normal.", "impression": "Normal."}, follow=True)
+    assert response.status_code == 200 and b"could not be stored now" in response.content
+    assert list(ReportVersion.objects.for_tenant(tenant).values_list("state", flat=True)) == ["draft"]
+    pdf_url = reverse("archive:report_pdf_attach", kwargs={"tenant_slug": tenant.slug, "pk": study.pk})
+    # The draft stays a draft; attaching a PDF is refused while it is open, storage or not.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(pdf_url, {"pdf": SimpleUploadedFile("r.pdf", PDF, "application/pdf")}, follow=True)
+    assert response.status_code == 200 and ReportVersion.objects.for_tenant(tenant).count() == 1
