@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants import roles
 from tenants.models import Invitation
+from tests.conftest import PASSWORD
 from tests.e2e.conftest import fits_screen, log_in, snap
 from tests.servers import wait_for
 
@@ -82,3 +83,45 @@ def test_owner_copies_an_invitation_link_when_email_fails(live_server, tenant, o
     snap(page, "members-invitation-desktop")
     invitation = Invitation.objects.for_tenant(tenant).get()
     assert invitation.emailed_at is None and invitation.is_usable
+
+
+def test_2fa_setup_says_when_codes_are_throttled(live_server, tenant, owner, phone):
+    """As the verify page does: after a wrong code, even the right one must wait."""
+    import pyotp
+
+    from tests.e2e.conftest import totp_secret
+
+    page = phone
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=email]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    page.wait_for_url("**/account/2fa/setup/**")
+    device = TOTPDevice.objects.get(user=owner, confirmed=False)
+    right = pyotp.TOTP(totp_secret(device)).now()
+    page.fill("input[name=code]", f"{(int(right) + 1) % 1_000_000:06d}")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert "That code is not right" in page.inner_text("main")
+    page.fill("input[name=code]", right)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert "Too many wrong codes" in page.inner_text("main")
+    assert fits_screen(page)
+
+
+def test_admin_sends_a_member_a_password_reset(live_server, tenant, owner, make_member, desktop, mailoutbox,
+                                               settings):
+    cache.clear()
+    settings.SITE_URL = live_server.url
+    member = make_member(tenant, roles.RADIOLOGIST)
+    device = TOTPDevice.objects.create(user=owner, name="owner's phone", confirmed=True)
+    page = desktop
+    log_in(page, f"{live_server.url}/t/{tenant.slug}/members/", owner.email, totp_device=device)
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.locator("tr", has_text=member.email).get_by_role("button", name="Send password reset").click()
+    assert f"emailed to {member.email}" in page.inner_text(".messages")
+    wait_for(lambda: mailoutbox, timeout=10, what="the reset email")
+    assert mailoutbox[0].to == [member.email] and "administrator of your clinic" in mailoutbox[0].body
