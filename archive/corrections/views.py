@@ -1,5 +1,7 @@
 """Corrections on the study page: patient details, moving a series, merging, reverting."""
 
+import logging
+
 from django import forms
 from django.contrib import messages
 from django.db.models import Q
@@ -12,9 +14,11 @@ from archive.corrections import services
 from archive.corrections.models import Correction
 from archive.models import Series, Study
 from archive.selectors.worklist import dicom_date_display, display_name
+from archive.storage.tiers import InstanceUnavailable
 from archive.views.lookup import study_or_404
 from tenants.decorators import require_perm, require_perm_audited
 
+log = logging.getLogger(__name__)
 PERM = "archive.correct"
 
 
@@ -55,6 +59,18 @@ def study_corrections_context(request, study: Study) -> dict:
             "merge_targets": same_patient}
 
 
+def _attempt(request, action):
+    """`action()`'s result; a refusal becomes the page's message, and the result None."""
+    try:
+        return action()
+    except services.CorrectionRefused as exc:
+        messages.error(request, str(exc))
+    except (InstanceUnavailable, OSError):  # a revert reads the earlier headers back from storage
+        log.warning("correction not done: storage unreachable", exc_info=True)
+        messages.error(request, "Storage cannot be reached now; nothing changed: try again in a few minutes.")
+    return None
+
+
 def _back(request, study_pk: int | None):
     if study_pk is None:
         return redirect(reverse("archive:worklist", kwargs={"tenant_slug": request.tenant.slug}))
@@ -77,14 +93,12 @@ def correct(request, pk: int):
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return _back(request, study.pk)
     data = form.cleaned_data
-    try:
-        changes = {"PatientName": services.person_name(data["family_name"], data["given_name"]),
-                   "PatientID": data["patient_id"], "PatientBirthDate": data["birth_date"],
-                   "AccessionNumber": data["accession_number"]}
-        correction = services.correct_demographics(study=study, changes=changes, user=request.user,
-                                                   actor=request.principal.actor(request), reason=data["reason"])
-    except services.CorrectionRefused as exc:
-        messages.error(request, str(exc))
+    correction = _attempt(request, lambda: services.correct_demographics(
+        study=study, user=request.user, actor=request.principal.actor(request), reason=data["reason"],
+        changes={"PatientName": services.person_name(data["family_name"], data["given_name"]),
+                 "PatientID": data["patient_id"], "PatientBirthDate": data["birth_date"],
+                 "AccessionNumber": data["accession_number"]}))
+    if correction is None:
         return _back(request, study.pk)
     messages.success(request, f"Correcting {', '.join(correction.after)} on {correction.total} "
                               f"image{'s' if correction.total != 1 else ''}; the previous headers are kept, "
@@ -110,11 +124,9 @@ def move_series(request, pk: int):
                        if not matches else "Several studies have that accession number: give the Study UID.")
         return _back(request, study.pk)
     target = matches[0]
-    try:
-        services.move_series(series=series, target=target, user=request.user, actor=request.principal.actor(request),
-                             reason=request.POST.get("reason", ""))
-    except services.CorrectionRefused as exc:
-        messages.error(request, str(exc))
+    if _attempt(request, lambda: services.move_series(series=series, target=target, user=request.user,
+                                                      actor=request.principal.actor(request),
+                                                      reason=request.POST.get("reason", ""))) is None:
         return _back(request, study.pk)
     messages.success(request, f"Moving the series to the study of {display_name(target.patient_name)}; "
                               "its progress shows here.")
@@ -131,11 +143,9 @@ def merge(request, pk: int):
     if target is None:
         messages.error(request, "Choose the study to merge this one into.")
         return _back(request, study.pk)
-    try:
-        services.merge_studies(source=study, target=target, user=request.user, actor=request.principal.actor(request),
-                               reason=request.POST.get("reason", ""))
-    except services.CorrectionRefused as exc:
-        messages.error(request, str(exc))
+    if _attempt(request, lambda: services.merge_studies(source=study, target=target, user=request.user,
+                                                        actor=request.principal.actor(request),
+                                                        reason=request.POST.get("reason", ""))) is None:
         return _back(request, study.pk)
     messages.success(request, "Merging the studies; its progress shows here, and Revert undoes it.")
     return _back(request, target.pk)
@@ -148,10 +158,8 @@ def revert(request, correction_id: int):
     if correction is None:
         raise Http404("No such correction")
     _refuse_unless_corrector(request, correction.study or Study(pk=None), "revert")
-    try:
-        services.revert(correction=correction, user=request.user, actor=request.principal.actor(request))
-    except services.CorrectionRefused as exc:
-        messages.error(request, str(exc))
+    if _attempt(request, lambda: services.revert(correction=correction, user=request.user,
+                                                 actor=request.principal.actor(request))) is None:
         return _back(request, correction.study_id)
     messages.success(request, "Correction reverted: the images carry their previous headers again.")
     restored = Study.objects.for_tenant(request.tenant).filter(

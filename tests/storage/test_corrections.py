@@ -250,3 +250,23 @@ def test_a_moved_image_keeps_nothing_of_the_wrong_patient(tenant, make_member):
                      "StudyDescription"):
             assert gone not in ds, gone
     assert Patient.objects.for_tenant(tenant).filter(patient_id="R1").count() == 1
+
+
+def test_a_revert_with_storage_out_of_reach_is_a_message(tenant, make_member, login, monkeypatch):
+    from archive.storage.tiers import InstanceUnavailable
+
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Far^Fay", patient_id="F1"))
+    correction = applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                                       changes={"PatientName": "Far^Faye"}))
+
+    def unreachable(**kwargs):
+        raise InstanceUnavailable("primary: timed out; secondary: timed out")
+
+    monkeypatch.setattr(services, "revert", unreachable)
+    client = login(desk, the_client=Client())
+    response = client.post(reverse("archive:correction_revert", kwargs={"tenant_slug": tenant.slug,
+                                                                        "correction_id": correction.pk}), follow=True)
+    assert response.status_code == 200 and b"Storage cannot be reached now" in response.content
+    correction.refresh_from_db()
+    assert correction.reverted_at is None
