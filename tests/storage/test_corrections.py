@@ -270,3 +270,34 @@ def test_a_revert_with_storage_out_of_reach_is_a_message(tenant, make_member, lo
     assert response.status_code == 200 and b"Storage cannot be reached now" in response.content
     correction.refresh_from_db()
     assert correction.reverted_at is None
+
+
+@pytest.mark.worker
+def test_a_real_worker_archives_then_applies_a_correction(tenant, make_member, start_worker):
+    """As deployed: a Celery worker on Redis archives the image into both regions, then
+    applies the front desk's correction from the outbox."""
+    from archive.outbox.services import outbox_publish_gathered
+    from archive.storage.models import InstanceCopy
+    from tests.servers import wait_for
+
+    desk = make_member(tenant, roles.FRONT_DESK)
+    start_worker()
+    [ds] = make_ct_series(1, 16, 16, patient_name="Real^Rae", patient_id="RW1")
+    instance = ingest_bytes(tenant, to_bytes(ds)).instance
+    outbox_publish_gathered()
+    wait_for(lambda: InstanceCopy.objects.for_tenant(tenant).filter(instance=instance, state="verified").count() == 2,
+             timeout=90, interval=0.5, what="the worker to archive the image")
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=ds.StudyInstanceUID)
+    correction = services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                               changes={"PatientName": "Real^Ray"})
+    outbox_publish_gathered()
+
+    def applied_by_worker():
+        correction.refresh_from_db()
+        return correction.state == "applied"
+
+    wait_for(applied_by_worker, timeout=90, interval=0.5, what="the worker to apply the correction")
+    instance.refresh_from_db()
+    assert str(stored(instance).PatientName) == "Real^Ray"
+    for region in ("primary", "secondary"):
+        assert copy_check(instance, region).ok
