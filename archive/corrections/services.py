@@ -215,6 +215,9 @@ def _apply(tenant, swaps: list[_Swap], studies_before: set[int]) -> None:
             study=study, storage_key=swap.storage_key, sha256=swap.sha256, size_bytes=swap.size,
             metadata=parsed.metadata)
     _recount(tenant, touched, earlier_patients)
+    # A corrected birth date, a mammogram moved in, a merge: each study's retention date
+    # follows what its images now say (a study left without images is gone from the query).
+    retention_recompute(tenant=tenant, studies=Study.objects.for_tenant(tenant).filter(pk__in=touched))
 
 
 def _recount(tenant, study_ids: set[int], patient_ids: set[int] = frozenset()) -> None:
@@ -270,7 +273,6 @@ def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study
             _apply(tenant, [_Swap(i, p.key, p.sha256, p.size, p.parsed) for i, p in placed], study_ids)
             for instance, p in placed:
                 copies_point_at(instance.pk, p, now)
-            _retention_again(tenant, study_ids)
             target = Study.objects.for_tenant(tenant).filter(study_instance_uid=correction.study_instance_uid).first()
             Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(
                 study=target, state=APPLIED, done=len(placed), total=len(placed))
@@ -295,12 +297,6 @@ def _commit(correction: Correction, placed: list[tuple[Instance, Placed]], study
 
 class _AlreadyDone(Exception):
     """Another run of the same correction committed first."""
-
-
-def _retention_again(tenant, study_ids: set[int]) -> None:
-    """A corrected birth date, a mammogram moved in, a merge: each study's retention date
-    follows what its images now say."""
-    retention_recompute(tenant=tenant, studies=Study.objects.for_tenant(tenant).filter(pk__in=study_ids))
 
 
 def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after: dict, params: dict,
@@ -497,8 +493,6 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
             raise CorrectionRefused("These images changed meanwhile: reload and try again.")
         study_ids = set(Instance.objects.for_tenant(tenant).filter(pk__in=current).values_list("study_id", flat=True))
         _apply(tenant, swaps, study_ids)
-        _retention_again(tenant, study_ids | set(Instance.objects.for_tenant(tenant).filter(
-            pk__in=current).values_list("study_id", flat=True)))
         for v in versions:
             for region, copy in v.old_copies.items():
                 InstanceCopy.objects.for_tenant(tenant).filter(instance_id=v.instance_id, region=region).update(
