@@ -271,10 +271,12 @@ def _region_storage(region: str) -> dict:
         "file_overwrite": True,
         "default_acl": None,
         "querystring_auth": True,
-        "signature_version": "s3v4",
-        "addressing_style": envstr(prefix + "ADDRESSING_STYLE", "path"),
+        # django-storages reads its addressing_style and signature_version options only
+        # when it builds the client config itself: with ours they go in the config.
         # Fail fast on an endpoint that hangs; the pipeline retries with backoff.
-        "client_config": BotoConfig(connect_timeout=envint("STORAGE_CONNECT_TIMEOUT", 5),
+        "client_config": BotoConfig(s3={"addressing_style": envstr(prefix + "ADDRESSING_STYLE", "path")},
+                                    signature_version="s3v4",
+                                    connect_timeout=envint("STORAGE_CONNECT_TIMEOUT", 5),
                                     read_timeout=envint("STORAGE_READ_TIMEOUT", 60),
                                     retries={"max_attempts": 3, "mode": "standard"}),
     }

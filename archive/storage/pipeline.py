@@ -9,7 +9,7 @@ about 40 ms of worker CPU per instance, nearly all of it in the ORM).
 For each instance the tier-1 file -- already the ciphertext, in the regions' format -- is
 read once and checked: decrypted, its plaintext must have the size and SHA-256 recorded at
 ingest. Those exact bytes then go to each region that lacks a verified copy, with their
-SHA-256, and the region confirms it holds them (`object_put_checked`: an S3 store computes
+checksum, and the region confirms it holds them (`object_put_checked`: an S3 store computes
 the checksum of what it received and refuses a mismatch; a local folder is hashed as it is
 written and fsynced). A copy counts as verified only then. Each region is served on its
 own, from tier 1 or else (evicted or damaged) from the other region's verified copy, so
@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -79,12 +80,15 @@ def other_region(region: str) -> str:
 @dataclass
 class _Sealed:
     """The checked ciphertext of one instance: in memory, in its tier-1 file, or fetched
-    from the other region by `opener`. `open()` gives a fresh, seekable reader each time."""
+    from the other region by `opener`. `open()` gives a fresh, seekable reader each time.
+    `crc32`: of `data`, the bytes just checked, for the region to confirm (see
+    object_put_checked); a file or a fetch is confirmed by its SHA-256."""
 
     sha256: str
     size: int
     key_id: int
     data: bytes | None = None
+    crc32: int | None = None
     path: str | None = None
     opener: Callable[[], BinaryIO] | None = None
 
@@ -120,8 +124,9 @@ def _tier1_sealed(instance: Instance, keys: _Keys) -> _Sealed | None:
     if not check.ok:
         raise RuntimeError(f"tier-1 file of instance {instance.pk} no longer matches its ingest "
                            f"checksum: {check.detail}")
-    return _Sealed(check.cipher_sha256, check.cipher_size, check.key_id, data=data,
-                   path=None if data is not None else path)
+    if data is not None:
+        return _Sealed(check.cipher_sha256, check.cipher_size, check.key_id, data=data, crc32=zlib.crc32(data))
+    return _Sealed(check.cipher_sha256, check.cipher_size, check.key_id, path=path)
 
 
 def _from_other_region(instance: Instance, other: InstanceCopy) -> _Sealed:
@@ -177,7 +182,7 @@ def _archive_instance(instance: Instance, copies: dict[str, InstanceCopy], keys:
             try:
                 key_export(region=region, key_id=source.key_id)
                 object_put_checked(region, instance.storage_key, source.open, sha256=source.sha256,
-                                   size=source.size)
+                                   size=source.size, crc32=source.crc32)
             except Exception as exc:
                 if region_fault(exc):
                     down[region] = exc

@@ -1,8 +1,10 @@
 """The pipeline's steps run in this process against two real SeaweedFS regions."""
 
+import base64
 import hashlib
 import io
 import json
+import zlib
 from io import StringIO
 
 import pytest
@@ -159,6 +161,46 @@ def test_bytes_damaged_on_the_way_are_refused_by_the_region_and_not_counted(tena
             assert hashlib.sha256(stream.read()).hexdigest() == copy.cipher_sha256
 
 
+def _sent_checksums(monkeypatch) -> list[dict]:
+    """The checksum fields of each PutObject the pipeline sends, and what the store said."""
+    from botocore.client import BaseClient
+
+    real_call, seen = BaseClient._make_api_call, []
+
+    def recording(self, operation, params):
+        answer = real_call(self, operation, params)
+        if operation == "PutObject" and not params["Key"].startswith("_keys/"):
+            seen.append({"sent": {k: v for k, v in params.items() if k.startswith("Checksum")},
+                         "answered": {k: v for k, v in answer.items() if k.startswith("Checksum")}})
+        return answer
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return seen
+
+
+def test_an_instance_held_in_memory_is_confirmed_by_crc32_and_a_streamed_one_by_sha256(tenant, s3_regions,
+                                                                                     monkeypatch):
+    """The bytes checked in memory go with their CRC-32 (SeaweedFS confirms a SHA-256 on a
+    slower path); a source read again from a file goes with its SHA-256, so that the store
+    confirms exactly the bytes whose SHA-256 was checked. Either way the store echoes it."""
+    seen = _sent_checksums(monkeypatch)
+    (small,) = ingest(tenant, 1)
+    assert pipeline.outbox_drive_inline(Outbox.objects.for_tenant(tenant).filter(kind="archive").get().pk)
+    assert len(seen) == 2
+    for put in seen:
+        assert set(put["sent"]) == {"ChecksumCRC32"}
+        assert put["answered"]["ChecksumCRC32"] == put["sent"]["ChecksumCRC32"]
+    with object_open("primary", small.storage_key) as stream:
+        data = stream.read()
+    assert base64.b64decode(seen[0]["sent"]["ChecksumCRC32"]) == zlib.crc32(data).to_bytes(4, "big")
+    seen.clear()
+    monkeypatch.setattr(pipeline, "IN_MEMORY_MAX", 0)
+    InstanceCopy.objects.for_tenant(tenant).update(state="pending")
+    pipeline.copy_upload(small, "secondary")
+    assert [set(put["sent"]) for put in seen] == [{"ChecksumSHA256"}]
+    assert seen[0]["answered"]["ChecksumSHA256"] == seen[0]["sent"]["ChecksumSHA256"]
+
+
 def test_a_store_that_does_not_check_checksums_is_read_back(tenant, s3_regions, monkeypatch):
     """Stand-in for an S3 store without checksum support (SeaweedFS has it, so the checksum
     is left out of the request): the pipeline then reads the object back and hashes it."""
@@ -168,7 +210,7 @@ def test_a_store_that_does_not_check_checksums_is_read_back(tenant, s3_regions, 
 
     def put_without_checksum(self, operation, params):
         if operation == "PutObject":
-            params = {k: v for k, v in params.items() if k != "ChecksumSHA256"}
+            params = {k: v for k, v in params.items() if k not in ("ChecksumSHA256", "ChecksumCRC32")}
         return real_call(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", put_without_checksum)
