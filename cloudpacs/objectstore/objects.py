@@ -26,7 +26,8 @@ class ObjectCorrupt(Exception):
 
 
 def _s3(storage) -> bool:
-    return hasattr(storage, "bucket") and hasattr(storage, "connection")
+    # Asked of the class: on an instance, `bucket` would open the thread's own connection.
+    return hasattr(type(storage), "bucket") and hasattr(type(storage), "connection")
 
 
 def _client(storage):
@@ -223,7 +224,18 @@ def object_open(region: str, key: str) -> BinaryIO:
 
 
 def object_exists(region: str, key: str) -> bool:
-    return region_storage(region).exists(key)
+    storage = region_storage(region)
+    if not _s3(storage):
+        return storage.exists(key)
+    from botocore.exceptions import ClientError
+
+    try:
+        _client(storage).head_object(Bucket=storage.bucket_name, Key=storage._normalize_name(key))
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise
+    return True
 
 
 def object_delete(region: str, key: str) -> None:

@@ -78,6 +78,32 @@ def test_one_message_is_archived_in_a_bounded_number_of_queries(tenant, s3_regio
     assert InstanceCopy.objects.for_tenant(tenant).filter(state="verified").count() == 24
 
 
+def test_the_upload_threads_open_no_connections_of_their_own(tenant, s3_regions, monkeypatch):
+    """A batch's uploads (and the key documents' look-ups) go through each region's client
+    shared by the process: no thread builds a boto3 session of its own. A profile of a
+    fresh worker found every pool thread building one per region, for the upload and for
+    the look-up alike (`_s3()` opened one just to ask whether the storage was S3)."""
+    import threading
+
+    from archive.storage import keys
+    from cloudpacs.objectstore.s3 import RegionS3Storage
+
+    made = []
+    create = RegionS3Storage._create_session
+
+    def counting(self):
+        made.append(threading.current_thread().name)
+        return create(self)
+
+    monkeypatch.setattr(RegionS3Storage, "_create_session", counting)
+    monkeypatch.setattr(keys, "_exported", set())  # the key documents are looked up again
+    ingest(tenant, 12)
+    rows = list(Outbox.objects.for_tenant(tenant).filter(kind="archive").filter(done_at=None))
+    assert outbox_advance_many([row.pk for row in rows]) == {row.pk: True for row in rows}
+    assert not [name for name in made if name.startswith("archive")]
+    assert len(made) <= 2 + 2  # a shared client per region, and the key documents' first put
+
+
 def test_storage_status_json(tenant, s3_regions):
     ingest(tenant, 3)
     out = StringIO()
