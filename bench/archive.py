@@ -77,9 +77,7 @@ def one_round(args) -> dict:
     regions = [SeaweedServer(scratch / name, f"bench-{name}") for name in ("primary", "secondary")]
     try:
         for region in regions:
-            region.start()
-        for region in regions:
-            region.wait_ready()
+            region.start_ready()
         # A fresh SeaweedFS grows its volumes on the first writes: warm both up, so that
         # neither the limit nor the pipeline pays for it. The limit is measured before and
         # after the pipeline (it varied by two times between runs) and their mean is used.

@@ -117,6 +117,20 @@ class SeaweedServer:
 
         wait_for(bucket_ready, timeout=timeout, interval=0.2, what="a writable SeaweedFS bucket")
 
+    def start_ready(self, attempts: int = 3) -> None:
+        """Start and wait until writable; on other free ports when weed could not become
+        ready (a port another process took between its pick and weed's bind)."""
+        for attempt in range(attempts):
+            self.start()
+            try:
+                self.wait_ready()
+                return
+            except (RuntimeError, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+                self.stop()
+                self.ports_renew()
+
     def client(self):
         import boto3
 
