@@ -12,7 +12,7 @@ from django.utils import timezone
 from tenants.scoping import TenantOwned
 
 DEMOGRAPHICS, MOVE_SERIES, MERGE = "demographics", "move_series", "merge"
-RUNNING, APPLIED, FAILED = "running", "applied", "failed"
+RUNNING, APPLIED, FAILED, REVERTING = "running", "applied", "failed", "reverting"
 KINDS = [(DEMOGRAPHICS, "Patient details"), (MOVE_SERIES, "Series moved"), (MERGE, "Studies merged")]
 
 
@@ -31,9 +31,13 @@ class Correction(TenantOwned):
                                     related_name="+")
     reverted_at = models.DateTimeField(null=True, blank=True)
     # A worker applies it (outbox kind "correct"): a study of hundreds of images takes a
-    # while, and the study page shows how far it is.
-    state = models.CharField(max_length=8, default=RUNNING,
-                             choices=[(RUNNING, "Running"), (APPLIED, "Applied"), (FAILED, "Failed")])
+    # while, and the study page shows how far it is. A revert is a worker's too (it reads
+    # every earlier header back, from a region when tier 1 no longer holds it): REVERTING
+    # until it is done, then APPLIED again with `reverted_at` set, or with `error` set if
+    # it could not be done.
+    state = models.CharField(max_length=12, default=RUNNING,
+                             choices=[(RUNNING, "Running"), (APPLIED, "Applied"), (FAILED, "Failed"),
+                                      (REVERTING, "Reverting")])
     params = models.JSONField(default=dict)  # what the worker needs: attribute values, ids
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)

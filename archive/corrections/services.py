@@ -7,7 +7,8 @@ attributes; the pixel data's bytes are copied as they are), stores each as a new
 tier 1 and both regions (archive/storage/replace.py), then in one transaction points the
 images at their new objects, re-indexes the studies involved and records the old objects
 (HeaderVersion): every door (QIDO/WADO, C-FIND/C-GET, exports, shares) serves the
-corrected header at once, and a revert points the images back. A correction waits until the
+corrected header at once, and a revert (a worker's too: it reads every earlier header back)
+points the images back. A correction waits until the
 study's images are verified in both regions, so the pipeline never copies an object that is
 being replaced.
 
@@ -32,6 +33,7 @@ from archive.corrections.models import (
     FAILED,
     MERGE,
     MOVE_SERIES,
+    REVERTING,
     RUNNING,
     Correction,
     HeaderVersion,
@@ -306,7 +308,7 @@ def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after:
     uids = {target.study_instance_uid} | ({source.study_instance_uid} if source else set())
     with transaction.atomic():
         list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
-        running = Correction.objects.for_tenant(tenant).filter(state=RUNNING).filter(
+        running = Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
             Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists()
         if running:
             raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
@@ -455,42 +457,91 @@ def correction_failed(correction: Correction, actor: Actor, why: str) -> None:
 
 
 def revert(*, correction: Correction, user, actor: Actor) -> Correction:
-    """Point the images back at their objects from before the correction (kept in both
-    regions); the corrected objects go after the drop grace period."""
+    """Check that the correction may be reverted, and hand the revert to a worker
+    (`revert_apply`): it reads every earlier header back, from a region when tier 1 no
+    longer holds it, which for a large study is longer than a request may take. Refusals
+    come at once and are audited; the study page shows the revert's progress."""
     tenant = correction.tenant
-    correction = Correction.objects.for_tenant(tenant).get(pk=correction.pk)  # as it is now
-    if correction.reverted_at is not None:
-        raise CorrectionRefused("This correction was reverted already.")
-    if correction.state != APPLIED:
-        raise CorrectionRefused("Only an applied correction can be reverted.")
-    versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction).select_related("instance"))
-    if any(v.instance is None for v in versions):
-        _refuse(tenant, actor, correction.study, "revert", "Some of these images were deleted since: the "
-                                                           "correction can no longer be reverted.")
-    if any(v.instance.storage_key != v.new_storage_key for v in versions):
-        _refuse(tenant, actor, correction.study, "revert", "A later correction changed these images: revert "
-                                                           "that one first.")
-    swaps = []
-    for v in versions:
-        # The earlier object as it was indexed: tier 1 if it is still there, else a region,
-        # checked against its checksum on the way.
-        earlier = Instance(pk=v.instance_id, tenant_id=tenant.pk, storage_key=v.old_storage_key,
-                           sha256=v.old_sha256, size_bytes=v.old_size_bytes)
-        with open_instance(earlier) as f:
-            data = f.read()
-        parsed = parse_bytes(data)
-        if isinstance(parsed, InvalidInstance):
-            raise CorrectionRefused(f"A stored image does not parse any more: {parsed.reason}")
-        swaps.append(_Swap(v.instance, v.old_storage_key, v.old_sha256, v.old_size_bytes, parsed))
-    now = timezone.now()
     with transaction.atomic():
         locked = Correction.objects.for_tenant(tenant).select_for_update().get(pk=correction.pk)
         if locked.reverted_at is not None:
             raise CorrectionRefused("This correction was reverted already.")
+        if locked.state == REVERTING:
+            raise CorrectionRefused("This correction is being reverted.")
+        if locked.state != APPLIED:
+            raise CorrectionRefused("Only an applied correction can be reverted.")
+        _revertable(locked, actor)
+        uids = [uid for uid in (locked.study_instance_uid, locked.source_study_uid) if uid]
+        if Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
+                Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists():
+            raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
+        total = HeaderVersion.objects.for_tenant(tenant).filter(correction=locked).count()
+        locked.state, locked.done, locked.total, locked.error, locked.reverted_by = REVERTING, 0, total, "", user
+        locked.params = {**locked.params, "revert_actor": [actor.type, actor.id, actor.label, actor.ip]}
+        locked.save(update_fields=["state", "done", "total", "error", "reverted_by", "params"])
+        audit_record(tenant=tenant, actor=actor, action="study.correction_revert_requested", obj_type="study",
+                     obj_id=locked.study_id or "", detail={"correction": locked.pk, "kind": locked.kind,
+                                                           "instances": total})
+        outbox_add(tenant=tenant, kind=CORRECT, subjects=[locked.pk])
+    return locked
+
+
+def _revertable(correction: Correction, actor: Actor | None) -> list[HeaderVersion]:
+    """The correction's header versions, or CorrectionRefused (audited when `actor` is
+    given: a request's refusal) when its images no longer allow a revert."""
+    tenant = correction.tenant
+    versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction)
+                    .select_related("instance").order_by("pk"))
+
+    def refuse(why: str):
+        if actor is not None:
+            _refuse(tenant, actor, correction.study, "revert", why)
+        raise CorrectionRefused(why)
+
+    if any(v.instance is None for v in versions):
+        refuse("Some of these images were deleted since: the correction can no longer be reverted.")
+    if any(v.instance.storage_key != v.new_storage_key for v in versions):
+        refuse("A later correction changed these images: revert that one first.")
+    return versions
+
+
+def revert_apply(correction: Correction) -> None:
+    """The worker's part of a revert: read each earlier header back (tier 1 if it is still
+    there, else a region, checked against its checksum on the way; progress on the
+    correction row), then point the images back at their objects from before the
+    correction (kept in both regions) in one transaction. The corrected objects go after
+    the drop grace period. One the images no longer allow ends as not done, audited."""
+    tenant = correction.tenant
+    actor = Actor(*correction.params["revert_actor"])
+    try:
+        versions = _revertable(correction, None)
+        swaps = []
+        for n, v in enumerate(versions, 1):
+            earlier = Instance(pk=v.instance_id, tenant_id=tenant.pk, storage_key=v.old_storage_key,
+                               sha256=v.old_sha256, size_bytes=v.old_size_bytes)
+            with open_instance(earlier) as f:
+                data = f.read()
+            parsed = parse_bytes(data)
+            if isinstance(parsed, InvalidInstance):
+                raise CorrectionRefused(f"A stored image does not parse any more: {parsed.reason}")
+            swaps.append(_Swap(v.instance, v.old_storage_key, v.old_sha256, v.old_size_bytes, parsed))
+            if n % 5 == 0 or n == len(versions):
+                Correction.objects.for_tenant(tenant).filter(pk=correction.pk).update(done=n)
+        _revert_commit(correction, versions, swaps, actor)
+    except CorrectionRefused as exc:
+        revert_failed(correction, actor, str(exc))
+
+
+def _revert_commit(correction: Correction, versions: list[HeaderVersion], swaps: list[_Swap], actor: Actor) -> None:
+    tenant, now = correction.tenant, timezone.now()
+    with transaction.atomic():
+        locked = Correction.objects.for_tenant(tenant).select_for_update().get(pk=correction.pk)
+        if locked.state != REVERTING:  # another run of the same revert committed first
+            return
         current = dict(Instance.objects.for_tenant(tenant).select_for_update().filter(
             pk__in=[v.instance_id for v in versions]).values_list("pk", "storage_key"))
         if any(current.get(v.instance_id) != v.new_storage_key for v in versions):
-            raise CorrectionRefused("These images changed meanwhile: reload and try again.")
+            raise CorrectionRefused("These images changed meanwhile: try again.")
         study_ids = set(Instance.objects.for_tenant(tenant).filter(pk__in=current).values_list("study_id", flat=True))
         _apply(tenant, swaps, study_ids)
         for v in versions:
@@ -499,8 +550,8 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
                     state=InstanceCopy.VERIFIED, updated_at=now, last_error="", **copy)
         for v in versions:
             outbox_add(tenant=tenant, kind=DROP, subjects=[v.instance_id], payload={"key": v.new_storage_key})
-        locked.reverted_at, locked.reverted_by = now, user
-        locked.save(update_fields=["reverted_at", "reverted_by"])
+        locked.state, locked.reverted_at, locked.done = APPLIED, now, len(versions)
+        locked.save(update_fields=["state", "reverted_at", "done"])
         if correction.source_study_uid and Study.objects.for_tenant(tenant).filter(
                 study_instance_uid=correction.source_study_uid).exists():
             hooks.studies_unmerged(tenant, study_uid=correction.source_study_uid, actor=actor)
@@ -509,4 +560,14 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
                      obj_id=correction.study_id or "", detail={
                          "correction": correction.pk, "kind": correction.kind, "study_uid": restored,
                          "before": correction.after, "after": correction.before, "instances": len(versions)})
-    return locked
+
+
+def revert_failed(correction: Correction, actor: Actor, why: str) -> None:
+    """The revert could not be done: the correction stays applied, saying why, audited."""
+    with transaction.atomic():
+        if not Correction.objects.for_tenant(correction.tenant).filter(pk=correction.pk, state=REVERTING).update(
+                state=APPLIED, error=f"Revert not done: {why}"[:500], reverted_by=None, done=0):
+            return
+        audit_record(tenant=correction.tenant, actor=actor, action="study.correction_revert_failed",
+                     obj_type="study", obj_id=correction.study_id or "",
+                     detail={"correction": correction.pk, "reason": why})

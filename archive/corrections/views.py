@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from archive.corrections import services
-from archive.corrections.models import Correction
+from archive.corrections.models import REVERTING, RUNNING, Correction
 from archive.models import Series, Study
 from archive.selectors.worklist import dicom_date_display, display_name
 from archive.storage.tiers import InstanceUnavailable
@@ -54,7 +54,7 @@ def study_corrections_context(request, study: Study) -> dict:
     for other in same_patient:
         other.date_display = dicom_date_display(other.study_date)
     return {"corrections": history, "may_correct": may_correct,
-            "correction_running": any(c.state == "running" for c in history),
+            "correction_running": any(c.state in (RUNNING, REVERTING) for c in history),
             "demographics_form": DemographicsForm(initial=_initial(study)) if may_correct else None,
             "merge_targets": same_patient}
 
@@ -65,7 +65,7 @@ def _attempt(request, action):
         return action()
     except services.CorrectionRefused as exc:
         messages.error(request, str(exc))
-    except (InstanceUnavailable, OSError):  # a revert reads the earlier headers back from storage
+    except (InstanceUnavailable, OSError):  # storage out of reach while checking or placing
         log.warning("correction not done: storage unreachable", exc_info=True)
         messages.error(request, "Storage cannot be reached now; nothing changed: try again in a few minutes.")
     return None
@@ -159,9 +159,7 @@ def revert(request, correction_id: int):
         raise Http404("No such correction")
     _refuse_unless_corrector(request, correction.study or Study(pk=None), "revert")
     if _attempt(request, lambda: services.revert(correction=correction, user=request.user,
-                                                 actor=request.principal.actor(request))) is None:
-        return _back(request, correction.study_id)
-    messages.success(request, "Correction reverted: the images carry their previous headers again.")
-    restored = Study.objects.for_tenant(request.tenant).filter(
-        study_instance_uid=correction.source_study_uid or correction.study_instance_uid).first()
-    return _back(request, restored.pk if restored else None)
+                                                 actor=request.principal.actor(request))) is not None:
+        messages.success(request, "Reverting the correction: the images get their previous headers back; "
+                                  "its progress shows here.")
+    return _back(request, correction.study_id)

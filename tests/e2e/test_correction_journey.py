@@ -42,6 +42,10 @@ def test_front_desk_corrects_a_name_and_reverts_it(live_server, tenant, make_mem
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
         page.locator(".correction-history").get_by_role("button", name="Revert").click()
-    assert "Correction reverted" in page.inner_text(".messages")
-    assert page.locator("h1").inner_text() == "Jonhson, Mary"
+    assert "Reverting the correction" in page.inner_text(".messages")
+    assert "reverting: 0 of 2 images" in page.inner_text(".correction-history")
+    rows = list(Outbox.objects.for_tenant(tenant).filter(kind="correct", done_at=None).values_list("pk", flat=True))
+    assert all(r is True for r in outbox_advance_many(rows).values())
+    page.locator("h1", has_text="Jonhson, Mary").wait_for(timeout=15_000)  # the page refreshes itself
+    assert "reverted" in page.inner_text(".correction-history")
     assert Study.objects.for_tenant(tenant).get(pk=study.pk).patient_name == "Jonhson^Mary"

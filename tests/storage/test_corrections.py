@@ -52,6 +52,19 @@ def applied(correction):
     return correction
 
 
+def reverted(correction):
+    """What the worker does with a revert: the correction's outbox row, run here."""
+    correction.refresh_from_db()
+    assert correction.state == "reverting"
+    rows = list(Outbox.objects.for_tenant(correction.tenant).filter(kind="correct", done_at=None)
+                .values_list("pk", flat=True))
+    assert all(r is True for r in outbox_advance_many(rows).values())
+    correction.refresh_from_db()
+    assert (correction.state, correction.error) == ("applied", "")
+    assert correction.reverted_at is not None
+    return correction
+
+
 def stored(instance) -> pydicom.Dataset:
     with open_instance(instance) as f:
         return pydicom.dcmread(io.BytesIO(f.read()))
@@ -104,6 +117,15 @@ def test_patient_details_corrected_everywhere_and_reverted(tenant, make_member, 
     assert {m["00100010"]["Value"][0]["Alphabetic"] for m in meta} == {"Smith^John"}
 
     services.revert(correction=correction, user=desk, actor=actor(desk))
+    # The request only asks: a worker reads the earlier headers back (from a region, for a
+    # study tier 1 no longer holds), which a large study would not do within a request.
+    study.refresh_from_db()
+    assert study.patient_name == "Smith^John"
+    with pytest.raises(services.CorrectionRefused, match="being reverted"):
+        services.revert(correction=correction, user=desk, actor=actor(desk))
+    with pytest.raises(services.CorrectionRefused, match="being applied"):
+        services.correct_demographics(study=study, user=desk, actor=actor(desk), changes={"AccessionNumber": "X"})
+    assert reverted(correction).done == 2
     study.refresh_from_db()
     assert (study.patient_name, study.patient_birth_date) == ("Smiht^Jon", "19700101")
     for instance in Instance.objects.for_tenant(tenant).filter(study=study):
@@ -113,6 +135,7 @@ def test_patient_details_corrected_everywhere_and_reverted(tenant, make_member, 
     with pytest.raises(services.CorrectionRefused, match="reverted already"):
         services.revert(correction=correction, user=desk, actor=actor(desk))
     assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_reverted").count() == 1
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_revert_requested").count() == 1
 
 
 def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, make_member):
@@ -134,7 +157,7 @@ def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, 
     charge = Charge.objects.for_tenant(tenant).get(study_instance_uid=wrong.study_instance_uid)
     assert charge.state == Charge.CREDITED
 
-    services.revert(correction=moved, user=desk, actor=actor(desk))
+    reverted(services.revert(correction=moved, user=desk, actor=actor(desk)))
     # Two studies again: the credit is taken back (Stripe never had it), each billed once.
     charge.refresh_from_db()
     assert charge.state == Charge.RECORDED and charge.credit_reason == ""
@@ -223,7 +246,7 @@ def test_revert_after_tier_one_lost_the_earlier_header(tenant, make_member):
                                                        changes={"PatientName": "Swept^Susan"}))
     for version in HeaderVersion.objects.for_tenant(tenant).filter(correction=correction):
         tier1_path(version.old_storage_key).unlink()  # as the hourly leftovers sweep does
-    services.revert(correction=correction, user=desk, actor=actor(desk))
+    reverted(services.revert(correction=correction, user=desk, actor=actor(desk)))
     assert str(stored(Instance.objects.for_tenant(tenant).get(study=study)).PatientName) == "Swept^Sue"
 
 
@@ -252,24 +275,48 @@ def test_a_moved_image_keeps_nothing_of_the_wrong_patient(tenant, make_member):
     assert Patient.objects.for_tenant(tenant).filter(patient_id="R1").count() == 1
 
 
-def test_a_revert_with_storage_out_of_reach_is_a_message(tenant, make_member, login, monkeypatch):
+def test_a_revert_with_storage_out_of_reach_is_retried_then_said_on_the_page(tenant, make_member, login,
+                                                                           monkeypatch):
+    """The worker cannot read the earlier headers back: the row is retried; when it gives
+    up, the correction stays applied, the study page says the revert was not done, the
+    failure is audited, and a later revert works."""
+    from archive.corrections.work import MAX_ATTEMPTS
     from archive.storage.tiers import InstanceUnavailable
 
     desk = make_member(tenant, roles.FRONT_DESK)
     [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Far^Fay", patient_id="F1"))
     correction = applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
                                                        changes={"PatientName": "Far^Faye"}))
+    client = login(desk, the_client=Client())
+    url = reverse("archive:correction_revert", kwargs={"tenant_slug": tenant.slug, "correction_id": correction.pk})
+    response = client.post(url, follow=True)
+    assert b"Reverting the correction" in response.content and b"reverting: 0 of 1 images" in response.content
 
-    def unreachable(**kwargs):
+    def unreachable(*args, **kwargs):
         raise InstanceUnavailable("primary: timed out; secondary: timed out")
 
-    monkeypatch.setattr(services, "revert", unreachable)
-    client = login(desk, the_client=Client())
-    response = client.post(reverse("archive:correction_revert", kwargs={"tenant_slug": tenant.slug,
-                                                                        "correction_id": correction.pk}), follow=True)
-    assert response.status_code == 200 and b"Storage cannot be reached now" in response.content
+    monkeypatch.setattr(services, "open_instance", unreachable)
+    row = Outbox.objects.for_tenant(tenant).filter(kind="correct", done_at=None).get()
+    [result] = outbox_advance_many([row.pk]).values()
+    assert isinstance(result, InstanceUnavailable)  # retried
     correction.refresh_from_db()
-    assert correction.reverted_at is None
+    assert correction.state == "reverting"
+    Outbox.objects.for_tenant(tenant).filter(pk=row.pk).update(attempts=MAX_ATTEMPTS - 1)
+    assert outbox_advance_many([row.pk]) == {row.pk: True}
+    correction.refresh_from_db()
+    assert (correction.state, correction.reverted_at) == ("applied", None)
+    assert correction.error.startswith("Revert not done: gave up")
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_revert_failed").count() == 1
+    page = client.get(reverse("archive:study", kwargs={"tenant_slug": tenant.slug, "pk": study.pk})).content
+    assert b"Revert not done" in page and b"reverting:" not in page
+    study.refresh_from_db()
+    assert study.patient_name == "Far^Faye"
+
+    monkeypatch.undo()
+    client.post(url)
+    reverted(correction)
+    study.refresh_from_db()
+    assert study.patient_name == "Far^Fay"
 
 
 @pytest.mark.worker
