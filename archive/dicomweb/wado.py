@@ -16,7 +16,7 @@ from django.views.decorators.gzip import gzip_page
 
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
-from archive.dicomweb.compression import gzip_fast
+from archive.dicomweb.compression import wire_compressed
 from archive.dicomweb.json import metadata_json
 from archive.dicomweb.negotiate import (
     ANY,
@@ -171,7 +171,7 @@ def _frame_parts(fh, ds, numbers: list[int], media: str, stored_ts: str):
         fh.close()
 
 
-@gzip_fast
+@wire_compressed
 @require_perm("archive.view")
 @audits_phi_read
 def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: str):
