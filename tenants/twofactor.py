@@ -12,8 +12,9 @@ def needs_second_factor(request, membership):
     user = request.user
     if user.is_verified():
         return None
-    if membership.role in roles.ROLES_REQUIRING_2FA or user_has_device(user):
-        if user_has_device(user):
-            return redirect("/account/2fa/verify/?" + urlencode({"next": request.get_full_path()}))
+    has_device = user_has_device(user)  # a query per device class: asked once
+    if has_device:
+        return redirect("/account/2fa/verify/?" + urlencode({"next": request.get_full_path()}))
+    if membership.role in roles.ROLES_REQUIRING_2FA:
         return redirect("/account/2fa/setup/?" + urlencode({"next": request.get_full_path()}))
     return None
