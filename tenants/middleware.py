@@ -76,11 +76,12 @@ class TenantMiddleware:
             if wants_json(request):
                 return json_error(401, "Authentication required", WWW_Authenticate='Bearer realm="cloudpacs"')
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        membership = (Membership.unscoped.select_related("tenant", "user")
+        from tenants.twofactor import device_annotations, needs_second_factor
+
+        membership = (Membership.unscoped.select_related("tenant", "user").annotate(**device_annotations())
                       .filter(user=user, tenant__slug=slug, tenant__status=Tenant.ACTIVE).first())
         if membership is None:
             raise Http404("No such clinic")
-        from tenants.twofactor import needs_second_factor
 
         redirect = needs_second_factor(request, membership)
         if redirect is not None:
