@@ -176,12 +176,8 @@ def test_metadata_and_searches_are_gzipped_for_clients_that_accept_it(tenant, ma
     assert search["Content-Encoding"] == "gzip"
 
 
-def test_frames_go_in_zstd_to_a_browser_that_accepts_it(tenant, make_token):
-    """Chromium and Firefox accept zstd: smaller than gzip level 1 for a CT frame, for
-    half its CPU on the server. A client that refuses a coding (q=0) does not get it."""
-    import zstandard
-
-    from archive.dicomweb.compression import accepted_codings
+def _one_ct_frame(tenant, make_token):
+    """A stored 256² CT image: (dataset, its first frame's URL, a reader's request headers)."""
     from tests.archive.dicomweb_data import ingest_datasets
     from tests.dicom_factory import make_ct_series
 
@@ -191,6 +187,17 @@ def test_frames_go_in_zstd_to_a_browser_that_accepts_it(tenant, make_token):
     url = (f"/t/{tenant.slug}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
            f"/instances/{ds.SOPInstanceUID}/frames/1")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_ACCEPT": 'multipart/related; type="application/octet-stream"'}
+    return ds, url, headers
+
+
+def test_frames_go_in_zstd_to_a_browser_that_accepts_it(tenant, make_token):
+    """Chromium and Firefox accept zstd: smaller than gzip level 1 for a CT frame, for
+    half its CPU on the server. A client that refuses a coding (q=0) does not get it."""
+    import zstandard
+
+    from archive.dicomweb.compression import accepted_codings
+
+    ds, url, headers = _one_ct_frame(tenant, make_token)
     chromium = Client().get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br, zstd", **headers)
     assert chromium["Content-Encoding"] == "zstd" and "Accept-Encoding" in chromium["Vary"]
     body = zstandard.ZstdDecompressor().decompressobj().decompress(b"".join(chromium.streaming_content))
@@ -205,15 +212,7 @@ def test_frames_go_in_zstd_to_a_browser_that_accepts_it(tenant, make_token):
 def test_frames_are_gzipped_fast_and_not_marked_no_store(tenant, make_token):
     """Frames go gzipped to a client that accepts it (half a CT frame's bytes), and with
     `private, no-cache`: `no-store` made Chromium abandon a viewer's frame requests."""
-    from tests.archive.dicomweb_data import ingest_datasets
-    from tests.dicom_factory import make_ct_series
-
-    [ds] = make_ct_series(1, 256, 256)
-    ingest_datasets(tenant, [ds])
-    token = make_token(tenant, scopes=("read",))
-    url = (f"/t/{tenant.slug}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}/frames/1")
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_ACCEPT": 'multipart/related; type="application/octet-stream"'}
+    ds, url, headers = _one_ct_frame(tenant, make_token)
     plain = Client().get(url, **headers)
     packed = Client().get(url, HTTP_ACCEPT_ENCODING="gzip, deflate", **headers)
     plain_body = b"".join(plain.streaming_content)
