@@ -88,6 +88,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Automatic logoff after SESSION_IDLE_MINUTES without a request (before the clinic is
+    # resolved: the request then goes on as anyone's without a session would).
+    "tenants.idle_logoff.IdleLogoffMiddleware",
     # Before CSRF: a request it authenticates with a valid API token of the clinic in the
     # URL carries no cookie credentials, and only such a request skips the CSRF check.
     "tenants.middleware.TenantMiddleware",
@@ -207,6 +210,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)
+# Automatic logoff: a session with no request for this long ends (0: never; tenants/idle_logoff.py).
+SESSION_IDLE_MINUTES = envint("SESSION_IDLE_MINUTES", 60)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -6,8 +6,6 @@ or the object exists: anonymous browsers are sent to log in, anonymous API clien
 401, and members of other clinics (or their tokens) get 404.
 """
 
-import time
-
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
@@ -88,20 +86,6 @@ class TenantMiddleware:
             return redirect
         request.tenant = membership.tenant
         request.principal = Principal.for_membership(membership)
-        _touch_session(request.session, slug)
+        if request.session.get("last_tenant") != slug:  # an assignment alone rewrites the session
+            request.session["last_tenant"] = slug
         return None
-
-
-# A member's session expires SESSION_COOKIE_AGE after its last write, and a request writes
-# it (an UPDATE and a commit) only when it changed: this keeps the expiry sliding with
-# activity at this granularity, without a write per request (a viewer loads a study's
-# frames in hundreds of requests; each used to rewrite the session).
-SESSION_TOUCH_SECONDS = 60
-
-
-def _touch_session(session, slug: str) -> None:
-    bucket = int(time.time() // SESSION_TOUCH_SECONDS)
-    if session.get("last_tenant") != slug:
-        session["last_tenant"] = slug
-    if session.get("active") != bucket:
-        session["active"] = bucket

@@ -84,8 +84,10 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 def _logged_out(sender, request, user, **kwargs):
     if user is None:
         return
+    # An automatic logoff (tenants/idle_logoff.py) says so.
+    reason = getattr(request, "logout_reason", None)
     try:
-        signin_record(user=user, request=request, action=LOGOUT)
+        signin_record(user=user, request=request, action=LOGOUT, detail={"reason": reason} if reason else None)
     except Exception:
         # The session still ends: someone who cannot sign out is worse off than a log
         # missing one logout. Anything else fails closed.

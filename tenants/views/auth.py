@@ -58,7 +58,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             if user is not None:
                 return _after_password(request, user, next_url)
             status = 429 if throttle.ip_is_blocked(ip) else 200
-    return render(request, "registration/login.html", {"form": form, "next": next_url}, status=status)
+    idle = request.GET.get("idle", "")
+    return render(request, "registration/login.html",
+                  {"form": form, "next": next_url, "idle_minutes": idle if idle.isdigit() else None},
+                  status=status)
 
 
 def _attempt(request: HttpRequest, form: LoginForm, ip: str | None) -> User | None:

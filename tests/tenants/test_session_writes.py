@@ -1,6 +1,9 @@
 """A member's requests do not rewrite the session each time (a viewer loads a study's frames
 in hundreds of requests, and each one used to UPDATE and commit the session row), while
-the session's expiry still slides with activity."""
+the session's expiry still slides with activity; and a session left idle for
+SESSION_IDLE_MINUTES ends (automatic logoff), audited."""
+
+import json
 
 from django.contrib.sessions.models import Session
 from django.db import connection
@@ -8,7 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tenants import middleware, roles
+from tenants import idle_logoff, roles
+from tenants.audit import AuditEvent
 
 
 def _session_writes(queries) -> int:
@@ -28,7 +32,7 @@ def test_requests_write_the_session_once_a_minute_and_its_expiry_slides(tenant, 
         assert _session_writes(queries) == 0
     expiry = Session.objects.get(session_key=key).expire_date
     # The next minute: one write, and the expiry moves on.
-    monkeypatch.setattr(middleware, "SESSION_TOUCH_SECONDS", 1e-6)
+    monkeypatch.setattr(idle_logoff, "SESSION_TOUCH_SECONDS", 1e-6)
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     assert _session_writes(queries) == 1
@@ -50,3 +54,50 @@ def test_a_member_without_2fa_costs_no_query_per_device_kind(tenant, make_member
     TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     response = client.get(url)
     assert response.status_code == 302 and response["Location"].startswith("/account/2fa/verify/")
+
+
+def _idle_for(client, seconds: float) -> None:
+    session = client.session
+    session[idle_logoff.ACTIVE_AT] -= seconds
+    session.save()
+
+
+def test_a_session_idle_for_longer_than_the_limit_is_signed_out_and_audited(tenant, make_member, login, settings):
+    settings.SESSION_IDLE_MINUTES = 30
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client())
+    url = reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})
+    assert client.get(url).status_code == 200
+    _idle_for(client, 29 * 60)  # within the limit: still signed in
+    assert client.get(url).status_code == 200
+    _idle_for(client, 31 * 60)
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/login/?")
+    assert "idle=30" in response["Location"] and "next=" in response["Location"]
+    page = client.get(response["Location"])
+    assert b"signed out after 30 minutes without activity" in page.content
+    assert client.get(url).status_code == 302  # the session is gone, not only this answer
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk))
+    assert event.detail == {"reason": "idle"}
+
+
+def test_an_idle_viewer_request_gets_a_401_it_can_show(tenant, make_member, login, settings):
+    settings.SESSION_IDLE_MINUTES = 30
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client())
+    studies = reverse("archive:dicomweb_studies", kwargs={"tenant_slug": tenant.slug})
+    assert client.get(studies, HTTP_ACCEPT="application/dicom+json").status_code in (200, 204)
+    _idle_for(client, 31 * 60)
+    response = client.get(studies, HTTP_ACCEPT="application/dicom+json")
+    assert response.status_code == 401
+    assert "without activity" in json.loads(response.content)["error"]
+
+
+def test_no_idle_limit_when_it_is_set_to_zero(tenant, make_member, login, settings):
+    settings.SESSION_IDLE_MINUTES = 0
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client())
+    url = reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})
+    assert client.get(url).status_code == 200
+    _idle_for(client, 7 * 3600)
+    assert client.get(url).status_code == 200
