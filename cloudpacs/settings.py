@@ -279,7 +279,11 @@ def _region_storage(region: str) -> dict:
         # django-storages reads its addressing_style and signature_version options only
         # when it builds the client config itself: with ours they go in the config.
         # Fail fast on an endpoint that hangs; the pipeline retries with backoff.
-        "client_config": BotoConfig(s3={"addressing_style": envstr(prefix + "ADDRESSING_STYLE", "path")},
+        # Path style for a store of one's own (SeaweedFS, MinIO, Ceph: an endpoint given),
+        # boto3's own choice for AWS itself.
+        "client_config": BotoConfig(s3={"addressing_style": envstr(
+                                        prefix + "ADDRESSING_STYLE",
+                                        "path" if envstr(prefix + "ENDPOINT") else "auto")},
                                     signature_version="s3v4",
                                     connect_timeout=envint("STORAGE_CONNECT_TIMEOUT", 5),
                                     read_timeout=envint("STORAGE_READ_TIMEOUT", 60),

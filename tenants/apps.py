@@ -6,5 +6,6 @@ class TenantsConfig(AppConfig):
     verbose_name = "Clinics and people"
 
     def ready(self):
-        # Connects the receivers that put sign-ins into the clinics' audit logs.
-        from tenants import signin_audit  # noqa: F401
+        # Connects the receivers that put sign-ins into the clinics' audit logs, and the one
+        # that starts a new session's idle clock at its login.
+        from tenants import idle_logoff, signin_audit  # noqa: F401

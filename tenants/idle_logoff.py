@@ -1,16 +1,20 @@
 """Automatic logoff (HIPAA 45 CFR 164.312(a)(2)(iii)): a member's session ends after
-SESSION_IDLE_MINUTES without a request, audited as a logout for that reason.
+SESSION_IDLE_MINUTES without a request of theirs, audited as a logout for that reason.
 
 Each request of a signed-in person notes its time in the session, written at most once a
 minute (SESSION_TOUCH_SECONDS): a viewer loads a study in hundreds of requests, and each
-used to rewrite the session row. The write also slides the session's expiry
-(SESSION_COOKIE_AGE, the longest a session lives while in use). API tokens have no session
-and are not concerned."""
+used to rewrite the session row. So the recorded time may be up to a minute behind, and
+the logoff comes between SESSION_IDLE_MINUTES and a minute more after the last request,
+never before. The write also slides the session's expiry (SESSION_COOKIE_AGE, the longest a
+session lives while in use). A page's own automatic reload (`auto_refresh=1`, static/js/
+base.js) is not the person's activity. A request with an API token is not this session's."""
 
 import time
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -18,6 +22,17 @@ from django.utils.http import urlencode
 ACTIVE_AT = "active_at"  # in the session: the time of its last noted request (epoch seconds)
 SESSION_TOUCH_SECONDS = 60
 IDLE_REASON = "idle"
+AUTO_REFRESH = "auto_refresh"
+
+
+def idle_seconds() -> int:
+    return max(0, settings.SESSION_IDLE_MINUTES) * 60
+
+
+@receiver(user_logged_in, dispatch_uid="idle_logoff_logged_in")
+def _logged_in(sender, request, user, **kwargs):
+    if request is not None and hasattr(request, "session"):
+        request.session[ACTIVE_AT] = int(time.time())
 
 
 class IdleLogoffMiddleware:
@@ -25,8 +40,10 @@ class IdleLogoffMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        from tenants.middleware import bearer_secret
+
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        if user is not None and user.is_authenticated and bearer_secret(request) is None:
             ended = self._idle_ended(request)
             if ended is not None:
                 return ended
@@ -35,12 +52,14 @@ class IdleLogoffMiddleware:
     def _idle_ended(self, request):
         session, now = request.session, time.time()
         last = session.get(ACTIVE_AT)
-        idle = settings.SESSION_IDLE_MINUTES * 60
-        if idle and isinstance(last, (int, float)) and now - last > idle:
+        known = isinstance(last, (int, float))
+        idle = idle_seconds()
+        if idle and known and now - last > idle + SESSION_TOUCH_SECONDS:
             request.logout_reason = IDLE_REASON  # the logout's audit event says why
             logout(request)
             return _signed_out_answer(request)
-        if not isinstance(last, (int, float)) or int(now // SESSION_TOUCH_SECONDS) != int(last // SESSION_TOUCH_SECONDS):
+        automatic = request.GET.get(AUTO_REFRESH) == "1"
+        if not known or (not automatic and now - last >= SESSION_TOUCH_SECONDS):
             session[ACTIVE_AT] = int(now)
         return None
 
@@ -50,6 +69,7 @@ def _signed_out_answer(request):
 
     minutes = settings.SESSION_IDLE_MINUTES
     if wants_json(request):
-        return json_error(401, f"Signed out after {minutes} minutes without activity; sign in again.")
+        return json_error(401, f"Signed out after {minutes} minutes without activity; sign in again.",
+                          WWW_Authenticate='Bearer realm="cloudpacs"')
     next_url = request.get_full_path() if request.method == "GET" else "/"
     return redirect(reverse("login") + "?" + urlencode({"next": next_url, "idle": minutes}))

@@ -460,9 +460,14 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
     """Check that the correction may be reverted, and hand the revert to a worker
     (`revert_apply`): it reads every earlier header back, from a region when tier 1 no
     longer holds it, which for a large study is longer than a request may take. Refusals
-    come at once and are audited; the study page shows the revert's progress."""
+    come at once (those about the images audited); the study page shows the progress."""
     tenant = correction.tenant
+    uids = [uid for uid in (correction.study_instance_uid, correction.source_study_uid) if uid]
+    refused = None
     with transaction.atomic():
+        # The studies first, in pk order, as a new correction locks them (`_start`): one of
+        # the two waits for the other, and sees it.
+        list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
         locked = Correction.objects.for_tenant(tenant).select_for_update().get(pk=correction.pk)
         if locked.reverted_at is not None:
             raise CorrectionRefused("This correction was reverted already.")
@@ -470,38 +475,36 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
             raise CorrectionRefused("This correction is being reverted.")
         if locked.state != APPLIED:
             raise CorrectionRefused("Only an applied correction can be reverted.")
-        _revertable(locked, actor)
-        uids = [uid for uid in (locked.study_instance_uid, locked.source_study_uid) if uid]
         if Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
                 Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists():
             raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
-        total = HeaderVersion.objects.for_tenant(tenant).filter(correction=locked).count()
-        locked.state, locked.done, locked.total, locked.error, locked.reverted_by = REVERTING, 0, total, "", user
-        locked.params = {**locked.params, "revert_actor": [actor.type, actor.id, actor.label, actor.ip]}
-        locked.save(update_fields=["state", "done", "total", "error", "reverted_by", "params"])
-        audit_record(tenant=tenant, actor=actor, action="study.correction_revert_requested", obj_type="study",
-                     obj_id=locked.study_id or "", detail={"correction": locked.pk, "kind": locked.kind,
-                                                           "instances": total})
-        outbox_add(tenant=tenant, kind=CORRECT, subjects=[locked.pk])
+        try:
+            versions = _revertable(locked)
+        except CorrectionRefused as exc:
+            refused = exc  # audited below, once this transaction is over (it would roll back with it)
+        else:
+            locked.state, locked.done, locked.total, locked.error, locked.reverted_by = (
+                REVERTING, 0, len(versions), "", user)
+            locked.params = {**locked.params, "revert_actor": [actor.type, actor.id, actor.label, actor.ip]}
+            locked.save(update_fields=["state", "done", "total", "error", "reverted_by", "params"])
+            audit_record(tenant=tenant, actor=actor, action="study.correction_revert_requested", obj_type="study",
+                         obj_id=locked.study_id or "", detail={"correction": locked.pk, "kind": locked.kind,
+                                                               "instances": len(versions)})
+            outbox_add(tenant=tenant, kind=CORRECT, subjects=[locked.pk])
+    if refused is not None:
+        _refuse(tenant, actor, locked.study, "revert", str(refused))
     return locked
 
 
-def _revertable(correction: Correction, actor: Actor | None) -> list[HeaderVersion]:
-    """The correction's header versions, or CorrectionRefused (audited when `actor` is
-    given: a request's refusal) when its images no longer allow a revert."""
-    tenant = correction.tenant
-    versions = list(HeaderVersion.objects.for_tenant(tenant).filter(correction=correction)
+def _revertable(correction: Correction) -> list[HeaderVersion]:
+    """The correction's header versions, or CorrectionRefused when its images no longer
+    allow a revert."""
+    versions = list(HeaderVersion.objects.for_tenant(correction.tenant).filter(correction=correction)
                     .select_related("instance").order_by("pk"))
-
-    def refuse(why: str):
-        if actor is not None:
-            _refuse(tenant, actor, correction.study, "revert", why)
-        raise CorrectionRefused(why)
-
     if any(v.instance is None for v in versions):
-        refuse("Some of these images were deleted since: the correction can no longer be reverted.")
+        raise CorrectionRefused("Some of these images were deleted since: the correction can no longer be reverted.")
     if any(v.instance.storage_key != v.new_storage_key for v in versions):
-        refuse("A later correction changed these images: revert that one first.")
+        raise CorrectionRefused("A later correction changed these images: revert that one first.")
     return versions
 
 
@@ -514,7 +517,7 @@ def revert_apply(correction: Correction) -> None:
     tenant = correction.tenant
     actor = Actor(*correction.params["revert_actor"])
     try:
-        versions = _revertable(correction, None)
+        versions = _revertable(correction)
         swaps = []
         for n, v in enumerate(versions, 1):
             earlier = Instance(pk=v.instance_id, tenant_id=tenant.pk, storage_key=v.old_storage_key,

@@ -22,9 +22,15 @@
     } else { document.execCommand("copy"); done(); }
   });
   // <span data-refresh-seconds="3">: work shown on the page is under way; look again soon.
+  // The reload says it is automatic (auto_refresh=1): it does not count as the person's
+  // activity, so a page left refreshing still reaches the automatic logoff.
   var refresh = document.querySelector("[data-refresh-seconds]");
   if (refresh) {
-    setTimeout(function () { location.reload(); }, 1000 * parseFloat(refresh.dataset.refreshSeconds));
+    setTimeout(function () {
+      var url = new URL(location.href);
+      url.searchParams.set("auto_refresh", "1");
+      location.replace(url.toString());
+    }, 1000 * parseFloat(refresh.dataset.refreshSeconds));
   }
   // <form data-confirm="Question?">: submitted only if the person confirms.
   document.addEventListener("submit", function (event) {

@@ -221,6 +221,25 @@ def test_deleting_a_corrected_study_removes_its_previous_headers_too(tenant, own
             assert not object_exists(region, key), (key, region)
 
 
+def test_a_revert_after_a_later_correction_is_refused_and_audited(tenant, make_member):
+    """Refused at once, nothing changed, and the refusal stays in the clinic's log (it was
+    written inside the revert's transaction once, and rolled back with it)."""
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Late^Lou", patient_id="L1"))
+    first = applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                                  changes={"PatientName": "Late^Louis"}))
+    applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                          changes={"PatientName": "Late^Luis"}))
+    with pytest.raises(services.CorrectionRefused, match="revert that one first"):
+        services.revert(correction=first, user=desk, actor=actor(desk))
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(action="study.correction_refused")
+    assert event.detail == {"attempted": "revert", "reason": "A later correction changed these images: "
+                                                             "revert that one first."}
+    first.refresh_from_db()
+    assert (first.state, first.reverted_at, first.reverted_by) == ("applied", None, None)
+    assert not Outbox.objects.for_tenant(tenant).filter(kind="correct", done_at=None).exists()
+
+
 def test_a_second_run_of_an_applied_correction_changes_nothing(tenant, make_member):
     """The outbox sweeper may hand a long correction to a second worker: the second run
     finds it applied, removes its own objects and leaves the images and the state alone."""

@@ -69,6 +69,9 @@ def test_a_regions_addressing_style_and_signature_reach_its_clients(monkeypatch)
         assert client.meta.config.s3["addressing_style"] == "path"
         assert client.meta.config.signature_version == "s3v4"
         assert client.meta.config.connect_timeout == 5
+    monkeypatch.delenv("STORAGE_PRIMARY_ENDPOINT")  # AWS itself: boto3 chooses
+    assert RegionS3Storage(**_region_storage("primary")["OPTIONS"]).shared_client.meta.config.s3[
+        "addressing_style"] == "auto"
     monkeypatch.setenv("STORAGE_PRIMARY_ADDRESSING_STYLE", "virtual")
     assert RegionS3Storage(**_region_storage("primary")["OPTIONS"]).shared_client.meta.config.s3[
         "addressing_style"] == "virtual"
