@@ -390,6 +390,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive-storage-cold-move": {"task": "archive.storage_cold_move", "schedule": 24 * 3600.0},
     "archive-exports-expire": {"task": "archive.exports_expire", "schedule": 3600.0},
     "archive-deletions-due": {"task": "archive.deletions_due", "schedule": 900.0},
+    "archive-corrections-orphaned": {"task": "archive.corrections_orphaned", "schedule": 900.0},
 }
 # Audit anchors: each clinic's chain head, signed, written to both regions this often; events
 # deleted within one interval after they were written can go unnoticed.

@@ -240,6 +240,32 @@ def test_a_revert_after_a_later_correction_is_refused_and_audited(tenant, make_m
     assert not Outbox.objects.for_tenant(tenant).filter(kind="correct", done_at=None).exists()
 
 
+def test_a_revert_whose_work_was_lost_is_queued_again_and_finishes(tenant, make_member):
+    """A worker of an older release (which knew no revert) marks the row done without doing
+    it, or the row is lost: the periodic check queues the work again, once the row has been
+    quiet a while, and the revert finishes instead of blocking the study for good."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from archive.corrections.tasks import corrections_orphaned_requeue
+
+    desk = make_member(tenant, roles.FRONT_DESK)
+    [study] = archived(tenant, make_ct_series(1, 16, 16, patient_name="Lost^Lee", patient_id="LL1"))
+    correction = applied(services.correct_demographics(study=study, user=desk, actor=actor(desk),
+                                                       changes={"PatientName": "Lost^Leo"}))
+    services.revert(correction=correction, user=desk, actor=actor(desk))
+    Outbox.objects.for_tenant(tenant).filter(kind="correct", done_at=None).update(done_at=timezone.now())
+    assert corrections_orphaned_requeue() == 0  # too recent: a worker may still be on it
+    later = timezone.now() + timedelta(hours=1)
+    assert corrections_orphaned_requeue(now=later) == 1
+    assert corrections_orphaned_requeue(now=later) == 0  # queued once
+    reverted(correction)
+    study.refresh_from_db()
+    assert study.patient_name == "Lost^Lee"
+    assert corrections_orphaned_requeue(now=later + timedelta(hours=1)) == 0  # applied now: nothing to do
+
+
 def test_a_second_run_of_an_applied_correction_changes_nothing(tenant, make_member):
     """The outbox sweeper may hand a long correction to a second worker: the second run
     finds it applied, removes its own objects and leaves the images and the state alone."""
