@@ -301,17 +301,27 @@ class _AlreadyDone(Exception):
     """Another run of the same correction committed first."""
 
 
+def _lock_studies(tenant, uids) -> None:
+    """Lock the studies of these UIDs, in pk order: a new correction and a revert on the same
+    study wait for each other, and the second sees the first."""
+    list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
+
+
+def _refuse_while_one_runs(tenant, uids) -> None:
+    """Refuse while a correction (or a revert) of these studies is under way."""
+    if Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
+            Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists():
+        raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
+
+
 def _start(*, kind: str, target: Study, user, actor: Actor, before: dict, after: dict, params: dict,
            total: int, reason: str, source: Study | None = None, series: Series | None = None) -> Correction:
     """Record the correction and hand it to a worker, unless one is running on these studies."""
     tenant = target.tenant
     uids = {target.study_instance_uid} | ({source.study_instance_uid} if source else set())
     with transaction.atomic():
-        list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
-        running = Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
-            Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists()
-        if running:
-            raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
+        _lock_studies(tenant, uids)
+        _refuse_while_one_runs(tenant, uids)
         correction = Correction.objects.for_tenant(tenant).create(
             kind=kind, study=target, study_instance_uid=target.study_instance_uid,
             source_study_uid=source.study_instance_uid if source else "",
@@ -465,9 +475,7 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
     uids = [uid for uid in (correction.study_instance_uid, correction.source_study_uid) if uid]
     refused = None
     with transaction.atomic():
-        # The studies first, in pk order, as a new correction locks them (`_start`): one of
-        # the two waits for the other, and sees it.
-        list(Study.objects.for_tenant(tenant).select_for_update().filter(study_instance_uid__in=uids).order_by("pk"))
+        _lock_studies(tenant, uids)  # first, as a new correction does (`_start`)
         locked = Correction.objects.for_tenant(tenant).select_for_update().get(pk=correction.pk)
         if locked.reverted_at is not None:
             raise CorrectionRefused("This correction was reverted already.")
@@ -475,9 +483,7 @@ def revert(*, correction: Correction, user, actor: Actor) -> Correction:
             raise CorrectionRefused("This correction is being reverted.")
         if locked.state != APPLIED:
             raise CorrectionRefused("Only an applied correction can be reverted.")
-        if Correction.objects.for_tenant(tenant).filter(state__in=[RUNNING, REVERTING]).filter(
-                Q(study_instance_uid__in=uids) | Q(source_study_uid__in=uids)).exists():
-            raise CorrectionRefused("A correction of this study is being applied: wait for it to finish.")
+        _refuse_while_one_runs(tenant, uids)
         try:
             versions = _revertable(locked)
         except CorrectionRefused as exc:

@@ -35,20 +35,20 @@ def accepted_codings(header: str) -> set[str]:
     return accepted
 
 
-def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip container
+def _packed(packer, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks` through a streaming compressor (zlib's and zstandard's have the same calls)."""
     for chunk in chunks:
         if out := packer.compress(chunk):
             yield out
     yield packer.flush()
+
+
+def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    return _packed(zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31), chunks)  # 31: gzip container
 
 
 def _zstd(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    packer = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-    for chunk in chunks:
-        if out := packer.compress(chunk):
-            yield out
-    yield packer.flush()
+    return _packed(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj(), chunks)
 
 
 CODINGS: list[tuple[str, Callable[[Iterator[bytes]], Iterator[bytes]]]] = [("zstd", _zstd), ("gzip", _gzipped)]
