@@ -33,3 +33,34 @@ def test_a_synchronous_stream_is_sent_as_it_is_read():
     assert sent_bytes[0] == BATCH_BYTES
     assert sent_when[0] <= BATCH_BYTES // CHUNK + 1 < 64
     assert sum(sent_bytes) == 64 * CHUNK and sent_when[-1] == 64
+
+
+def test_a_response_that_fills_its_own_buffers_is_sent_buffer_by_buffer():
+    """WADO-RS's multipart body fills each send buffer itself (archive.dicomweb.streaming):
+    the handler asks it for BATCH_BYTES at a time and sends what it gives, unjoined."""
+    asked = []
+
+    class Body:
+        def __init__(self):
+            self.left = 2 * BATCH_BYTES + 5
+
+        def next_batch(self, limit):
+            asked.append(limit)
+            if not self.left:
+                return None
+            n = min(limit, self.left)
+            self.left -= n
+            return memoryview(bytearray(n))
+
+    sent = []
+
+    async def send(message):
+        if message["type"] == "http.response.body":
+            sent.append(message.get("body", b""))
+
+    response = StreamingHttpResponse(iter([b"never read"]), content_type="application/octet-stream")
+    response.batches = Body()
+    asyncio.run(CloudPacsASGIHandler.send_response(object.__new__(CloudPacsASGIHandler), response, send))
+    assert asked == [BATCH_BYTES] * 4
+    assert [len(body) for body in sent] == [BATCH_BYTES, BATCH_BYTES, 5, 0]
+    assert isinstance(sent[0], memoryview)

@@ -33,7 +33,7 @@ from archive.dicomweb.streaming import (
 from archive.dicomweb.transcode import TranscodeError, transcode
 from archive.errors import NotFound
 from archive.selectors import studies
-from archive.storage.reader import InstanceUnavailable, open_instance, stored_chunks
+from archive.storage.reader import InstanceUnavailable, StoredBytes, open_instance
 from tenants.decorators import require_perm
 from tenants.phi_audit import audits_phi_read, phi_read
 
@@ -61,7 +61,7 @@ def _instance_parts(instances, target: str, first: bytes | None) -> Iterator[tup
                 # header saying so, rather than dropping it.
                 log.warning("instance %s sent as stored: cannot transcode to %s", inst.pk, ts,
                             exc_info=True)
-        yield f"application/dicom; transfer-syntax={stored}", stored_chunks(inst, keys=keys)
+        yield f"application/dicom; transfer-syntax={stored}", StoredBytes(inst, keys=keys)
 
 
 def _as_stored_length(instances, target: str, boundary: str) -> int | None:

@@ -15,7 +15,7 @@ from archive.storage.tier1 import tier1_open
 from archive.storage.tiers import InstanceUnavailable, instance_local_path
 from cloudpacs.objectstore.crypto import DecryptionError
 
-__all__ = ["InstanceUnavailable", "open_instance", "stored_chunks"]
+__all__ = ["InstanceUnavailable", "StoredBytes", "open_instance", "stored_chunks"]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,56 @@ def open_instance(instance, *, keys: dict | None = None) -> BinaryIO:
     return tier1_open(instance.storage_key, key_lookup=key_lookup)
 
 
+class StoredBytes:
+    """The instance's Part 10 bytes as stored, opened when first read (a zip or a series of
+    a thousand instances holds one file open at a time) and closed at its end. Iterate it
+    for chunks, or `readinto` a caller's buffer: a response that fills its send buffers
+    this way has segments decrypted straight into them.
+
+    A file whose size is not the indexed one raises InstanceUnavailable: a response that
+    announced that size (its Content-Length, a zip header) must end broken rather than
+    shift every byte after it."""
+
+    def __init__(self, instance, *, keys: dict | None = None, chunk_size: int = 1 << 20) -> None:
+        self._instance, self._keys, self._chunk_size = instance, keys, chunk_size
+        self._fh = None
+        self._done = False
+
+    def _open(self):
+        if self._fh is None and not self._done:
+            fh = open_instance(self._instance, keys=self._keys)
+            if fh.size != self._instance.size_bytes:
+                fh.close()
+                raise InstanceUnavailable(f"instance {self._instance.pk} reads {fh.size} bytes, "
+                                          f"indexed as {self._instance.size_bytes}")
+            self._fh = fh
+        return self._fh
+
+    def readinto(self, buffer) -> int:
+        """Bytes put in `buffer`; 0 at the end, when the file is closed."""
+        fh = self._open()
+        if fh is None:
+            return 0
+        n = fh.readinto(buffer)
+        if n == 0:
+            self.close()
+        return n
+
+    def __iter__(self) -> Iterator[bytes]:
+        fh = self._open()
+        try:
+            while fh is not None and (chunk := fh.read(self._chunk_size)):
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._done = True
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 def stored_chunks(instance, *, keys: dict | None = None, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """The instance's Part 10 bytes as stored, in chunks, opened when the first is asked
-    for (a zip of a thousand files holds one open at a time). A file whose size is not the
-    indexed one raises InstanceUnavailable: a response that announced that size (its
-    Content-Length, a zip header) must end broken rather than shift every byte after it."""
-    with open_instance(instance, keys=keys) as fh:
-        if fh.size != instance.size_bytes:
-            raise InstanceUnavailable(f"instance {instance.pk} reads {fh.size} bytes, "
-                                      f"indexed as {instance.size_bytes}")
-        while chunk := fh.read(chunk_size):
-            yield chunk
+    """The instance's Part 10 bytes as stored, in chunks (see StoredBytes)."""
+    return iter(StoredBytes(instance, keys=keys, chunk_size=chunk_size))

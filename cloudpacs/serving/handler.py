@@ -7,7 +7,8 @@
   no name (O_TMPFILE), so nothing of it is left behind if the process dies.
 - A streaming response whose iterator is synchronous (WADO-RS reads files) is sent as it
   is read. Django would first collect such an iterator into a list: a whole series in
-  memory.
+  memory. A response with `batches` (an object whose `next_batch(limit)` returns the next
+  bytes-like buffer, or None at the end) fills each send buffer itself.
 """
 
 import asyncio
@@ -82,14 +83,21 @@ class CloudPacsASGIHandler(ASGIHandler):
             return await super().send_response(response, send)
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": _headers(response)})
-        iterator = iter(response.streaming_content)
         # thread_sensitive: the same thread as the view, which owns its DB connection.
-        next_batch = sync_to_async(_next_batch, thread_sensitive=True)
         # One message per batch: each send is a trip through the event loop. Reading the
         # next batch while this one is sent was measured slower: both threads then fight
         # for the GIL.
-        while batch := await next_batch(iterator):
-            await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+        batches = getattr(response, "batches", None)
+        if batches is not None:
+            # The content fills each send buffer itself (archive.dicomweb.streaming): no join.
+            fill = sync_to_async(batches.next_batch, thread_sensitive=True)
+            while (body := await fill(BATCH_BYTES)) is not None:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        else:
+            iterator = iter(response.streaming_content)
+            next_batch = sync_to_async(_next_batch, thread_sensitive=True)
+            while batch := await next_batch(iterator):
+                await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
         await send({"type": "http.response.body"})
 
 

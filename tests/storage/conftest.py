@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.servers import CeleryWorker, SeaweedServer, database_url
+from tests.servers import CeleryWorker, SeaweedServer, WebServer, database_url
 
 TEST_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
@@ -156,3 +156,18 @@ def gateway(tenant):
     server.shutdown()
     server.server_close()
     tempfile.tempdir = saved  # build_ae points it at the gateway's spool folder
+
+
+@pytest.fixture
+def web(settings, tmp_path):
+    """The web server (one worker) on this test's database, spool and tier 1."""
+    from django.db import connection
+
+    settings.UPLOAD_DIR = str(tmp_path / "uploads")
+    server = WebServer({"DATABASE_URL": database_url(connection.settings_dict),
+                        "CLOUDPACS_MASTER_KEY": TEST_MASTER_KEY, "CLOUDPACS_VAR_DIR": str(tmp_path / "var"),
+                        "TIER1_PATH": settings.TIER1_PATH, "INGEST_TMP_DIR": settings.INGEST_TMP_DIR,
+                        "UPLOAD_DIR": settings.UPLOAD_DIR}, tmp_path, workers=1)
+    server.start()
+    yield server
+    server.stop()

@@ -27,8 +27,7 @@ from tests.archive.stow_helpers import files_under, multipart
 from tests.archive.upload_helpers import TusClient
 from tests.dicom_factory import make_ct_series, to_bytes
 from tests.dimse_peers import send_half_a_data_set
-from tests.servers import WebServer, database_url, wait_for
-from tests.storage.conftest import TEST_MASTER_KEY
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NAME = "Confidential^Patricia"
@@ -36,21 +35,6 @@ NAME = "Confidential^Patricia"
 
 def leftovers(settings) -> list[Path]:
     return files_under(settings.INGEST_TMP_DIR, settings.TIER1_PATH, settings.UPLOAD_DIR)
-
-
-@pytest.fixture
-def web(settings, tmp_path):
-    """The web server (one worker) on this test's database, spool and tier 1."""
-    from django.db import connection
-
-    settings.UPLOAD_DIR = str(tmp_path / "uploads")
-    server = WebServer({"DATABASE_URL": database_url(connection.settings_dict),
-                        "CLOUDPACS_MASTER_KEY": TEST_MASTER_KEY, "CLOUDPACS_VAR_DIR": str(tmp_path / "var"),
-                        "TIER1_PATH": settings.TIER1_PATH, "INGEST_TMP_DIR": settings.INGEST_TMP_DIR,
-                        "UPLOAD_DIR": settings.UPLOAD_DIR}, tmp_path, workers=1)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _spool_files_open(pid: int, spool: str) -> list[str]:

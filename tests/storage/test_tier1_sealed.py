@@ -217,3 +217,40 @@ def test_series_retrieve_looks_up_the_data_key_once(client, tenant, make_token):
         assert response.status_code == 200 and body.count(b"DICM") == n
         counts.append(len(queries))
     assert counts[1] == counts[2]
+
+
+@pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, SEG + 1, 7 * SEG + 3])
+@pytest.mark.parametrize("buffer_size", [1, SEG - 1, SEG, SEG + 5, 3 * SEG, 9 * SEG])
+def test_readinto_fills_any_buffer_with_the_plaintext(size, buffer_size):
+    data = os.urandom(size)
+    blob = b"".join(crypto.encrypt_chunks(io.BytesIO(data), data_key=KEY, key_id=1, segment_size=SEG))
+    reader = crypto.DecryptingReader(io.BytesIO(blob), key_lookup=lambda kid: KEY)
+    for start in sorted({0, 3, SEG, size}):
+        reader.seek(start)
+        got = bytearray()
+        buffer = bytearray(buffer_size)
+        while n := reader.readinto(buffer):
+            got += buffer[:n]
+        assert bytes(got) == data[start:] and reader.tell() == max(start, size)
+
+
+def test_readinto_decrypts_whole_segments_straight_into_the_buffer():
+    """A series sent by WADO-RS fills its send buffers this way: a segment that fits is
+    decrypted into the buffer, not made as bytes and copied."""
+    data = os.urandom(3 * SEG + 10)
+    blob = b"".join(crypto.encrypt_chunks(io.BytesIO(data), data_key=KEY, key_id=1, segment_size=SEG))
+    reader = crypto.DecryptingReader(io.BytesIO(blob), key_lookup=lambda kid: KEY)
+    buffer = bytearray(8 * SEG)
+    assert reader.readinto(buffer) == len(data) and bytes(buffer[:len(data)]) == data
+    assert reader._cache == {}  # no segment was made to be copied
+
+
+def test_readinto_of_an_altered_segment_fails_and_leaves_no_plaintext_in_the_buffer():
+    data = b"\x5a" * (2 * SEG)
+    blob = bytearray(b"".join(crypto.encrypt_chunks(io.BytesIO(data), data_key=KEY, key_id=1, segment_size=SEG)))
+    blob[crypto.HEADER_SIZE + SEG + crypto.TAG_SIZE + 7] ^= 1  # the second segment
+    reader = crypto.DecryptingReader(io.BytesIO(bytes(blob)), key_lookup=lambda kid: KEY)
+    buffer = bytearray(4 * SEG)
+    with pytest.raises(crypto.DecryptionError):
+        reader.readinto(buffer)
+    assert b"\x5a" * 16 not in buffer[SEG:]

@@ -1,0 +1,70 @@
+"""The WADO-RS multipart body fills a server's send buffers itself (no join of chunks),
+and gives the same bytes as when iterated; wrapped by a middleware, it is plain streaming
+content again."""
+
+import io
+
+import pytest
+
+from archive.dicomweb.streaming import multipart_body, multipart_length, multipart_response
+
+
+class Readable:
+    """Stands in for StoredBytes: readinto until 0, then closed; iterable too."""
+
+    def __init__(self, data: bytes) -> None:
+        self._fh, self.closed = io.BytesIO(data), False
+
+    def readinto(self, buffer) -> int:
+        n = self._fh.readinto(buffer)
+        if n == 0:
+            self.close()
+        return n
+
+    def __iter__(self):
+        while chunk := self._fh.read(7):
+            yield chunk
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _parts(payloads):
+    for i, data in enumerate(payloads):
+        body = Readable(data) if i % 2 == 0 else iter([data[:3], data[3:]])
+        yield f"application/dicom; n={i}", body
+
+
+PAYLOADS = [bytes([i]) * (i * 37 + 1) for i in range(9)]
+
+
+def _batched(body, limit):
+    out = []
+    while (batch := body.next_batch(limit)) is not None:
+        assert 0 < len(batch) <= limit
+        out.append(bytes(batch))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 64, 333, 1 << 20])
+def test_batches_are_the_iterated_bytes(limit):
+    iterated = b"".join(multipart_body(_parts(PAYLOADS), "b0"))
+    assert _batched(multipart_body(_parts(PAYLOADS), "b0"), limit) == iterated
+    assert len(iterated) == multipart_length(((f"application/dicom; n={i}", len(d))
+                                              for i, d in enumerate(PAYLOADS)), "b0")
+
+
+def test_closing_the_body_closes_the_part_being_read():
+    readables = [Readable(b"x" * 100), Readable(b"y" * 100)]
+    body = multipart_body([("a", readables[0]), ("b", readables[1])], "b0")
+    assert body.next_batch(60) is not None  # inside the first part
+    body.close()
+    assert readables[0].closed
+
+
+def test_a_response_whose_content_is_wrapped_streams_as_chunks():
+    response = multipart_response(_parts(PAYLOADS), "application/dicom", boundary="b0")
+    assert response.batches is not None
+    response.streaming_content = (chunk.upper() for chunk in response.streaming_content)
+    assert response.batches is None
