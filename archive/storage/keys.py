@@ -8,7 +8,9 @@ import io
 import json
 import logging
 import os
+import threading
 import uuid
+from collections import OrderedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -151,6 +153,7 @@ def data_keys_rewrap(*, to: bytes, regions, report=lambda done, total: None) -> 
         for region in regions:
             object_put(region, f"_keys/{row.pk}.json", io.BytesIO(json.dumps(_key_doc(row, master=to)).encode()))
         report(done, len(rows))
+    key_cache_clear()  # keys unwrapped under the old wrapping are not kept past it
     return rewrapped
 
 
@@ -242,9 +245,36 @@ def key_import(doc: dict) -> DataKey:
     return row
 
 
+# Unwrapped data keys this process has used. A key's bytes never change for its (clinic,
+# id): rotation adds a key, a master-key rotation re-wraps the same bytes. So a viewer's
+# frame requests, each opening one instance, skip a query and an unwrap each. Keyed by the
+# master keys too (a process given other master keys must not go on with the old ones'
+# keys); emptied after a re-wrap, and whenever a key row is saved or deleted in this
+# process (tests reuse ids after a rollback). Bounded: the least recently used go first.
+KEY_CACHE_SIZE = 4096
+_key_cache: OrderedDict[tuple, bytes] = OrderedDict()
+_key_cache_lock = threading.Lock()
+
+
+def key_cache_clear(**_) -> None:
+    with _key_cache_lock:
+        _key_cache.clear()
+
+
 def data_key_for(*, tenant_id: int, key_id: int) -> bytes:
     """The data key named in an object's header; it must belong to that clinic."""
+    cache_key = (tenant_id, key_id, *master_keys())
+    with _key_cache_lock:
+        key = _key_cache.get(cache_key)
+        if key is not None:
+            _key_cache.move_to_end(cache_key)
+            return key
     row = DataKey.unscoped.select_related("tenant").filter(pk=key_id, tenant_id=tenant_id).first()
     if row is None:
         raise KeyUnavailable(f"data key {key_id} of clinic {tenant_id} is unknown")
-    return _row_key(row, row.tenant)
+    key = _row_key(row, row.tenant)
+    with _key_cache_lock:
+        _key_cache[cache_key] = key
+        while len(_key_cache) > KEY_CACHE_SIZE:
+            _key_cache.popitem(last=False)
+    return key

@@ -68,3 +68,29 @@ def test_production_refuses_to_run_without_master_key(settings):
     keys.master_key.cache_clear()
     with pytest.raises(ImproperlyConfigured, match="not set"):
         keys.master_key()
+
+
+def test_a_data_key_is_looked_up_once_per_process(tenant, django_assert_num_queries):
+    """A viewer opens one instance per frame request: the key's row is read and unwrapped
+    once, not once per request."""
+    key_id, key = keys.active_data_key(tenant=tenant)
+    keys.key_cache_clear()
+    with django_assert_num_queries(1):
+        assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    with django_assert_num_queries(0):
+        assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    with pytest.raises(keys.KeyUnavailable):  # another clinic's id is still refused
+        keys.data_key_for(tenant_id=tenant.pk + 1000, key_id=key_id)
+
+
+def test_the_key_cache_is_emptied_when_a_key_row_changes(tenant, settings):
+    key_id, key = keys.active_data_key(tenant=tenant)
+    assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    keys.data_key_rotate(tenant=tenant)  # a saved row: a reused id must not find an old key
+    assert keys._key_cache == {}
+    # ... and a process given another master key does not go on with the old one's keys.
+    assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    settings.CLOUDPACS_MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+    keys.master_key.cache_clear()
+    with pytest.raises(keys.KeyUnavailable):
+        keys.data_key_for(tenant_id=tenant.pk, key_id=key_id)
