@@ -13,6 +13,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.shortcuts import redirect
@@ -55,13 +56,29 @@ class IdleLogoffMiddleware:
         known = isinstance(last, (int, float))
         idle = idle_seconds()
         if idle and known and now - last > idle + SESSION_TOUCH_SECONDS:
-            request.logout_reason = IDLE_REASON  # the logout's audit event says why
-            logout(request)
+            if _first_to_end(session):
+                request.logout_reason = IDLE_REASON  # the logout's audit event says why
+                logout(request)
+            else:  # a parallel request of this session (a viewer's frames) ended and audited it
+                session.flush()
+                request.user = AnonymousUser()
             return _signed_out_answer(request)
         automatic = request.GET.get(AUTO_REFRESH) == "1"
         if not known or (not automatic and now - last >= SESSION_TOUCH_SECONDS):
             session[ACTIVE_AT] = int(now)
         return None
+
+
+def _first_to_end(session) -> bool:
+    """Delete the session's stored row: True for the one request that did, False for the
+    others of the same session that loaded it before it went (one logout event, not one
+    per parallel request). Other session engines have no row to claim: True."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    if not isinstance(session, SessionStore) or session.session_key is None:
+        return True
+    deleted, _ = session.model.objects.filter(session_key=session.session_key).delete()
+    return deleted > 0
 
 
 def _signed_out_answer(request):

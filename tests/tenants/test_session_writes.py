@@ -131,3 +131,30 @@ def test_no_idle_limit_when_it_is_set_to_zero_or_less(tenant, make_member, login
     assert client.get(url).status_code == 200
     _idle_for(client, 7 * 3600)
     assert client.get(url).status_code == 200
+
+
+def test_parallel_requests_of_an_idle_session_write_one_logout(tenant, make_member, login, settings, rf):
+    """A viewer sends frame requests six at a time: those that loaded the session before the
+    first of them ended it must not each audit a logout."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from tenants.idle_logoff import IdleLogoffMiddleware
+
+    settings.SESSION_IDLE_MINUTES = 30
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client())
+    _idle_for(client, 32 * 60)
+    key = client.session.session_key
+    requests = []
+    for _ in range(3):  # each loaded the session before any of them ended it
+        request = rf.get("/")
+        request.session = SessionStore(session_key=key)
+        assert request.session[idle_logoff.ACTIVE_AT]  # loaded now, as each request would
+        request.user = user
+        requests.append(request)
+    middleware = IdleLogoffMiddleware(lambda request: pytest.fail("an idle request went on"))
+    answers = [middleware(request) for request in requests]
+    assert [answer.status_code for answer in answers] == [302, 302, 302]
+    assert all(not request.user.is_authenticated for request in requests)
+    assert not Session.objects.filter(session_key=key).exists()
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk)).count() == 1
