@@ -1,5 +1,8 @@
 def tenant_context(request):
-    """The current clinic, the member's role and the clinics they can switch to."""
+    """The current clinic, the member's role, the clinics they can switch to, and the
+    automatic logoff's limit in seconds (0: none) for the page's countdown."""
+    from tenants.idle_logoff import idle_seconds
+
     tenant = getattr(request, "tenant", None)
     principal = getattr(request, "principal", None)
     memberships = []
@@ -13,4 +16,5 @@ def tenant_context(request):
         "principal": principal,
         "perms_in_tenant": principal.perms if principal else frozenset(),
         "my_memberships": memberships,
+        "idle_logoff_seconds": idle_seconds() if user is not None and user.is_authenticated else 0,
     }

@@ -59,6 +59,7 @@ PUBLIC_URLS: dict[str, str] = {
     "password_reset_complete": "a forgotten password is reset before any clinic is chosen",
     "logout": "logging out ends the session for every clinic",
     "account": "the user's own account (password, 2FA), shared by all their clinics",
+    "session_clock": "the automatic logoff's clock belongs to the session, not a clinic",
     "2fa_setup": "enrolling a second factor belongs to the user, not a clinic",
     "2fa_verify": "verifying the second factor belongs to the user, not a clinic",
     "invitation_accept": "the invitee has no membership yet; the secret token selects the clinic",

@@ -102,6 +102,7 @@ NO_PHI: dict[str, str] = {
     "password_reset_complete": "a fixed page: your password is set",
     "logout": "ends the session",
     "account": "the user's own password and second factor",
+    "session_clock": "the seconds left before the automatic logoff",
     "2fa_setup": "enrolling the user's second factor",
     "2fa_verify": "verifying the user's second factor",
     "invitation_accept": "an invitee's sign-up: the clinic's name and the invited email",

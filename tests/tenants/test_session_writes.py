@@ -158,3 +158,40 @@ def test_parallel_requests_of_an_idle_session_write_one_logout(tenant, make_memb
     assert all(not request.user.is_authenticated for request in requests)
     assert not Session.objects.filter(session_key=key).exists()
     assert AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk)).count() == 1
+
+
+def test_the_session_clock_answers_without_being_activity(tenant, make_member, login, settings):
+    """The page's countdown (static/js/idle.js) asks how long is left: asking is not the
+    person's activity, telling "still here" (a POST) is, and asking after the limit ends
+    the session like any request would (401, one audited logout)."""
+    settings.SESSION_IDLE_MINUTES = 30
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client(enforce_csrf_checks=True))
+    clock = reverse("session_clock")
+    _idle_for(client, 20 * 60)
+    before = client.session[idle_logoff.ACTIVE_AT]
+    left = client.get(clock + "?auto_refresh=1", HTTP_ACCEPT="application/json").json()["seconds_left"]
+    assert 10 * 60 <= left <= 11 * 60 + 1 and client.session[idle_logoff.ACTIVE_AT] == before
+    assert client.post(clock, HTTP_ACCEPT="application/json").status_code == 403  # no CSRF token
+    token = client.get(reverse("account")).cookies["csrftoken"].value
+    _idle_for(client, 20 * 60)
+    answer = client.post(clock, HTTP_ACCEPT="application/json", HTTP_X_CSRFTOKEN=token)
+    assert answer.json()["seconds_left"] >= 31 * 60 - 1  # the clock started again
+    _idle_for(client, 32 * 60)
+    ended = client.get(clock + "?auto_refresh=1", HTTP_ACCEPT="application/json")
+    assert ended.status_code == 401
+    assert client.get(clock, HTTP_ACCEPT="application/json").status_code == 401  # no session any more
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk))
+    assert event.detail == {"reason": "idle"}
+    settings.SESSION_IDLE_MINUTES = 0
+    client = login(user, the_client=Client())
+    assert client.get(clock).json() == {"seconds_left": None}
+    assert b"data-idle-seconds" not in client.get(reverse("account")).content
+
+
+def test_pages_of_a_signed_in_person_carry_the_countdown(tenant, make_member, login, settings):
+    settings.SESSION_IDLE_MINUTES = 45
+    client = login(make_member(tenant, roles.VIEWER), the_client=Client())
+    page = client.get(reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})).content.decode()
+    assert 'data-idle-seconds="2700"' in page and "js/idle.js" in page
+    assert "js/idle.js" not in Client().get(reverse("login")).content.decode()
