@@ -79,6 +79,10 @@ class Corpus:
     def ct(self) -> tuple[str, str, list[bytes]]:
         return ct_series_bytes(self.slices)
 
+    def ct_studies(self, count: int) -> list[tuple[str, str, list[bytes]]]:
+        """`count` CT studies sharing the CT's slices between them (as many bytes in all)."""
+        return [ct_series_bytes(self.slices // count, seed=100 + i) for i in range(count)]
+
     @cached_property
     def single_studies(self) -> list[bytes]:
         return one_instance_studies(self.n_single, 512)

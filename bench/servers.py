@@ -30,7 +30,7 @@ ORTHANC_PLUGINS = "/usr/share/orthanc/plugins"
 BROKER_VARS = ("CELERY_BROKER_URL", "CACHE_URL")
 
 # One Django process sets up a clinic: migrations, the clinic, an API token (printed last)
-# and the AE title storescu calls from, allowed to store.
+# and the AE titles storescu calls from, allowed to store.
 SETUP_SCRIPT = """
 import io
 from django.core.management import call_command
@@ -39,7 +39,8 @@ call_command("create_tenant", "bench", "--name", "Bench", "--owner", "bench@exam
              "--password", "bench-password-123", stdout=io.StringIO())
 from archive.gateway.models import DicomPeer
 from tenants.models import Tenant
-DicomPeer.objects.for_tenant(Tenant.objects.get(slug="bench")).create(ae_title="STORESCU")
+for title in ["STORESCU", "STORESCU0", "STORESCU1", "STORESCU2", "STORESCU3"]:  # one sender, and cstore-4's
+    DicomPeer.objects.for_tenant(Tenant.objects.get(slug="bench")).create(ae_title=title)
 token = io.StringIO()
 call_command("create_api_token", "bench", "--name", "bench", "--scopes", "upload,read", stdout=token)
 print(token.getvalue().strip().splitlines()[-1])

@@ -21,6 +21,7 @@ CT_BATCH = 30          # instances per STOW-RS body of the CT series
 STUDIES_PER_BODY = 100  # 1-instance studies per STOW-RS body
 QIDO_QUERIES = 200
 QIDO_STAGES = (1000, 10000)
+PARALLEL_ASSOCIATIONS = 4  # C-STORE senders at once (issue 13: four modalities)
 
 
 def measure_ingest(server, send, instances: int) -> dict:
@@ -151,6 +152,31 @@ class CStore(Workload):
         self.files.remove()
 
 
+class CStoreParallel(Workload):
+    """Modalities sending at once: PARALLEL_ASSOCIATIONS studies of a quarter of the CT's
+    slices each, every study over its own association (its own storescu), all started
+    together; acknowledged when the last has its last success."""
+
+    def prepare(self, corpus) -> None:
+        self.files = [data.InstanceFiles(parts) for _, _, parts in corpus.ct_studies(PARALLEL_ASSOCIATIONS)]
+
+    def measure(self, server) -> dict:
+        def send(server):
+            senders = [subprocess.Popen(
+                ["storescu", "-aet", f"STORESCU{i}", "-aec", server.ae_title, "127.0.0.1", str(server.dicom_port),
+                 *map(str, files.paths)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env={**os.environ, "TCP_NODELAY": "1"}) for i, files in enumerate(self.files)]
+            failed = [sender.communicate(timeout=3600)[1] for sender in senders]
+            for sender, errors in zip(senders, failed, strict=True):
+                if sender.returncode:
+                    raise RuntimeError(f"storescu failed: {errors.decode(errors='replace')[-500:]}")
+        return measure_ingest(server, send, sum(len(files.paths) for files in self.files))
+
+    def remove(self) -> None:
+        for files in self.files:
+            files.remove()
+
+
 WADO_READS = 5
 
 
@@ -241,6 +267,8 @@ def all_workloads(args) -> list[Workload]:
         _in_primary_mode(StowKeptAlive(
             "single-1-primary", "STOW-RS as single-1, CloudPACS with INGEST_DURABILITY=primary", 1, "single")),
         CStore("cstore", f"C-STORE, {args.slices}-slice 512² CT over one association (dcmtk storescu)"),
+        CStoreParallel("cstore-4", f"C-STORE, {PARALLEL_ASSOCIATIONS} CT studies of {args.slices // PARALLEL_ASSOCIATIONS}"
+                                   " 512² slices, each over its own association, all at once (dcmtk storescu)"),
         WadoSeries("wado", f"WADO-RS series retrieve of the {args.slices}-slice CT (transfer-syntax=*), "
                            "after it is archived"),
         QidoAfterLoading("qido", "QIDO-RS study search right after loading 1-instance studies (not waiting "
