@@ -164,12 +164,13 @@ class CStoreParallel(Workload):
         def send(server):
             senders = [subprocess.Popen(
                 ["storescu", "-aet", f"STORESCU{i}", "-aec", server.ae_title, "127.0.0.1", str(server.dicom_port),
-                 *map(str, files.paths)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                 *map(str, files.paths)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 env={**os.environ, "TCP_NODELAY": "1"}) for i, files in enumerate(self.files)]
-            failed = [sender.communicate(timeout=3600)[1] for sender in senders]
-            for sender, errors in zip(senders, failed, strict=True):
+            said = [sender.communicate(timeout=3600)[0] for sender in senders]
+            for sender, output in zip(senders, said, strict=True):
                 if sender.returncode:
-                    raise RuntimeError(f"storescu failed: {errors.decode(errors='replace')[-500:]}")
+                    raise RuntimeError(f"storescu exited {sender.returncode}: "
+                                       f"{output.decode(errors='replace')[-500:]}")
         return measure_ingest(server, send, sum(len(files.paths) for files in self.files))
 
     def remove(self) -> None:
