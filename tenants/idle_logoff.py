@@ -44,29 +44,50 @@ class IdleLogoffMiddleware:
         from tenants.middleware import bearer_secret
 
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and bearer_secret(request) is None:
-            ended = self._idle_ended(request)
-            if ended is not None:
-                return ended
+        if user is not None and user.is_authenticated:  # signed in by this session
+            # A request that also carries an API token is judged by its token: its session
+            # still ends when idle (quietly, the request goes on as the token's), but it is
+            # not the person's activity. Any header counts, so a forged one cannot revive
+            # an idle session either.
+            with_token = bearer_secret(request) is not None
+            if _idle_over(request.session):
+                _end(request)
+                if not with_token:
+                    return _signed_out_answer(request)
+            elif not with_token:
+                _note_activity(request)
         return self.get_response(request)
 
-    def _idle_ended(self, request):
-        session, now = request.session, time.time()
-        last = session.get(ACTIVE_AT)
-        known = isinstance(last, (int, float))
-        idle = idle_seconds()
-        if idle and known and now - last > idle + SESSION_TOUCH_SECONDS:
-            if _first_to_end(session):
-                request.logout_reason = IDLE_REASON  # the logout's audit event says why
-                logout(request)
-            else:  # a parallel request of this session (a viewer's frames) ended and audited it
-                session.flush()
-                request.user = AnonymousUser()
-            return _signed_out_answer(request)
-        automatic = request.GET.get(AUTO_REFRESH) == "1"
-        if not known or (not automatic and now - last >= SESSION_TOUCH_SECONDS):
-            session[ACTIVE_AT] = int(now)
-        return None
+
+def seconds_left(session) -> int | None:
+    """Seconds until this session ends for inactivity (negative: over); None with no limit."""
+    idle = idle_seconds()
+    last = session.get(ACTIVE_AT)
+    if not idle or not isinstance(last, (int, float)):
+        return None if not idle else idle + SESSION_TOUCH_SECONDS
+    return int(last + idle + SESSION_TOUCH_SECONDS - time.time())
+
+
+def _idle_over(session) -> bool:
+    left = seconds_left(session)
+    return left is not None and left < 0
+
+
+def _end(request) -> None:
+    if _first_to_end(request.session):
+        request.logout_reason = IDLE_REASON  # the logout's audit event says why
+        logout(request)
+    else:  # a parallel request of this session (a viewer's frames) ended and audited it
+        request.session.flush()
+        request.user = AnonymousUser()
+
+
+def _note_activity(request) -> None:
+    session, now = request.session, time.time()
+    last = session.get(ACTIVE_AT)
+    automatic = request.GET.get(AUTO_REFRESH) == "1"
+    if not isinstance(last, (int, float)) or (not automatic and now - last >= SESSION_TOUCH_SECONDS):
+        session[ACTIVE_AT] = int(now)
 
 
 def _first_to_end(session) -> bool:
@@ -87,6 +108,6 @@ def _signed_out_answer(request):
     minutes = settings.SESSION_IDLE_MINUTES
     if wants_json(request):
         return json_error(401, f"Signed out after {minutes} minutes without activity; sign in again.",
-                          WWW_Authenticate='Bearer realm="cloudpacs"')
+                          WWW_Authenticate='Bearer realm="cloudpacs"', X_Signed_Out=IDLE_REASON)
     next_url = request.get_full_path() if request.method == "GET" else "/"
     return redirect(reverse("login") + "?" + urlencode({"next": next_url, "idle": minutes}))

@@ -66,7 +66,15 @@ class MultipartBody:
                 yield piece
 
     def next_batch(self, limit: int) -> memoryview | None:
-        """Up to `limit` next bytes of the body, in one buffer; None at its end."""
+        """Up to `limit` next bytes of the body, in one buffer; None at its end. A part that
+        fails (a damaged file) closes the body: the response ends there, broken."""
+        try:
+            return self._fill(limit)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fill(self, limit: int) -> memoryview | None:
         buffer = memoryview(bytearray(limit))
         filled = 0
         while filled < limit:

@@ -85,10 +85,14 @@ class StoredBytes:
 
     def readinto(self, buffer) -> int:
         """Bytes put in `buffer`; 0 at the end, when the file is closed."""
-        fh = self._open()
-        if fh is None:
-            return 0
-        n = fh.readinto(buffer)
+        try:
+            fh = self._open()
+            if fh is None:
+                return 0
+            n = fh.readinto(buffer)
+        except BaseException:  # a damaged segment, a read error: the file goes now, not at GC
+            self.close()
+            raise
         if n == 0:
             self.close()
         return n

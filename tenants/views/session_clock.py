@@ -15,17 +15,9 @@ from django.views.decorators.http import require_http_methods
 from tenants import idle_logoff
 
 
-def _seconds_left(request) -> int | None:
-    """Seconds until the middleware ends this session; None when there is no limit."""
-    idle = idle_logoff.idle_seconds()
-    if not idle:
-        return None
-    last = request.session.get(idle_logoff.ACTIVE_AT, time.time())
-    return int(last + idle + idle_logoff.SESSION_TOUCH_SECONDS - time.time())
-
-
 def _signed_in_json(request):
-    if not request.user.is_authenticated:
+    # Only the page's own session: a request with an API token is not the person.
+    if not request.user.is_authenticated or "HTTP_AUTHORIZATION" in request.META:
         return JsonResponse({"error": "not signed in"}, status=401)
     return None
 
@@ -38,4 +30,4 @@ def session_clock(request):
         return refused
     if request.method == "POST":
         request.session[idle_logoff.ACTIVE_AT] = int(time.time())
-    return JsonResponse({"seconds_left": _seconds_left(request)})
+    return JsonResponse({"seconds_left": idle_logoff.seconds_left(request.session)})

@@ -68,3 +68,17 @@ def test_a_response_whose_content_is_wrapped_streams_as_chunks():
     assert response.batches is not None
     response.streaming_content = (chunk.upper() for chunk in response.streaming_content)
     assert response.batches is None
+
+
+def test_a_part_that_fails_closes_the_body_and_its_file():
+    class Failing(Readable):
+        def readinto(self, buffer):
+            if self._fh.tell() >= 50:
+                raise OSError("the disk said no")
+            return super().readinto(memoryview(buffer)[:50])
+
+    failing = Failing(b"x" * 100)
+    body = multipart_body([("a", failing), ("b", Readable(b"y"))], "b0")
+    with pytest.raises(OSError):
+        body.next_batch(1 << 20)
+    assert failing.closed

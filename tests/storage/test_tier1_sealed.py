@@ -254,3 +254,20 @@ def test_readinto_of_an_altered_segment_fails_and_leaves_no_plaintext_in_the_buf
     with pytest.raises(crypto.DecryptionError):
         reader.readinto(buffer)
     assert b"\x5a" * 16 not in buffer[SEG:]
+
+
+def test_an_instance_whose_tier1_file_fails_mid_read_is_closed_at_once(tenant):
+    """A damaged segment ends the response broken; its file must not stay open until the
+    garbage collector finds it (a series of damaged files would use up descriptors)."""
+    from archive.storage.reader import StoredBytes
+
+    instance = ingest_bytes(tenant, to_bytes(make_ct_series(1, patient_name=NAME)[0])).instance
+    path = tier1_path(instance.storage_key)
+    blob = bytearray(path.read_bytes())
+    blob[crypto.HEADER_SIZE + 100] ^= 1
+    path.write_bytes(bytes(blob))
+    stored = StoredBytes(instance)
+    opened = stored._open()
+    with pytest.raises(crypto.DecryptionError):
+        stored.readinto(bytearray(1 << 20))
+    assert opened.closed

@@ -195,3 +195,21 @@ def test_pages_of_a_signed_in_person_carry_the_countdown(tenant, make_member, lo
     page = client.get(reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})).content.decode()
     assert 'data-idle-seconds="2700"' in page and "js/idle.js" in page
     assert "js/idle.js" not in Client().get(reverse("login")).content.decode()
+
+
+def test_a_forged_bearer_header_does_not_revive_an_idle_session(tenant, make_member, login, settings):
+    """A request with any Authorization header is judged by its token, but the session it
+    also carries still ends when idle: the header cannot be used to touch the clock."""
+    settings.SESSION_IDLE_MINUTES = 30
+    user = make_member(tenant, roles.RADIOLOGIST)
+    client = login(user, the_client=Client())
+    token = client.get(reverse("account")).cookies["csrftoken"].value
+    _idle_for(client, 3 * 60 * 60)
+    key = client.session.session_key
+    answer = client.post(reverse("session_clock"), HTTP_AUTHORIZATION="Bearer nothing",
+                         HTTP_ACCEPT="application/json", HTTP_X_CSRFTOKEN=token)
+    assert answer.status_code == 401
+    assert not Session.objects.filter(session_key=key).exists()
+    assert client.get(reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})).status_code == 302
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk))
+    assert event.detail == {"reason": "idle"}
