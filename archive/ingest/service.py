@@ -363,11 +363,15 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
                for key, parsed in keys.items() if key not in found]
     if missing:
         # A patient is shared by studies that may arrive at once from several senders: a row
-        # another request made meanwhile is taken (its id returned, its values untouched:
-        # the update sets the patient ID to itself), not a reason to fall back.
-        Patient.unscoped.bulk_create(missing, update_conflicts=True, update_fields=["patient_id"],
-                                     unique_fields=["tenant", "patient_id", "issuer_of_patient_id"])
-        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in missing})
+        # another request made meanwhile is taken as it is, not a reason to fall back. So
+        # ON CONFLICT DO NOTHING, then read them. Not DO UPDATE (one statement less): it
+        # locks the other request's row FOR UPDATE, as its SET names a key column, and every
+        # other transaction adding a study of that patient then waits at its commit (its
+        # foreign-key check) while holding the retention policy's lock, which this one
+        # wants next: a deadlock, seen with four modalities sending one patient's studies.
+        Patient.unscoped.bulk_create(missing, ignore_conflicts=True)
+        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
+            patient_id__in={p.patient_id for p in missing})})
     return found
 
 
