@@ -1,7 +1,7 @@
 def tenant_context(request):
     """The current clinic, the member's role, the clinics they can switch to, and the
     automatic logoff's limit in seconds (0: none) for the page's countdown."""
-    from tenants.idle_logoff import idle_seconds
+    from tenants.idle_logoff import idle_seconds, seconds_left
 
     tenant = getattr(request, "tenant", None)
     principal = getattr(request, "principal", None)
@@ -17,4 +17,5 @@ def tenant_context(request):
         "perms_in_tenant": principal.perms if principal else frozenset(),
         "my_memberships": memberships,
         "idle_logoff_seconds": idle_seconds() if user is not None and user.is_authenticated else 0,
+        "idle_logoff_left": seconds_left(request.session) if user is not None and user.is_authenticated else None,
     }

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 
@@ -247,28 +248,49 @@ def key_import(doc: dict) -> DataKey:
 
 # Unwrapped data keys this process has used. A key's bytes never change for its (clinic,
 # id): rotation adds a key, a master-key rotation re-wraps the same bytes. So a viewer's
-# frame requests, each opening one instance, skip a query and an unwrap each. Keyed by the
-# master keys too (a process given other master keys must not go on with the old ones'
-# keys); emptied after a re-wrap, and whenever a key row is saved or deleted in this
-# process (tests reuse ids after a rollback). Bounded: the least recently used go first.
+# frame requests, each opening one instance, skip a query and an unwrap each.
+# - Keyed by the master keys' fingerprints too: a process given other master keys does not
+#   go on with the old ones' keys.
+# - Emptied after a re-wrap, and when a key row is saved or deleted in this process (tests
+#   reuse ids after a rollback); a look-up that raced such a clearing keeps nothing.
+# - Kept KEY_CACHE_SECONDS at most, for what another process changes (a restore).
+# - Bounded: the least recently used go first.
 KEY_CACHE_SIZE = 4096
-_key_cache: OrderedDict[tuple, bytes] = OrderedDict()
+_fingerprint = key_id  # (data_key_for's parameter takes the name)
+KEY_CACHE_SECONDS = 600
+_key_cache: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
 _key_cache_lock = threading.Lock()
+_key_cache_generation = 0
 
 
 def key_cache_clear(**_) -> None:
+    global _key_cache_generation
     with _key_cache_lock:
         _key_cache.clear()
+        _key_cache_generation += 1
 
 
 def data_key_for(*, tenant_id: int, key_id: int) -> bytes:
     """The data key named in an object's header; it must belong to that clinic."""
-    cache_key = (tenant_id, key_id, *master_keys())
+    cache_key = (tenant_id, key_id, *map(_fingerprint, master_keys()))
+    now = time.monotonic()
     with _key_cache_lock:
-        key = _key_cache.get(cache_key)
-        if key is not None:
+        cached = _key_cache.get(cache_key)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
             _key_cache.move_to_end(cache_key)
-            return key
+            return cached[1]
+        generation = _key_cache_generation
+    row = DataKey.unscoped.select_related("tenant").filter(pk=key_id, tenant_id=tenant_id).first()
+    if row is None:
+        raise KeyUnavailable(f"data key {key_id} of clinic {tenant_id} is unknown")
+    key = _row_key(row, row.tenant)
+    with _key_cache_lock:
+        if generation == _key_cache_generation:
+            _key_cache[cache_key] = (now, key)
+            _key_cache.move_to_end(cache_key)
+            while len(_key_cache) > KEY_CACHE_SIZE:
+                _key_cache.popitem(last=False)
+    return key
     row = DataKey.unscoped.select_related("tenant").filter(pk=key_id, tenant_id=tenant_id).first()
     if row is None:
         raise KeyUnavailable(f"data key {key_id} of clinic {tenant_id} is unknown")

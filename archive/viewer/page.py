@@ -30,10 +30,13 @@ def _template(version: str) -> str:
     return _TITLE.sub("<title>CloudPACS viewer</title>", html)
 
 
-def index_html(config_url: str) -> str:
+def index_html(config_url: str, extra_scripts: str = "") -> str:
+    """`extra_scripts`: our own script tags (made by our templates) to load after the
+    configuration, such as the automatic logoff's countdown."""
     from django.utils.html import escape
 
-    return _template(install.version()).replace(CONFIG_MARK, f'<script src="{escape(config_url)}"></script>')
+    return _template(install.version()).replace(
+        CONFIG_MARK, f'<script src="{escape(config_url)}"></script>{extra_scripts}')
 
 
 def ohif_config(*, router_basename: str, dicomweb_root: str, name: str, show_study_list: bool) -> dict:

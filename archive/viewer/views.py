@@ -6,6 +6,7 @@ from csp.constants import SELF
 from csp.decorators import csp_update
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -36,7 +37,9 @@ def not_installed(request) -> HttpResponse:
 def viewer_html(request, config_url: str) -> HttpResponse:
     if not install.installed():
         return not_installed(request)
-    response = HttpResponse(page.index_html(config_url))
+    # A member's viewer counts down to the automatic logoff like every page (a share's
+    # visitor has no member session: the snippet is empty for them).
+    response = HttpResponse(page.index_html(config_url, render_to_string("_idle_script.html", request=request)))
     response["Cache-Control"] = "no-store"
     return response
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.templatetags.static import static
 from django.test import Client
 from django.urls import reverse
 
@@ -67,8 +68,10 @@ def test_viewer_page_loads_only_our_files_and_no_inline_script(login, make_membe
     html = response.content.decode()
     assert not re.search(r"<script>(?!</script>)", html), "an inline script"
     sources = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sources and all(s.startswith(install.files_url()) or s == _url("viewer_config", tenant)
+    idle_script = static("js/idle.js")  # the automatic logoff's countdown, as on every page
+    assert sources and all(s.startswith(install.files_url()) or s in (_url("viewer_config", tenant), idle_script)
                            for s in sources), sources
+    assert idle_script in sources and 'data-idle-seconds="3600"' in html
     policy = response["Content-Security-Policy"]
     assert "'wasm-unsafe-eval'" in policy and "'unsafe-eval'" not in policy
     assert "http" not in policy  # no other origin is allowed anything

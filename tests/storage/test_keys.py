@@ -94,3 +94,26 @@ def test_the_key_cache_is_emptied_when_a_key_row_changes(tenant, settings):
     keys.master_key.cache_clear()
     with pytest.raises(keys.KeyUnavailable):
         keys.data_key_for(tenant_id=tenant.pk, key_id=key_id)
+
+
+def test_a_kept_key_is_looked_up_again_after_a_while_and_a_raced_clearing_keeps_nothing(
+        tenant, django_assert_num_queries, monkeypatch):
+    """What another process changes (a restore) is seen within KEY_CACHE_SECONDS; a key read
+    while this process emptied the cache is not kept (it may be the old one)."""
+    key_id, key = keys.active_data_key(tenant=tenant)
+    keys.key_cache_clear()
+    monkeypatch.setattr(keys, "KEY_CACHE_SECONDS", 0)
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    monkeypatch.setattr(keys, "KEY_CACHE_SECONDS", 600)
+    keys.key_cache_clear()
+    real_row_key = keys._row_key
+
+    def row_key_while_cleared(row, clinic):
+        keys.key_cache_clear()  # as a key row saved meanwhile would
+        return real_row_key(row, clinic)
+
+    monkeypatch.setattr(keys, "_row_key", row_key_while_cleared)
+    assert keys.data_key_for(tenant_id=tenant.pk, key_id=key_id) == key
+    assert keys._key_cache == {}
