@@ -94,6 +94,8 @@ MIDDLEWARE = [
     # Before CSRF: a request it authenticates with a valid API token of the clinic in the
     # URL carries no cookie credentials, and only such a request skips the CSRF check.
     "tenants.middleware.TenantMiddleware",
+    # Pages of a signed-in person or a share's visitor: no-store (patient data).
+    "tenants.private_pages.PrivatePagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
