@@ -97,7 +97,6 @@ class MultipartBody:
                 self._current = None
         return buffer[:filled] if filled else None
 
-
     def close(self) -> None:
         """Close the part being read (a file) and the parts' source; Django calls this when
         the response ends, sent whole or not."""

@@ -256,8 +256,8 @@ def key_import(doc: dict) -> DataKey:
 # - Kept KEY_CACHE_SECONDS at most, for what another process changes (a restore).
 # - Bounded: the least recently used go first.
 KEY_CACHE_SIZE = 4096
-_fingerprint = key_id  # (data_key_for's parameter takes the name)
 KEY_CACHE_SECONDS = 600
+_fingerprint = key_id  # (data_key_for's parameter takes the name)
 _key_cache: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
 _key_cache_lock = threading.Lock()
 _key_cache_generation = 0
@@ -290,13 +290,4 @@ def data_key_for(*, tenant_id: int, key_id: int) -> bytes:
             _key_cache.move_to_end(cache_key)
             while len(_key_cache) > KEY_CACHE_SIZE:
                 _key_cache.popitem(last=False)
-    return key
-    row = DataKey.unscoped.select_related("tenant").filter(pk=key_id, tenant_id=tenant_id).first()
-    if row is None:
-        raise KeyUnavailable(f"data key {key_id} of clinic {tenant_id} is unknown")
-    key = _row_key(row, row.tenant)
-    with _key_cache_lock:
-        _key_cache[cache_key] = key
-        while len(_key_cache) > KEY_CACHE_SIZE:
-            _key_cache.popitem(last=False)
     return key

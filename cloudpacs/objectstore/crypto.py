@@ -37,6 +37,11 @@ class DecryptionError(Exception):
     """The ciphertext is not ours, was altered, truncated or reordered, or the key is wrong."""
 
 
+def _unauthentic(segment: int) -> DecryptionError:
+    return DecryptionError(f"segment {segment} failed authentication "
+                           "(altered, truncated, reordered, or wrong key)")
+
+
 def _object_key(data_key: bytes, header: bytes, salt: bytes) -> AESGCM:
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=header)
     return AESGCM(hkdf.derive(data_key))
@@ -126,8 +131,7 @@ def decrypt_chunks(src: BinaryIO, *, key_lookup: Callable[[int], bytes]) -> Iter
         try:
             yield aead.decrypt(_nonce(prefix, counter, last), current, None)
         except InvalidTag:
-            raise DecryptionError(f"segment {counter} failed authentication "
-                                  "(altered, truncated, reordered, or wrong key)") from None
+            raise _unauthentic(counter) from None
         if last:
             return
         counter += 1
@@ -243,15 +247,11 @@ class DecryptingReader(io.RawIOBase):
             return plain
         while len(self._cache) >= self.CACHE_SEGMENTS:  # freed before the next is made
             self._cache.pop(next(iter(self._cache)))
-        sealed = self._segment_size + TAG_SIZE
-        self._src.seek(HEADER_SIZE + index * sealed)
-        data = _read_full(self._src, sealed)
-        last = index == self._segments - 1
+        nonce, data = self._sealed(index)
         try:
-            plain = self._aead.decrypt(_nonce(self._prefix, index, last), data, None)
+            plain = self._aead.decrypt(nonce, data, None)
         except InvalidTag:
-            raise DecryptionError(f"segment {index} failed authentication "
-                                  "(altered, truncated, reordered, or wrong key)") from None
+            raise _unauthentic(index) from None
         del data
         self._cache[index] = plain
         return plain
@@ -295,19 +295,21 @@ class DecryptingReader(io.RawIOBase):
             self._pos += take
         return filled
 
-    def _decrypt_into(self, index: int, target: memoryview) -> None:
+    def _sealed(self, index: int) -> tuple[bytes, bytes]:
+        """Segment `index` as stored: (its nonce, its ciphertext and tag)."""
         sealed = self._segment_size + TAG_SIZE
         self._src.seek(HEADER_SIZE + index * sealed)
-        data = _read_full(self._src, sealed)
+        return _nonce(self._prefix, index, index == self._segments - 1), _read_full(self._src, sealed)
+
+    def _decrypt_into(self, index: int, target: memoryview) -> None:
+        nonce, data = self._sealed(index)
         if len(data) != len(target) + TAG_SIZE:
             raise DecryptionError("object truncated")
         try:
-            self._aead.decrypt_into(_nonce(self._prefix, index, index == self._segments - 1),
-                                    data, None, target)
+            self._aead.decrypt_into(nonce, data, None, target)
         except InvalidTag:
             target[:] = bytes(len(target))  # whatever was decrypted is not to be trusted
-            raise DecryptionError(f"segment {index} failed authentication "
-                                  "(altered, truncated, reordered, or wrong key)") from None
+            raise _unauthentic(index) from None
 
     def close(self) -> None:
         if not self.closed:
