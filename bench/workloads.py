@@ -50,11 +50,16 @@ def measure_ingest(server, send, instances: int) -> dict:
     }
 
 
+def storescu_command(server, paths, calling_ae: str = "STORESCU") -> tuple[list[str], dict]:
+    """dcmtk's storescu sending the files over one association: (its arguments, its
+    environment, TCP_NODELAY set)."""
+    return (["storescu", "-aet", calling_ae, "-aec", server.ae_title, "127.0.0.1", str(server.dicom_port),
+             *map(str, paths)], {**os.environ, "TCP_NODELAY": "1"})
+
+
 def storescu(server, paths) -> None:
-    """dcmtk's storescu sends the files over one association (TCP_NODELAY set for it)."""
-    subprocess.run(["storescu", "-aet", "STORESCU", "-aec", server.ae_title, "127.0.0.1", str(server.dicom_port),
-                    *map(str, paths)], check=True, capture_output=True, env={**os.environ, "TCP_NODELAY": "1"},
-                   timeout=3600)
+    args, env = storescu_command(server, paths)
+    subprocess.run(args, check=True, capture_output=True, env=env, timeout=3600)
 
 
 def stow_kept_alive(server, parts: list[bytes], batch: int) -> None:
@@ -162,10 +167,9 @@ class CStoreParallel(Workload):
 
     def measure(self, server) -> dict:
         def send(server):
-            senders = [subprocess.Popen(
-                ["storescu", "-aet", f"STORESCU{i}", "-aec", server.ae_title, "127.0.0.1", str(server.dicom_port),
-                 *map(str, files.paths)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env={**os.environ, "TCP_NODELAY": "1"}) for i, files in enumerate(self.files)]
+            commands = [storescu_command(server, files.paths, f"STORESCU{i}") for i, files in enumerate(self.files)]
+            senders = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                       for args, env in commands]
             said = [sender.communicate(timeout=3600)[0] for sender in senders]
             for sender, output in zip(senders, said, strict=True):
                 if sender.returncode:
