@@ -7,7 +7,8 @@ def tenant_context(request):
     principal = getattr(request, "principal", None)
     memberships = []
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
+    signed_in = user is not None and user.is_authenticated
+    if signed_in:
         # A person's memberships span clinics: unscoped on purpose.
         memberships = list(user.memberships(manager="unscoped").select_related("tenant")
                            .filter(tenant__status="active"))
@@ -16,6 +17,6 @@ def tenant_context(request):
         "principal": principal,
         "perms_in_tenant": principal.perms if principal else frozenset(),
         "my_memberships": memberships,
-        "idle_logoff_seconds": idle_seconds() if user is not None and user.is_authenticated else 0,
-        "idle_logoff_left": seconds_left(request.session) if user is not None and user.is_authenticated else None,
+        "idle_logoff_seconds": idle_seconds() if signed_in else 0,
+        "idle_logoff_left": seconds_left(request.session) if signed_in else None,
     }

@@ -62,9 +62,11 @@ class IdleLogoffMiddleware:
 def seconds_left(session) -> int | None:
     """Seconds until this session ends for inactivity (negative: over); None with no limit."""
     idle = idle_seconds()
+    if not idle:
+        return None
     last = session.get(ACTIVE_AT)
-    if not idle or not isinstance(last, (int, float)):
-        return None if not idle else idle + SESSION_TOUCH_SECONDS
+    if not isinstance(last, (int, float)):  # no request noted yet: this one starts the clock
+        return idle + SESSION_TOUCH_SECONDS
     return int(last + idle + SESSION_TOUCH_SECONDS - time.time())
 
 
