@@ -13,7 +13,7 @@ many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from tenants.audit_keys import AuditKeyError, chain_key, key_check_mac, legacy_mac, same
 
@@ -59,10 +59,7 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
         return []
     # No savepoint inside a caller's transaction (ingest): if this fails, so does the caller.
     with transaction.atomic(savepoint=False):
-        # Lock the clinic row so two writers cannot take the same place in the chain.
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-        last = (AuditEvent.objects.for_tenant(tenant).order_by("-seq")
-                .values_list("seq", "hash").first())
+        last = _locked_chain_end(tenant.pk)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
         key = chain_key()
         if seq == 1:
@@ -83,6 +80,27 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
             seq, prev_hash = seq + 1, event.hash
         AuditEvent.unscoped.bulk_create(made)
     return made
+
+
+def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
+    """Lock the clinic's row, so that two writers cannot take the same place in its chain,
+    then read the chain's last (seq, hash). Two statements: the read must see what the
+    writer before ours committed, and a statement sees what was committed when it began.
+    On PostgreSQL both go in one round trip (a pipeline: the server still runs them one
+    after the other), with the transaction's BEGIN when it is the first."""
+    tenants, events = Tenant._meta.db_table, AuditEvent._meta.db_table
+    lock = f"SELECT 1 FROM {tenants} WHERE id = %s FOR UPDATE"
+    read = f"SELECT seq, hash FROM {events} WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(lock.replace(" FOR UPDATE", ""), [tenant_id])  # SQLite writes one at a time
+            cursor.execute(read, [tenant_id])
+            return cursor.fetchone()
+        # Errors surface when the pipeline ends: as Django's, like every other statement's.
+        with connection.wrap_database_errors, connection.connection.pipeline(), connection.cursor() as reading:
+            cursor.execute(lock, [tenant_id])
+            reading.execute(read, [tenant_id])
+            return reading.fetchone()
 
 
 _checked: set[tuple[int, bytes]] = set()
