@@ -22,7 +22,6 @@
 
 import asyncio
 import tempfile
-
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
