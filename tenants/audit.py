@@ -93,7 +93,7 @@ def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
     read = f"SELECT seq, hash FROM {events} WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
-            cursor.execute(lock.replace(" FOR UPDATE", ""), [tenant_id])  # SQLite writes one at a time
+            # SQLite's transactions here begin IMMEDIATE: one writer at a time, no row locks.
             cursor.execute(read, [tenant_id])
             return cursor.fetchone()
         # Errors surface when the pipeline ends: as Django's, like every other statement's.

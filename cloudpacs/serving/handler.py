@@ -99,7 +99,7 @@ class CloudPacsASGIHandler(ASGIHandler):
             return
         try:
             # thread_sensitive: every trip of this request goes to one thread, which owns
-            # its database connection (ASGIHandler.__call__ gives each request its own).
+            # its database connection (__call__ gives each request one).
             response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
             if not response.streaming:
                 await self.send_response(response, send)
