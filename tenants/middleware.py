@@ -76,10 +76,13 @@ class TenantMiddleware:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         from tenants.twofactor import device_annotations, needs_second_factor
 
-        membership = (Membership.unscoped.select_related("tenant", "user").annotate(**device_annotations())
-                      .filter(user=user, tenant__slug=slug, tenant__status=Tenant.ACTIVE).first())
+        # One row at most (a user is a member of a clinic once): no ordering to compile, and
+        # the user is the one the session loaded already. Every request of a member asks.
+        membership = next(iter(Membership.unscoped.select_related("tenant").annotate(**device_annotations())
+                               .filter(user=user, tenant__slug=slug, tenant__status=Tenant.ACTIVE)[:1]), None)
         if membership is None:
             raise Http404("No such clinic")
+        membership.user = user
 
         redirect = needs_second_factor(request, membership)
         if redirect is not None:

@@ -184,7 +184,9 @@ class ApiToken(TenantOwned):
         """The token with this secret, whatever its tenant (the caller checks the tenant)."""
         if not raw.startswith(cls.PREFIX):
             return None
-        return cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw)).first()
+        # token_hash is unique: [:1], not first(), which would compile the model's ordering
+        # on every API request.
+        return next(iter(cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw))[:1]), None)
 
     @property
     def is_active(self) -> bool:
@@ -236,7 +238,9 @@ class Invitation(TenantOwned):
 
     @classmethod
     def find(cls, raw: str) -> "Invitation | None":
-        return cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw)).first()
+        # token_hash is unique: [:1], not first(), which would compile the model's ordering
+        # on every API request.
+        return next(iter(cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw))[:1]), None)
 
     @property
     def is_usable(self) -> bool:

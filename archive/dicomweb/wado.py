@@ -189,7 +189,7 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
     except InstanceUnavailable as exc:
         return error(503, str(exc))
     try:
-        ds = fr.read_header(fh)
+        ds = fr.read_header(fh, inst.transfer_syntax_uid)
         fr.check_frames(ds, numbers)
         if media == OCTET and fr.needs_whole_read(ds):
             fr.check_whole_read(fh)  # now, not half-way through the stream

@@ -94,8 +94,11 @@ def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = N
         qs = qs.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
         qs = qs.filter(sop_instance_uid=sop_uid)
-    fields = RETRIEVE_FIELDS + (("metadata",) if with_metadata else ())
-    rows = list(qs.only(*fields).order_by("series__series_number", "series_id", "instance_number", "pk"))
+    qs = qs.only(*RETRIEVE_FIELDS + (("metadata",) if with_metadata else ()))
+    # One instance (a clinic holds a SOP Instance UID once) needs no ordering; a viewer
+    # asks for hundreds of frames, each such a look-up, and compiling ORDER BY costs.
+    rows = list(qs[:1] if sop_uid is not None else
+                qs.order_by("series__series_number", "series_id", "instance_number", "pk"))
     if not rows:
         raise InstanceNotFound("No such study, series or instance")
     return rows

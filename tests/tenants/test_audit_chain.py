@@ -5,7 +5,14 @@ import threading
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from tenants.audit import Actor, AppendOnlyError, AuditEvent, audit_record, audit_verify
+from tenants.audit import (
+    Actor,
+    AppendOnlyError,
+    AuditEvent,
+    audit_record,
+    audit_record_many,
+    audit_verify,
+)
 
 TRIGGER = "tenants_auditevent_append_only"
 postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -31,6 +38,19 @@ def test_chain_links_each_event_to_the_one_before(tenant):
     a = audit_record(tenant=tenant, actor=Actor.system(), action="x.one")
     b = audit_record(tenant=tenant, actor=Actor.system(), action="x.two")
     assert (b.seq, b.prev_hash) == (a.seq + 1, a.hash)
+    assert audit_verify(tenant=tenant) == []
+
+
+def test_a_batch_larger_than_one_statement_takes_is_written_whole_and_in_order(tenant):
+    # SQLite takes at most 999 parameters in a statement: 150 events are three INSERTs there.
+    events = [{"action": "study.created", "obj_type": "study", "obj_id": n, "detail": {"n": n, "modality": "CR"}}
+              for n in range(150)]
+    made = audit_record_many(tenant=tenant, actor=Actor(type="user", id="7", label="a@b.test", ip="10.0.0.1"),
+                             events=events)
+    stored = {e.pk: e for e in AuditEvent.objects.for_tenant(tenant).filter(action="study.created")}
+    assert [stored[e.pk].seq for e in made] == [made[0].seq + n for n in range(150)]
+    assert [stored[e.pk].detail for e in made] == [{"n": n, "modality": "CR"} for n in range(150)]
+    assert {stored[e.pk].ip for e in made} == {"10.0.0.1"}
     assert audit_verify(tenant=tenant) == []
 
 
