@@ -238,9 +238,7 @@ class Invitation(TenantOwned):
 
     @classmethod
     def find(cls, raw: str) -> "Invitation | None":
-        # token_hash is unique: [:1], not first(), which would compile the model's ordering
-        # on every API request.
-        return next(iter(cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw))[:1]), None)
+        return cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw)).first()
 
     @property
     def is_usable(self) -> bool:
