@@ -14,8 +14,6 @@ Fresh servers each round, alternating which goes first; each round reads every f
 import argparse
 import io
 import os
-import re
-import statistics
 import subprocess
 import sys
 import time
@@ -32,23 +30,12 @@ django.setup()
 import pydicom  # noqa: E402
 import requests  # noqa: E402
 
-from bench import data, netns, servers, workloads  # noqa: E402
-from bench.viewer import ADD_READER, PASSWORD, READER  # noqa: E402
+from bench import data, netns, report, servers, workloads  # noqa: E402
+from bench.worklist import ADD_READER, member_session  # noqa: E402
 
 PARALLEL = 6  # OHIF's default number of concurrent requests
 HEADERS = {"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*",
            "Accept-Encoding": "gzip, deflate, br, zstd"}
-
-
-def member_session(origin: str) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{origin}/login/", timeout=30).text
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    session.post(f"{origin}/login/", data={"email": READER, "password": PASSWORD, "csrfmiddlewaretoken": csrf},
-                 headers={"Referer": f"{origin}/login/"}, timeout=30)
-    if "sessionid" not in session.cookies:
-        raise RuntimeError("the bench's reader could not sign in")
-    return session
 
 
 def read_frames(server, urls: list[str], cookies, passes: int) -> dict:
@@ -113,16 +100,9 @@ def main():
         for name in (["CloudPACS", "Orthanc"] if round_ % 2 == 0 else ["Orthanc", "CloudPACS"]):
             result = runners[name](study_uid, series_uid, parts, args.passes)
             results[name].append(result)
-            print(f"round {round_ + 1} {name:9s} " + " ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
-    print(f"\nmedians (min-max) over {args.rounds} rounds, {args.slices} frames of a 512x512 CT, "
-          f"{PARALLEL} at a time:")
-    for key in ("frames_per_s", "cpu_ms_per_frame", "mb_sent"):
-        medians = {}
-        for name in ("CloudPACS", "Orthanc"):
-            values = [r[key] for r in results[name]]
-            medians[name] = statistics.median(values)
-            print(f"  {key:17s} {name:9s} {medians[name]:8.2f} ({min(values):.2f}-{max(values):.2f})")
-        print(f"  {key:17s} ratio     {medians['CloudPACS'] / medians['Orthanc']:8.2f}")
+            print(report.round_line("frames", round_, args.rounds, name, result), flush=True)
+    title = f"{args.slices} frames of a 512x512 CT, {PARALLEL} at a time, {args.passes} passes per round"
+    print("\n" + report.markdown_table({"frames": {"title": title, "rows": report.summarise(results)}}))
 
 
 if __name__ == "__main__":

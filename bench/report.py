@@ -27,6 +27,9 @@ MEASURES = [
     (r"p50_ms_(\d+)", "p50 ms with {n} studies", LOWER),
     (r"p95_ms_(\d+)", "p95 ms with {n} studies", LOWER),
     (r"backlog_(\d+)", "instances not yet verified in both regions when searched at {n}", NONE),
+    (r"frames_per_s", "frames/s", HIGHER),
+    (r"cpu_ms_per_frame", "server CPU ms per frame, whole process tree", LOWER),
+    (r"mb_sent", "MB sent (bodies as sent, compressed)", LOWER),
 ]
 HIDDEN = {"instances", "mb", "done_per_s", "cpu_ms_per_instance_orthanc", "failed", "log_tail"}
 
