@@ -76,8 +76,8 @@ def read_header(fh: BinaryIO, indexed_ts: str | None = None) -> Dataset:
     """The dataset with pixel data and other large values left on disk (their offsets
     are known). A deflated data set has no offsets in the file: pydicom inflates it
     whole, so it is read whole, within the cap. `indexed_ts`: the transfer syntax the
-    index holds for the file (ingest took it from this file's meta), which spares a
-    viewer's every frame a first read of the meta group."""
+    index holds for the file (ingest took it from this file's meta), which spares each
+    read (a viewer asks for every frame) a first pass over the meta group."""
     if (indexed_ts or _meta_transfer_syntax(fh)) == DeflatedExplicitVRLittleEndian:
         check_whole_read(fh, deflated=True)
         fh.seek(0)

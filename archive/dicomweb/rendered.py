@@ -27,7 +27,7 @@ def _render(request, inst, frame_number: int, *, what: str, default_viewport=Non
         options.viewport = default_viewport
     try:
         with open_instance(inst) as fh:
-            fr.check_frames(fr.read_header(fh), [frame_number])
+            fr.check_frames(fr.read_header(fh, inst.transfer_syntax_uid), [frame_number])
             image = frame_image(fh, frame_number - 1, options)
     except fr.FrameError as exc:
         return error(400, str(exc))

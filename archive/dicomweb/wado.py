@@ -291,7 +291,7 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
     except InstanceUnavailable as exc:
         return error(503, str(exc))
     try:
-        value = _bulk_value(fh, fr.read_header(fh), tag_path)
+        value = _bulk_value(fh, fr.read_header(fh, inst.transfer_syntax_uid), tag_path)
     except fr.FrameError as exc:
         fh.close()
         return error(404, str(exc))
