@@ -34,11 +34,11 @@ from aiohttp import ClientSession, web  # noqa: E402
 
 from archive.viewer import install, page  # noqa: E402
 from bench import data, netns, servers, workloads  # noqa: E402
+from bench.worklist import ADD_READER, PASSWORD, READER  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-READER, PASSWORD = "reader@bench.test", "bench-reader-password-1"
 # The viewport shows an image once its canvas is not one flat colour.
 SHOWS_IMAGE = """() => {
   const c = document.querySelector('[data-viewportid] canvas.cornerstone-canvas');
@@ -48,11 +48,6 @@ SHOWS_IMAGE = """() => {
   for (let i = 0; i < d.length; i += 4 * 97) { min = Math.min(min, d[i]); max = Math.max(max, d[i]); }
   return max - min > 40;
 }"""
-ADD_READER = f"""
-from tenants.models import Membership, Tenant, User
-user = User.objects.create_user("{READER}", "{PASSWORD}")
-Membership.objects.for_tenant(Tenant.objects.get(slug="bench")).create(user=user, role="radiologist")
-"""
 
 
 class OrthancViewerProxy:
