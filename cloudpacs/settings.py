@@ -208,6 +208,10 @@ DELETION_COOLING_OFF_DAYS = envint("DELETION_COOLING_OFF_DAYS", 7)
 REPORT_PDF_MAX_BYTES = envint("REPORT_PDF_MAX_BYTES", 20 * 1024 * 1024)
 OTP_TOTP_ISSUER = "CloudPACS"
 
+# Django's database sessions and ModelBackend, with their look-ups on every signed-in request
+# compiled once (tenants/session_store.py, tenants/auth_backend.py).
+SESSION_ENGINE = "tenants.session_store"
+AUTHENTICATION_BACKENDS = ["tenants.auth_backend.UserBackend"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION

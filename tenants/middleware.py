@@ -8,10 +8,13 @@ or the object exists: anonymous browsers are sent to log in, anonymous API clien
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import CharField, IntegerField
 from django.http import Http404, JsonResponse
 
+from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.principal import Principal
+from tenants.twofactor import device_annotations, needs_second_factor
 
 TENANT_KWARG = "tenant_slug"
 
@@ -35,6 +38,40 @@ def json_error(status: int, message: str, **headers) -> JsonResponse:
     for key, value in headers.items():
         response[key.replace("_", "-")] = value
     return response
+
+
+def _membership_query() -> CompiledQuery:
+    """A user's membership of an active clinic by its slug, with the clinic and whether the
+    user has a confirmed device of each kind (`needs_second_factor` reads them): one row at
+    most. Every request of a member asks, so it is compiled once (cloudpacs.compiled_query)."""
+    def build():
+        annotations = device_annotations()
+        return (Membership.unscoped.annotate(**annotations)
+                .filter(user_id=Slot("user", IntegerField()), tenant__slug=Slot("slug", CharField()),
+                        tenant__status=Tenant.ACTIVE)
+                .values_list(*fields_in_order(Membership), *(f"tenant__{name}" for name in fields_in_order(Tenant)),
+                             *annotations)[:1])
+
+    return CompiledQuery(build)
+
+
+_MEMBERSHIP = _membership_query()
+
+
+def active_membership(user, slug: str) -> Membership | None:
+    """`user`'s membership of the active clinic `slug`, its tenant loaded, or None."""
+    rows = _MEMBERSHIP.rows(user=user.pk, slug=slug)
+    if not rows:
+        return None
+    row = rows[0]
+    membership_fields, tenant_fields = fields_in_order(Membership), fields_in_order(Tenant)
+    membership = Membership.from_db("default", membership_fields, row[:len(membership_fields)])
+    membership.tenant = Tenant.from_db("default", tenant_fields,
+                                       row[len(membership_fields):len(membership_fields) + len(tenant_fields)])
+    membership.user = user
+    for name, value in zip(device_annotations(), row[len(membership_fields) + len(tenant_fields):], strict=True):
+        setattr(membership, name, value)
+    return membership
 
 
 class TenantMiddleware:
@@ -74,15 +111,9 @@ class TenantMiddleware:
             if wants_json(request):
                 return json_error(401, "Authentication required", WWW_Authenticate='Bearer realm="cloudpacs"')
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        from tenants.twofactor import device_annotations, needs_second_factor
-
-        # One row at most (a user is a member of a clinic once): no ordering to compile, and
-        # the user is the one the session loaded already. Every request of a member asks.
-        membership = next(iter(Membership.unscoped.select_related("tenant").annotate(**device_annotations())
-                               .filter(user=user, tenant__slug=slug, tenant__status=Tenant.ACTIVE)[:1]), None)
+        membership = active_membership(user, slug)
         if membership is None:
             raise Http404("No such clinic")
-        membership.user = user
 
         redirect = needs_second_factor(request, membership)
         if redirect is not None:

@@ -4,13 +4,14 @@ C-GET next). Unknown or another clinic's objects raise archive.errors.NotFound."
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import CharField, Count, IntegerField, Q, QuerySet, Sum
 
 from archive.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
 from archive.models import Instance, Series, Study
 from archive.outbox.models import Outbox
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.selectors import instance_copies_summary
+from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order
 
 
 def study_get(*, tenant, pk: int | None = None, study_uid: str | None = None) -> Study:
@@ -84,10 +85,45 @@ RETRIEVE_FIELDS = ("pk", "tenant_id", "study_id", "series_id", "sop_instance_uid
                    "study__study_instance_uid", "series__series_instance_uid")
 
 
+def _one_instance_query(with_metadata: bool) -> tuple[list[str], CompiledQuery]:
+    """One instance by its study's, series' and own UIDs within a clinic: what each of a
+    viewer's hundreds of frame requests looks up, compiled once (cloudpacs.compiled_query)."""
+    names = {"id" if f == "pk" else f for f in RETRIEVE_FIELDS if "__" not in f}
+    attnames = fields_in_order(Instance, names | ({"metadata"} if with_metadata else set()))
+
+    def build():
+        uid = CharField()
+        return (Instance.unscoped.filter(tenant_id=Slot("tenant", IntegerField()),
+                                         study__study_instance_uid=Slot("study", uid),
+                                         series__series_instance_uid=Slot("series", uid),
+                                         sop_instance_uid=Slot("sop", uid))
+                .values_list(*attnames, "study__study_instance_uid", "series__series_instance_uid")[:1])
+
+    return attnames, CompiledQuery(build)
+
+
+_ONE_INSTANCE = {with_metadata: _one_instance_query(with_metadata) for with_metadata in (False, True)}
+
+
+def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str, with_metadata: bool) -> list[Instance]:
+    attnames, query = _ONE_INSTANCE[with_metadata]
+    rows = query.rows(tenant=tenant.pk, study=study_uid, series=series_uid, sop=sop_uid)
+    if not rows:
+        raise InstanceNotFound("No such study, series or instance")
+    *values, study_instance_uid, series_instance_uid = rows[0]
+    inst = Instance.from_db("default", attnames, values)
+    inst.study = Study.from_db("default", ["id", "study_instance_uid"], [inst.study_id, study_instance_uid])
+    inst.series = Series.from_db("default", ["id", "series_instance_uid"], [inst.series_id, series_instance_uid])
+    return [inst]
+
+
 def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
                            sop_uid: str | None = None, with_metadata: bool = False) -> list[Instance]:
     """The instances of a study, series or single instance, in series/instance order.
     Raises InstanceNotFound if there are none (unknown UID, or another clinic's)."""
+    if series_uid is not None and sop_uid is not None:
+        return _one_instance(tenant=tenant, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid,
+                             with_metadata=with_metadata)
     qs = (Instance.objects.for_tenant(tenant).select_related("study", "series")
           .filter(study__study_instance_uid=study_uid))
     if series_uid is not None:
@@ -95,10 +131,7 @@ def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = N
     if sop_uid is not None:
         qs = qs.filter(sop_instance_uid=sop_uid)
     qs = qs.only(*RETRIEVE_FIELDS + (("metadata",) if with_metadata else ()))
-    # One instance (a clinic holds a SOP Instance UID once) needs no ordering; a viewer
-    # asks for hundreds of frames, each such a look-up, and compiling ORDER BY costs.
-    rows = list(qs[:1] if sop_uid is not None else
-                qs.order_by("series__series_number", "series_id", "instance_number", "pk"))
+    rows = list(qs.order_by("series__series_number", "series_id", "instance_number", "pk"))
     if not rows:
         raise InstanceNotFound("No such study, series or instance")
     return rows

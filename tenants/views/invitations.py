@@ -60,7 +60,7 @@ def accept(request: HttpRequest, token: str) -> HttpResponse:
                 password=form.cleaned_data["password1"], actor=request_actor(request))
         except InvitationUnusable as exc:
             return _unusable(request, exc.reason, invitation)
-        login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, membership.user, backend="tenants.auth_backend.UserBackend")
         return _joined(request, membership)
     return render(request, "tenants/invitation_signup.html", {**context, "form": form},
                   status=400 if request.method == "POST" else 200)

@@ -198,3 +198,29 @@ def test_isolation_and_scopes(client, tenant, other_tenant, make_token, token, c
     upload_only = make_token(tenant, scopes=("upload",))
     for rest in paths:
         assert client.get(url(tenant, rest), **bearer(upload_only)).status_code == 403, rest
+
+
+def test_one_instance_look_up_is_the_clinic_s_and_whole(tenant, other_tenant, ct):
+    """A single instance is looked up by compiled SQL (cloudpacs.compiled_query): the same
+    fields as the series look-up, scoped to the clinic, and every UID must match."""
+    from archive.errors import InstanceNotFound
+    from archive.selectors.studies import RETRIEVE_FIELDS, instances_for_retrieve
+
+    datasets, _ = ct
+    ds = datasets[1]
+    uids = dict(study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID, sop_uid=ds.SOPInstanceUID)
+    [one] = instances_for_retrieve(tenant=tenant, **uids)
+    [same] = [i for i in instances_for_retrieve(tenant=tenant, study_uid=ds.StudyInstanceUID)
+              if i.sop_instance_uid == ds.SOPInstanceUID]
+    for name in RETRIEVE_FIELDS:
+        owner, _, attribute = name.rpartition("__")
+        assert getattr(getattr(one, owner) if owner else one, attribute) == \
+            getattr(getattr(same, owner) if owner else same, attribute), name
+    [with_metadata] = instances_for_retrieve(tenant=tenant, with_metadata=True, **uids)
+    assert with_metadata.metadata == same.metadata and with_metadata.metadata
+    for wrong in ({"study_uid": "1.2.3"}, {"series_uid": datasets[0].SeriesInstanceUID + ".9"},
+                  {"sop_uid": ds.SOPInstanceUID + ".9"}):
+        with pytest.raises(InstanceNotFound):
+            instances_for_retrieve(tenant=tenant, **{**uids, **wrong})
+    with pytest.raises(InstanceNotFound):
+        instances_for_retrieve(tenant=other_tenant, **uids)

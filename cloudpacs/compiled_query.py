@@ -1,0 +1,82 @@
+"""Look-ups whose SQL Django compiles once per process, not on every request.
+
+Django builds and compiles a queryset's SQL each time it is evaluated. For a look-up by a
+key or two that costs about as long as PostgreSQL takes to answer it (0.5-1.5 ms here), and
+some look-ups run on every request: the clinic membership of a session, the instance of a
+viewer's frame request (a viewer makes hundreds a minute). Such a look-up is written once
+as an ordinary `values_list` queryset with `Slot`s where its values go; it is compiled on
+first use per database connection, then run with each call's values, its rows converted by
+the same compiler (so SQLite's dates, JSON and booleans come back as the ORM gives them).
+"""
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+
+from django.db import connections, models
+from django.db.models import Expression
+
+
+class Slot(Expression):
+    """A place for a value given at each run. Compiles to the backend's placeholder with
+    itself as the parameter, which `CompiledQuery` replaces by the value, prepared for the
+    database by `output_field` as the ORM prepares a look-up's value."""
+
+    def __init__(self, name: str, output_field: models.Field):
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler, connection):
+        return "%s", [self]
+
+    def __repr__(self):
+        return f"Slot({self.name!r})"
+
+
+class CompiledQuery:
+    """`build()` returns a values_list queryset whose varying values are `Slot`s;
+    `rows(**values)` runs it with those values and returns its converted rows."""
+
+    def __init__(self, build: Callable[[], models.QuerySet], using: str = "default"):
+        self._build = build
+        self._using = using
+        # Per connection object: Django's connections are per thread, and a compiler holds its own.
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def _compile(self, connection):
+        compiled = self._compiled.get(connection)
+        if compiled is None:
+            queryset = self._build()
+            compiler = queryset.query.get_compiler(connection=connection)
+            sql, params = compiler.as_sql()
+            fields = [s[0] for s in compiler.select[: compiler.col_count]]
+            compiled = (sql, tuple(params), compiler, compiler.get_converters(fields))
+            with self._lock:
+                self._compiled[connection] = compiled
+        return compiled
+
+    def rows(self, **values) -> list[tuple]:
+        connection = connections[self._using]
+        sql, params, compiler, converters = self._compile(connection)
+        arguments = [p.output_field.get_db_prep_value(values[p.name], connection) if isinstance(p, Slot) else p
+                     for p in params]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, arguments)
+            rows = cursor.fetchall()
+        if converters:
+            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return rows
+
+
+def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:
+    """`model`'s concrete fields' attribute names (all, or those in `names`) in the order
+    `Model.from_db` takes values."""
+    wanted = None if names is None else set(names)
+    return [f.attname for f in model._meta.concrete_fields if wanted is None or f.attname in wanted]
+
+
+def instance(model: type[models.Model], attnames: list[str], values, using: str = "default"):
+    """A model instance from a row's values for `attnames` (as `fields_in_order` gives
+    them); fields not among them are deferred, loaded on first access as the ORM does."""
+    return model.from_db(using, attnames, values)
