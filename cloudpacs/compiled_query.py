@@ -76,7 +76,18 @@ def fields_in_order(model: type[models.Model], names: Iterable[str] | None = Non
     return [f.attname for f in model._meta.concrete_fields if wanted is None or f.attname in wanted]
 
 
-def instance(model: type[models.Model], attnames: list[str], values, using: str = "default"):
-    """A model instance from a row's values for `attnames` (as `fields_in_order` gives
-    them); fields not among them are deferred, loaded on first access as the ORM does."""
-    return model.from_db(using, attnames, values)
+def related_fields(relation: str, model: type[models.Model]) -> list[str]:
+    """The values_list names of every concrete field of `model` reached through `relation`
+    (a select_related done by hand: `related_fields("tenant", Tenant)`)."""
+    return [f"{relation}__{name}" for name in fields_in_order(model)]
+
+
+def models_from_row(row, *parts: tuple[type[models.Model], list[str]], using: str = "default"):
+    """Model instances from consecutive slices of one row, one per (model, attnames) in
+    `parts` (attnames as `fields_in_order` gives them; fields not among them are deferred,
+    loaded on first access as the ORM does), followed by the row's remaining values."""
+    out, start = [], 0
+    for model, attnames in parts:
+        out.append(model.from_db(using, attnames, row[start:start + len(attnames)]))
+        start += len(attnames)
+    return (*out, *row[start:])

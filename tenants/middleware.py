@@ -11,7 +11,13 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import CharField, IntegerField
 from django.http import Http404, JsonResponse
 
-from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order
+from cloudpacs.compiled_query import (
+    CompiledQuery,
+    Slot,
+    fields_in_order,
+    models_from_row,
+    related_fields,
+)
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.principal import Principal
 from tenants.twofactor import device_annotations, needs_second_factor
@@ -49,8 +55,7 @@ def _membership_query() -> CompiledQuery:
         return (Membership.unscoped.annotate(**annotations)
                 .filter(user_id=Slot("user", IntegerField()), tenant__slug=Slot("slug", CharField()),
                         tenant__status=Tenant.ACTIVE)
-                .values_list(*fields_in_order(Membership), *(f"tenant__{name}" for name in fields_in_order(Tenant)),
-                             *annotations)[:1])
+                .values_list(*fields_in_order(Membership), *related_fields("tenant", Tenant), *annotations)[:1])
 
     return CompiledQuery(build)
 
@@ -63,13 +68,10 @@ def active_membership(user, slug: str) -> Membership | None:
     rows = _MEMBERSHIP.rows(user=user.pk, slug=slug)
     if not rows:
         return None
-    row = rows[0]
-    membership_fields, tenant_fields = fields_in_order(Membership), fields_in_order(Tenant)
-    membership = Membership.from_db("default", membership_fields, row[:len(membership_fields)])
-    membership.tenant = Tenant.from_db("default", tenant_fields,
-                                       row[len(membership_fields):len(membership_fields) + len(tenant_fields)])
+    membership, membership.tenant, *has_devices = models_from_row(
+        rows[0], (Membership, fields_in_order(Membership)), (Tenant, fields_in_order(Tenant)))
     membership.user = user
-    for name, value in zip(device_annotations(), row[len(membership_fields) + len(tenant_fields):], strict=True):
+    for name, value in zip(device_annotations(), has_devices, strict=True):
         setattr(membership, name, value)
     return membership
 

@@ -12,6 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from cloudpacs.compiled_query import (
+    CompiledQuery,
+    Slot,
+    fields_in_order,
+    models_from_row,
+    related_fields,
+)
 from tenants import roles
 from tenants.audit_keys import canonical, chain_key, key_check_mac, legacy_mac, mac
 from tenants.scoping import TenantOwned
@@ -184,9 +191,11 @@ class ApiToken(TenantOwned):
         """The token with this secret, whatever its tenant (the caller checks the tenant)."""
         if not raw.startswith(cls.PREFIX):
             return None
-        # token_hash is unique: [:1], not first(), which would compile the model's ordering
-        # on every API request.
-        return next(iter(cls.unscoped.select_related("tenant").filter(token_hash=_hash_secret(raw))[:1]), None)
+        rows = _TOKEN_BY_HASH.rows(token_hash=_hash_secret(raw))
+        if not rows:
+            return None
+        token, token.tenant = models_from_row(rows[0], (cls, fields_in_order(cls)), (Tenant, fields_in_order(Tenant)))
+        return token
 
     @property
     def is_active(self) -> bool:
@@ -204,6 +213,11 @@ class ApiToken(TenantOwned):
         if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
             type(self).unscoped.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+
+# Every API request looks its token up (with its clinic): compiled once (cloudpacs.compiled_query).
+_TOKEN_BY_HASH = CompiledQuery(lambda: ApiToken.unscoped.filter(token_hash=Slot("token_hash", models.CharField()))
+                               .values_list(*fields_in_order(ApiToken), *related_fields("tenant", Tenant))[:1])
 
 
 class Invitation(TenantOwned):

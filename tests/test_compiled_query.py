@@ -9,7 +9,13 @@ from django.db.models import CharField, DateTimeField, IntegerField
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order
+from cloudpacs.compiled_query import (
+    CompiledQuery,
+    Slot,
+    fields_in_order,
+    models_from_row,
+    related_fields,
+)
 from tenants.models import ApiToken, User
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +69,18 @@ def test_a_missing_value_is_an_error_not_a_null(tenant):
 def test_fields_in_order_follows_the_model():
     assert fields_in_order(User, {"email", "id", "password"}) == ["id", "password", "email"]
     assert fields_in_order(User)[0] == "id" and len(fields_in_order(User)) == len(User._meta.concrete_fields)
+
+
+def test_models_from_row_with_a_related_model_and_extra_values(tenant, make_member):
+    from tenants.models import Tenant
+
+    user = make_member(tenant)
+    user_fields = fields_in_order(User, {"id", "email"})
+    query = CompiledQuery(lambda: User.objects.filter(pk=Slot("pk", IntegerField()))
+                          .values_list(*user_fields, *related_fields("memberships__tenant", Tenant), "is_active"))
+    got_user, got_tenant, active = models_from_row(query.rows(pk=user.pk)[0], (User, user_fields),
+                                                   (Tenant, fields_in_order(Tenant)))
+    assert (got_user.pk, got_user.email, active) == (user.pk, user.email, True)
+    assert got_user.get_deferred_fields() >= {"password", "full_name"}
+    assert got_tenant == tenant and got_tenant.slug == tenant.slug and not got_tenant.get_deferred_fields()
+    assert not got_user._state.adding

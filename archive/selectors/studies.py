@@ -11,7 +11,7 @@ from archive.models import Instance, Series, Study
 from archive.outbox.models import Outbox
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.selectors import instance_copies_summary
-from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order
+from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order, models_from_row
 
 
 def study_get(*, tenant, pk: int | None = None, study_uid: str | None = None) -> Study:
@@ -110,8 +110,7 @@ def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str, with
     rows = query.rows(tenant=tenant.pk, study=study_uid, series=series_uid, sop=sop_uid)
     if not rows:
         raise InstanceNotFound("No such study, series or instance")
-    *values, study_instance_uid, series_instance_uid = rows[0]
-    inst = Instance.from_db("default", attnames, values)
+    inst, study_instance_uid, series_instance_uid = models_from_row(rows[0], (Instance, attnames))
     inst.study = Study.from_db("default", ["id", "study_instance_uid"], [inst.study_id, study_instance_uid])
     inst.series = Series.from_db("default", ["id", "series_instance_uid"], [inst.series_id, series_instance_uid])
     return [inst]
