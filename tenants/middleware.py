@@ -20,7 +20,7 @@ from cloudpacs.compiled_query import (
 )
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.principal import Principal
-from tenants.twofactor import device_annotations, needs_second_factor
+from tenants.twofactor import device_annotation_names, device_annotations, needs_second_factor
 
 TENANT_KWARG = "tenant_slug"
 
@@ -71,7 +71,7 @@ def active_membership(user, slug: str) -> Membership | None:
     membership, membership.tenant, *has_devices = models_from_row(
         rows[0], (Membership, fields_in_order(Membership)), (Tenant, fields_in_order(Tenant)))
     membership.user = user
-    for name, value in zip(device_annotations(), has_devices, strict=True):
+    for name, value in zip(device_annotation_names(), has_devices, strict=True):
         setattr(membership, name, value)
     return membership
 

@@ -25,8 +25,13 @@ def device_annotations() -> dict:
             for name, model in _device_columns()}
 
 
+def device_annotation_names() -> list[str]:
+    """The names `device_annotations` gives its columns, in the same order."""
+    return [name for name, _ in _device_columns()]
+
+
 def _has_device(membership) -> bool:
-    names = [name for name, _ in _device_columns()]
+    names = device_annotation_names()
     if all(hasattr(membership, name) for name in names):
         return any(getattr(membership, name) for name in names)
     return user_has_device(membership.user)
