@@ -426,9 +426,6 @@ STORAGE_TASK_RETRY_BACKOFF_MAX = envint("STORAGE_TASK_RETRY_BACKOFF_MAX", 300)
 # file flushed in this node's tier 1; "primary", also confirmed in a region (the primary,
 # else the secondary), which several web nodes and workers on other hosts need.
 INGEST_DURABILITY = envstr("INGEST_DURABILITY", "local")
-# The Celery worker's niceness (cloudpacs/celery.py): its archive work yields the CPU to
-# requests people and modalities wait for, and catches up when they pause. 0: as the web's.
-WORKER_NICE = envint("WORKER_NICE", 10)
 # A clinic's export requested on its settings page is kept (encrypted) this many days.
 EXPORT_KEEP_DAYS = envint("EXPORT_KEEP_DAYS", 7)
 # Storage classes (archive/storage/classes.py): the class a clinic's old copies move to,
