@@ -1,16 +1,15 @@
-"""Look-ups whose SQL Django compiles once per process, not on every request.
+"""Look-ups whose SQL Django compiles once per database connection, not on every request.
 
 Django builds and compiles a queryset's SQL each time it is evaluated. For a look-up by a
 key or two that costs about as long as PostgreSQL takes to answer it (0.5-1.5 ms here), and
 some look-ups run on every request: the clinic membership of a session, the instance of a
 viewer's frame request (a viewer makes hundreds a minute). Such a look-up is written once
 as an ordinary `values_list` queryset with `Slot`s where its values go; it is compiled on
-first use per database connection, then run with each call's values, its rows converted by
-the same compiler (so SQLite's dates, JSON and booleans come back as the ORM gives them).
+first use on each database connection (Django makes one per thread), then run with each
+call's values, its rows converted by the same compiler (so SQLite's dates, JSON and
+booleans come back as the ORM gives them).
 """
 
-import threading
-import weakref
 from collections.abc import Callable, Iterable
 
 from django.db import connections, models
@@ -40,20 +39,21 @@ class CompiledQuery:
     def __init__(self, build: Callable[[], models.QuerySet], using: str = "default"):
         self._build = build
         self._using = using
-        # Per connection object: Django's connections are per thread, and a compiler holds its own.
-        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
 
     def _compile(self, connection):
-        compiled = self._compiled.get(connection)
+        # Kept on the connection object (Django makes one per thread), which its compiler and
+        # converters point back at: the two go together when a thread's connection does. A
+        # cache keyed by connection elsewhere would keep every thread's connection alive.
+        cache = connection.__dict__.setdefault("_cloudpacs_compiled_queries", {})
+        compiled = cache.get(self)
         if compiled is None:
             queryset = self._build()
             compiler = queryset.query.get_compiler(connection=connection)
             sql, params = compiler.as_sql()
+            if compiler.has_extra_select:  # the rows would not line up with the values_list names
+                raise ValueError("a compiled query selects its values_list columns only")
             fields = [s[0] for s in compiler.select[: compiler.col_count]]
-            compiled = (sql, tuple(params), compiler, compiler.get_converters(fields))
-            with self._lock:
-                self._compiled[connection] = compiled
+            compiled = cache[self] = (sql, tuple(params), compiler, compiler.get_converters(fields))
         return compiled
 
     def rows(self, **values) -> list[tuple]:
@@ -71,9 +71,15 @@ class CompiledQuery:
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:
     """`model`'s concrete fields' attribute names (all, or those in `names`) in the order
-    `Model.from_db` takes values."""
-    wanted = None if names is None else set(names)
-    return [f.attname for f in model._meta.concrete_fields if wanted is None or f.attname in wanted]
+    `Model.from_db` takes values. A name that is no such attribute is an error (left out, the
+    field would be loaded by a query of its own on first access)."""
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    if names is None:
+        return attnames
+    wanted = set(names)
+    if unknown := wanted - set(attnames):
+        raise ValueError(f"not attribute names of {model.__name__}'s fields: {sorted(unknown)}")
+    return [name for name in attnames if name in wanted]
 
 
 def related_fields(relation: str, model: type[models.Model]) -> list[str]:

@@ -17,6 +17,7 @@ _UNEXPIRED = CompiledQuery(lambda: Session.objects.filter(
 # Sessions signed in before tenants.auth_backend.UserBackend took ModelBackend's place name
 # ModelBackend, which Django no longer accepts once it is not listed: read as the new one, so
 # the change signs nobody out. Needless once such sessions have expired (SESSION_COOKIE_AGE).
+# A session saved since names the new backend: code from before the change would sign it out.
 _RENAMED_BACKENDS = {"django.contrib.auth.backends.ModelBackend": "tenants.auth_backend.UserBackend"}
 
 
@@ -29,7 +30,13 @@ class SessionStore(DatabaseSessionStore):
         return Session.from_db("default", _FIELDS, rows[0])
 
     def load(self):
-        data = super().load()
-        if data.get(BACKEND_SESSION_KEY) in _RENAMED_BACKENDS:
-            data[BACKEND_SESSION_KEY] = _RENAMED_BACKENDS[data[BACKEND_SESSION_KEY]]
-        return data
+        return _renamed(super().load())
+
+    async def aload(self):
+        return _renamed(await super().aload())
+
+
+def _renamed(data: dict) -> dict:
+    if data.get(BACKEND_SESSION_KEY) in _RENAMED_BACKENDS:
+        data[BACKEND_SESSION_KEY] = _RENAMED_BACKENDS[data[BACKEND_SESSION_KEY]]
+    return data

@@ -84,3 +84,34 @@ def test_models_from_row_with_a_related_model_and_extra_values(tenant, make_memb
     assert got_user.get_deferred_fields() >= {"password", "full_name"}
     assert got_tenant == tenant and got_tenant.slug == tenant.slug and not got_tenant.get_deferred_fields()
     assert not got_user._state.adding
+
+
+def test_a_finished_thread_s_connection_is_let_go(tenant):
+    """Django gives each thread its own connection; the web server starts threads beyond the
+    ones it keeps when more requests run at once. What a query compiled for a thread's
+    connection must not keep that connection (and its database session) alive after it."""
+    import gc
+    import threading
+    import weakref
+
+    from django.db import connections
+
+    query = CompiledQuery(lambda: User.objects.filter(pk=Slot("pk", IntegerField())).values_list("email"))
+    gone = []
+
+    def run():
+        query.rows(pk=0)
+        gone.append(weakref.ref(connections["default"]))
+        connections["default"].close()
+
+    for _ in range(3):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(gone) == 3 and all(ref() is None for ref in gone)
+
+
+def test_fields_in_order_refuses_a_name_that_is_no_field():
+    with pytest.raises(ValueError, match="tenant"):
+        fields_in_order(User, {"id", "tenant"})

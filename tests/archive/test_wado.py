@@ -212,6 +212,7 @@ def test_one_instance_look_up_is_the_clinic_s_and_whole(tenant, other_tenant, ct
     [one] = instances_for_retrieve(tenant=tenant, **uids)
     [same] = [i for i in instances_for_retrieve(tenant=tenant, study_uid=ds.StudyInstanceUID)
               if i.sop_instance_uid == ds.SOPInstanceUID]
+    assert one.get_deferred_fields() == same.get_deferred_fields()  # no field left to a query of its own
     for name in RETRIEVE_FIELDS:
         owner, _, attribute = name.rpartition("__")
         assert getattr(getattr(one, owner) if owner else one, attribute) == \

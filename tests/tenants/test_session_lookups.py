@@ -51,3 +51,28 @@ def test_a_deactivated_user_s_session_is_signed_out(client, tenant, make_member,
     user.is_active = False
     user.save(update_fields=["is_active"])
     assert client.get(f"/t/{tenant.slug}/studies/").status_code == 302
+
+
+def test_a_suspended_clinic_answers_404_to_its_members_and_tokens(client, tenant, make_member, login, make_token):
+    from tenants.models import Tenant
+
+    login(make_member(tenant), second_factor=False)
+    token = make_token(tenant, scopes=("read",))
+    pages, api = f"/t/{tenant.slug}/studies/", f"/t/{tenant.slug}/dicomweb/studies"
+    assert client.get(pages).status_code == 200
+    assert client.get(api, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.SUSPENDED)
+    assert client.get(pages).status_code == 404
+    assert client.get(api, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 404
+
+
+def test_another_session_of_the_user_ends_when_the_password_changes(client, tenant, make_member, login):
+    from django.test import Client
+
+    user = make_member(tenant)
+    login(user, second_factor=False)
+    other = login(user, second_factor=False, the_client=Client())
+    assert other.get(f"/t/{tenant.slug}/studies/").status_code == 200
+    user.set_password("an entirely new passphrase")
+    user.save()
+    assert other.get(f"/t/{tenant.slug}/studies/").status_code == 302  # the session's hash no longer matches
