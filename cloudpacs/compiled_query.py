@@ -1,4 +1,4 @@
-"""Look-ups whose SQL Django compiles once per database connection, not on every request.
+"""Statements whose SQL Django compiles once per database connection, not on every request.
 
 Django builds and compiles a queryset's SQL each time it is evaluated. For a look-up by a
 key or two that costs about as long as PostgreSQL takes to answer it (0.5-1.5 ms here), and
@@ -8,12 +8,17 @@ as an ordinary `values_list` queryset with `Slot`s where its values go; it is co
 first use on each database connection (Django makes one per thread), then run with each
 call's values, its rows converted by the same compiler (so SQLite's dates, JSON and
 booleans come back as the ORM gives them).
+
+Writes made on every instance ingested (its row, its outbox row, the counters of its
+series and study) are compiled once the same way: `CompiledInsert` and `CompiledUpdate`.
 """
 
 from collections.abc import Callable, Iterable
+from functools import cached_property
 
 from django.db import connections, models
 from django.db.models import Expression
+from django.db.models.sql import UpdateQuery
 
 
 class Slot(Expression):
@@ -32,6 +37,22 @@ class Slot(Expression):
         return f"Slot({self.name!r})"
 
 
+def _per_connection(connection, key, make):
+    # Kept on the connection object (Django makes one per thread), which its compiler and
+    # converters point back at: the two go together when a thread's connection does. A
+    # cache keyed by connection elsewhere would keep every thread's connection alive.
+    cache = connection.__dict__.setdefault("_cloudpacs_compiled_queries", {})
+    compiled = cache.get(key)
+    if compiled is None:
+        compiled = cache[key] = make()
+    return compiled
+
+
+def _arguments(params, values: dict, connection) -> list:
+    return [p.output_field.get_db_prep_value(values[p.name], connection) if isinstance(p, Slot) else p
+            for p in params]
+
+
 class CompiledQuery:
     """`build()` returns a values_list queryset whose varying values are `Slot`s;
     `rows(**values)` runs it with those values and returns its converted rows."""
@@ -41,32 +62,104 @@ class CompiledQuery:
         self._using = using
 
     def _compile(self, connection):
-        # Kept on the connection object (Django makes one per thread), which its compiler and
-        # converters point back at: the two go together when a thread's connection does. A
-        # cache keyed by connection elsewhere would keep every thread's connection alive.
-        cache = connection.__dict__.setdefault("_cloudpacs_compiled_queries", {})
-        compiled = cache.get(self)
-        if compiled is None:
-            queryset = self._build()
-            compiler = queryset.query.get_compiler(connection=connection)
-            sql, params = compiler.as_sql()
-            if compiler.has_extra_select:  # the rows would not line up with the values_list names
-                raise ValueError("a compiled query selects its values_list columns only")
-            fields = [s[0] for s in compiler.select[: compiler.col_count]]
-            compiled = cache[self] = (sql, tuple(params), compiler, compiler.get_converters(fields))
-        return compiled
+        queryset = self._build()
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        if compiler.has_extra_select:  # the rows would not line up with the values_list names
+            raise ValueError("a compiled query selects its values_list columns only")
+        fields = [s[0] for s in compiler.select[: compiler.col_count]]
+        return sql, tuple(params), compiler, compiler.get_converters(fields)
 
     def rows(self, **values) -> list[tuple]:
         connection = connections[self._using]
-        sql, params, compiler, converters = self._compile(connection)
-        arguments = [p.output_field.get_db_prep_value(values[p.name], connection) if isinstance(p, Slot) else p
-                     for p in params]
+        sql, params, compiler, converters = _per_connection(connection, self, lambda: self._compile(connection))
+        arguments = _arguments(params, values, connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, arguments)
             rows = cursor.fetchall()
         if converters:
             rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
         return rows
+
+
+class CompiledUpdate:
+    """`build()` returns `(queryset, changes)`: the rows to change and `QuerySet.update`'s
+    keyword arguments, both with `Slot`s where values go (`F("n") + Slot("added", ...)`).
+    `run(**values)` updates with those values and returns how many rows changed."""
+
+    def __init__(self, build: Callable[[], tuple[models.QuerySet, dict]], using: str = "default"):
+        self._build = build
+        self._using = using
+
+    def _compile(self, connection):
+        queryset, changes = self._build()
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        sql, params = query.get_compiler(connection=connection).as_sql()
+        if not sql:
+            raise ValueError("a compiled update changes at least one field")
+        return sql, tuple(params)
+
+    def run(self, **values) -> int:
+        connection = connections[self._using]
+        sql, params = _per_connection(connection, self, lambda: self._compile(connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, _arguments(params, values, connection))
+            return cursor.rowcount
+
+
+class CompiledInsert:
+    """INSERT of new `model` rows, as `bulk_create` makes them (each field's `pre_save` and
+    `get_db_prep_save`; the new primary keys set on the objects), its statement made once
+    per row count. For writes made with every instance ingested, where compiling
+    bulk_create's statement costs more than running it. No signals, as bulk_create."""
+
+    SIZES_KEPT = 64  # statements kept, one per row count (a STOW-RS body's size varies)
+    MAX_PARAMETERS = 65535  # PostgreSQL's protocol limit for one statement (Django sets none)
+
+    def __init__(self, model: type[models.Model], using: str = "default"):
+        self.model = model
+        self._using = using
+        self._statements: dict[tuple[str, int], str] = {}
+
+    @cached_property
+    def fields(self) -> tuple:
+        return tuple(f for f in self.model._meta.concrete_fields if not f.primary_key)
+
+    def _sql(self, connection, rows: int) -> str:
+        key = (connection.vendor, rows)
+        if (sql := self._statements.get(key)) is None:
+            if len(self._statements) >= self.SIZES_KEPT:
+                self._statements.clear()
+            sql = self._statements[key] = self._make_sql(connection, rows)
+        return sql
+
+    def _make_sql(self, connection, rows: int) -> str:
+        quote, meta = connection.ops.quote_name, self.model._meta
+        row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        return (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.fields)}) "
+                f"VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}")
+
+    def rows_per_statement(self, connection, objs: list) -> int:
+        return max(1, min(connection.ops.bulk_batch_size(self.fields, objs) or len(objs),
+                          self.MAX_PARAMETERS // len(self.fields)))
+
+    def insert(self, objs: list[models.Model]) -> list[models.Model]:
+        connection = connections[self._using]
+        size = self.rows_per_statement(connection, objs)
+        for start in range(0, len(objs), size):
+            batch = objs[start:start + size]
+            params = []
+            for obj in batch:
+                obj._prepare_related_fields_for_save(operation_name="bulk_create")
+                params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
+            with connection.cursor() as cursor:
+                cursor.execute(self._sql(connection, len(batch)), params)
+                pks = cursor.fetchall()
+            for obj, (pk,) in zip(batch, pks, strict=True):
+                obj.pk = pk
+                obj._state.adding, obj._state.db = False, connection.alias
+        return objs
 
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:

@@ -12,10 +12,10 @@ many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 """
 
 from dataclasses import dataclass
-from functools import cache, lru_cache
 
 from django.db import connection, transaction
 
+from cloudpacs.compiled_query import CompiledInsert
 from tenants.audit_keys import AuditKeyError, chain_key, key_check_mac, legacy_mac, same
 
 # The log's rows live in tenants/models.py; they are named here too, where the log is used.
@@ -83,35 +83,9 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
     return made
 
 
-def _insert(events: list[AuditEvent]) -> None:
-    """INSERT the events, in SQL made once per batch size: most requests write one event,
-    and compiling bulk_create's statement cost more than the chain's lock and read. Values
-    are prepared by each field, as the ORM would (JSON, dates, addresses)."""
-    fields = _insert_fields()
-    size = connection.ops.bulk_batch_size(fields, events)
-    for start in range(0, len(events), size):
-        batch = events[start:start + size]
-        params = [field.get_db_prep_save(getattr(event, field.attname), connection)
-                  for event in batch for field in fields]
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(len(batch), connection.vendor), params)
-            for event, (pk,) in zip(batch, cursor.fetchall(), strict=True):
-                event.pk = pk
-                event._state.adding, event._state.db = False, connection.alias
-
-
-@cache
-def _insert_fields() -> tuple:
-    return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
-
-
-@lru_cache(maxsize=32)
-def _insert_sql(rows: int, vendor: str) -> str:
-    """`vendor` keys the cache: both of this project's databases return the new ids."""
-    fields, quote = _insert_fields(), connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return (f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([row] * rows)} RETURNING {quote(AuditEvent._meta.pk.column)}")
+# Most requests write one event, and compiling bulk_create's statement cost more than the
+# chain's lock and read: the INSERT is made once per batch size (cloudpacs/compiled_query.py).
+_insert = CompiledInsert(AuditEvent).insert
 
 
 def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:

@@ -1,16 +1,20 @@
 """cloudpacs.compiled_query: a values_list look-up compiled once per connection, run with
-each call's values, its rows as the ORM would give them (on SQLite and PostgreSQL)."""
+each call's values, its rows as the ORM would give them (on SQLite and PostgreSQL); inserts
+and updates that write what the ORM would write."""
 
 import datetime
 
 import pytest
 from django.db import connection
-from django.db.models import CharField, DateTimeField, IntegerField
+from django.db.models import CharField, DateTimeField, F, IntegerField
+from django.db.models.functions import Concat
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cloudpacs.compiled_query import (
+    CompiledInsert,
     CompiledQuery,
+    CompiledUpdate,
     Slot,
     fields_in_order,
     models_from_row,
@@ -115,3 +119,77 @@ def test_a_finished_thread_s_connection_is_let_go(tenant):
 def test_fields_in_order_refuses_a_name_that_is_no_field():
     with pytest.raises(ValueError, match="tenant"):
         fields_in_order(User, {"id", "tenant"})
+
+
+def _outbox_rows(pks):
+    from archive.outbox.models import Outbox
+
+    fields = [f.attname for f in Outbox._meta.concrete_fields if not f.primary_key]
+    return [tuple(row) for row in Outbox.unscoped.filter(pk__in=pks).order_by("pk").values_list(*fields)]
+
+
+def test_insert_writes_what_bulk_create_writes(tenant):
+    """JSON, an aware datetime, a null, a foreign key given as an object: each prepared by its
+    field as bulk_create prepares it, the new keys set on the objects."""
+    from archive.outbox.models import Outbox
+
+    when = timezone.now() - datetime.timedelta(days=3)
+
+    def made():
+        return [Outbox(tenant=tenant, kind="archive", subject_id=n, payload={"n": n, "ü": [1, None]},
+                       created_at=when, next_attempt_at=when) for n in range(3)]
+
+    by_orm, compiled = Outbox.unscoped.bulk_create(made()), CompiledInsert(Outbox).insert(made())
+    assert all(o.pk and not o._state.adding for o in compiled)
+    assert len({o.pk for o in by_orm + compiled}) == 6
+    assert _outbox_rows([o.pk for o in compiled]) == _outbox_rows([o.pk for o in by_orm])
+    assert Outbox.unscoped.get(pk=compiled[1].pk).payload == {"n": 1, "ü": [1, None]}
+
+
+def test_insert_splits_what_one_statement_cannot_take(tenant):
+    """More rows than the backend takes parameters for in one statement go in several, and
+    the statements kept per row count stay bounded."""
+    from archive.outbox.models import Outbox
+
+    insert = CompiledInsert(Outbox)
+    size = insert.rows_per_statement(connection, [None] * 100_000)
+    assert size * len(insert.fields) <= 65535  # PostgreSQL's limit of parameters per statement
+    rows = [Outbox(tenant=tenant, kind="archive", subject_id=n) for n in range(size + 5)]
+    with CaptureQueriesContext(connection) as queries:
+        insert.insert(rows)
+    assert len(queries.captured_queries) == 2
+    assert sorted(Outbox.unscoped.filter(tenant=tenant).values_list("subject_id", flat=True)) == list(range(size + 5))
+    for n in range(1, CompiledInsert.SIZES_KEPT + 10):
+        insert.insert([Outbox(tenant=tenant, kind="archive", subject_id=n) for _ in range(n % 7 + 1)])
+    assert len(insert._statements) <= CompiledInsert.SIZES_KEPT
+
+
+def test_update_adds_each_call_s_values_compiled_once(tenant, make_token):
+    make_token(tenant, name="first"), make_token(tenant, name="second")
+    builds = []
+    later = timezone.now() + datetime.timedelta(days=1)
+
+    def build():
+        builds.append(1)
+        return (ApiToken.unscoped.filter(tenant_id=Slot("tenant", IntegerField()), name=Slot("name", CharField())),
+                {"name": Concat(F("name"), Slot("suffix", CharField())), "revoked_at": Slot("at", DateTimeField())})
+
+    update = CompiledUpdate(build)
+    assert update.run(tenant=tenant.pk, name="first", suffix="-a", at=later) == 1
+    assert update.run(tenant=tenant.pk, name="first-a", suffix="-b", at=later) == 1
+    assert update.run(tenant=tenant.pk, name="nobody", suffix="-c", at=later) == 0
+    assert len(builds) == 1
+    assert ApiToken.unscoped.get(tenant=tenant, name="first-a-b").revoked_at == later
+    assert ApiToken.unscoped.get(tenant=tenant, name="second").revoked_at is None
+
+
+def test_update_counts_as_the_orm_does(tenant):
+    from archive.outbox.models import Outbox
+
+    row = Outbox.unscoped.create(tenant=tenant, kind="archive", attempts=2)
+    grow = CompiledUpdate(lambda: (Outbox.unscoped.filter(pk=Slot("pk", IntegerField())),
+                                   {"attempts": F("attempts") + Slot("more", IntegerField())}))
+    grow.run(pk=row.pk, more=3)
+    grow.run(pk=str(row.pk), more="4")  # prepared by the field, as the ORM takes them
+    row.refresh_from_db()
+    assert row.attempts == 9

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, CharField, DateTimeField, F, IntegerField
 from django.utils import timezone
 
 from archive.ingest import errors
@@ -31,6 +31,14 @@ from archive.storage.keys import active_data_key
 from archive.storage.models import InstanceCopy
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
+from cloudpacs.compiled_query import (
+    CompiledInsert,
+    CompiledQuery,
+    CompiledUpdate,
+    Slot,
+    fields_in_order,
+    models_from_row,
+)
 from tenants.audit import Actor, audit_record_many
 
 log = logging.getLogger(__name__)
@@ -99,6 +107,34 @@ class Closing:
 
     events: Callable[[list[IngestResult]], list[dict]]
     written: bool = False
+
+
+# What every instance ingested writes, compiled once (cloudpacs/compiled_query.py): a
+# C-STORE association indexes its instances one at a time, and compiling these statements
+# cost Django more than PostgreSQL took to run them.
+_INSTANCE_FIELDS = fields_in_order(Instance)
+_instance_by_uid = CompiledQuery(lambda: Instance.unscoped.filter(
+    tenant_id=Slot("tenant", IntegerField()), sop_instance_uid=Slot("uid", CharField()))
+    .values_list(*_INSTANCE_FIELDS))
+_instances_insert = CompiledInsert(Instance).insert
+_series_grown = CompiledUpdate(lambda: (
+    Series.unscoped.filter(pk=Slot("pk", IntegerField())),
+    {"num_instances": F("num_instances") + Slot("instances", IntegerField())}))
+_study_grown = CompiledUpdate(lambda: (
+    Study.unscoped.filter(pk=Slot("pk", IntegerField())),
+    {"num_instances": F("num_instances") + Slot("instances", IntegerField()),
+     "size_bytes": F("size_bytes") + Slot("size", BigIntegerField()),
+     "updated_at": Slot("now", DateTimeField())}))
+
+
+def _existing(tenant, uids: list[str]) -> dict[str, Instance]:
+    """The clinic's instances among these SOP Instance UIDs."""
+    if len(uids) == 1:
+        rows = _instance_by_uid.rows(tenant=tenant.pk, uid=uids[0])
+        found = [models_from_row(row, (Instance, _INSTANCE_FIELDS))[0] for row in rows]
+    else:
+        found = Instance.objects.for_tenant(tenant).filter(sop_instance_uid__in=uids)
+    return {i.sop_instance_uid: i for i in found}
 
 
 @dataclass
@@ -231,8 +267,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     together, with `closing`'s events. Whether those were written with them."""
     if not batch:
         return False
-    existing = {i.sop_instance_uid: i for i in Instance.objects.for_tenant(tenant).filter(
-        sop_instance_uid__in=[a.parsed.sop_uid for a in batch])}
+    existing = _existing(tenant, [a.parsed.sop_uid for a in batch])
     for accepted in batch:
         if accepted.parsed.sop_uid in existing:
             results[accepted.position] = _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
@@ -457,7 +492,7 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
         announced.add(parsed.study_uid)
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
-    Instance.unscoped.bulk_create(instances)
+    _instances_insert(instances)
     if placed:  # the copies confirmed in a region before this commit (INGEST_DURABILITY=primary)
         InstanceCopy.unscoped.bulk_create([placed[accepted.key].copy_row(instance)
                                            for accepted, instance in zip(new, instances, strict=True)])
@@ -471,23 +506,24 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
     # Rows made by this batch carry its counts already; rows found get them added.
     for uid, tally in rows.series.items():
         if ("series", uid) not in rows.complete:
-            Series.unscoped.filter(pk=context.series[uid].pk).update(
-                num_instances=F("num_instances") + tally.instances)
+            _series_grown.run(pk=context.series[uid].pk, instances=tally.instances)
     now = timezone.now()
     for uid, tally in rows.studies.items():
         if ("study", uid) in rows.complete:
             continue
         study_pk = context.studies[uid].pk
-        updates = {"num_instances": F("num_instances") + tally.instances,
-                   "size_bytes": F("size_bytes") + tally.size, "updated_at": now}
-        if tally.new_series_modalities:
-            updates["num_series"] = F("num_series") + len(tally.new_series_modalities)
-            # Re-read under lock: new series of one study may arrive in two requests at once.
-            locked = Study.unscoped.select_for_update().get(pk=study_pk)
-            merged = [*locked.modality_list]
-            merged += [m for m in dict.fromkeys(tally.new_series_modalities) if m and m not in merged]
-            updates["modalities"] = "\\".join(merged)
-        Study.unscoped.filter(pk=study_pk).update(**updates)
+        if not tally.new_series_modalities:
+            _study_grown.run(pk=study_pk, instances=tally.instances, size=tally.size, now=now)
+            continue
+        # New series: re-read under lock, as new series of one study may arrive in two
+        # requests at once.
+        locked = Study.unscoped.select_for_update().get(pk=study_pk)
+        merged = [*locked.modality_list]
+        merged += [m for m in dict.fromkeys(tally.new_series_modalities) if m and m not in merged]
+        Study.unscoped.filter(pk=study_pk).update(
+            num_instances=F("num_instances") + tally.instances, size_bytes=F("size_bytes") + tally.size,
+            updated_at=now, num_series=F("num_series") + len(tally.new_series_modalities),
+            modalities="\\".join(merged))
     retention_on_ingest_many(tenant=tenant, indexed=[(r.instance, r.new_study) for _, r in results])
     audit_record_many(tenant=tenant, actor=actor, events=[
         {"action": "study.created", "obj_type": "study", "obj_id": r.instance.study_id,

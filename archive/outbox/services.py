@@ -18,6 +18,7 @@ from django.utils import timezone
 from archive.outbox.models import Outbox
 from archive.outbox.publisher import publish_in_batches, publisher_for
 from archive.outbox.registry import handler_for
+from cloudpacs.compiled_query import CompiledInsert
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,16 @@ def outbox_add(*, tenant, kind: str, subjects: list[int], payload: dict | None =
     return outbox_add_many(tenant=tenant, work=[(kind, subjects)], payload=payload)
 
 
+# Ingest writes rows with every instance: the INSERT is compiled once per row count.
+_insert = CompiledInsert(Outbox).insert
+
+
 def outbox_add_many(*, tenant, work: list[tuple[str, list[int]]], payload: dict | None = None) -> list[Outbox]:
     """Rows of several kinds, (kind, subject ids) each, in one insert (ingest writes its
     archive rows and what other apps ask for the new studies at once)."""
     for kind, _ in work:
         handler_for(kind)  # an unknown kind is a programming error: fail before anything is written
-    rows = Outbox.unscoped.bulk_create(
+    rows = _insert(
         [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {})
          for kind, subjects in work for subject in subjects])
     ids = [row.pk for row in rows]
