@@ -5,9 +5,10 @@ key or two that costs about as long as PostgreSQL takes to answer it (0.5-1.5 ms
 some look-ups run on every request: the clinic membership of a session, the instance of a
 viewer's frame request (a viewer makes hundreds a minute). Such a look-up is written once
 as an ordinary `values_list` queryset with `Slot`s where its values go; it is compiled on
-first use on each database connection (Django makes one per thread), then run with each
-call's values, its rows converted by the same compiler (so SQLite's dates, JSON and
-booleans come back as the ORM gives them).
+first use for each database (not per connection: Django makes one per thread, and the DICOM
+gateway a thread per association), then run with each call's values, its rows converted as
+Django's compiler converts them (so SQLite's dates, JSON and booleans come back as the ORM
+gives them).
 
 Writes made on every instance ingested (its row, its outbox row, the counters of its
 series and study) are compiled once the same way: `CompiledInsert` and `CompiledUpdate`.
@@ -37,14 +38,16 @@ class Slot(Expression):
         return f"Slot({self.name!r})"
 
 
-def _per_connection(connection, key, make):
-    # Kept on the connection object (Django makes one per thread), which its compiler and
-    # converters point back at: the two go together when a thread's connection does. A
-    # cache keyed by connection elsewhere would keep every thread's connection alive.
-    cache = connection.__dict__.setdefault("_cloudpacs_compiled_queries", {})
-    compiled = cache.get(key)
-    if compiled is None:
-        compiled = cache[key] = make()
+# Compiled SQL by (statement, database alias): the same for every connection to a database.
+# It holds no connection: a thread's connection (Django makes one per thread; the DICOM
+# gateway runs each association in a thread of its own) goes when its thread does.
+_statements: dict = {}
+
+
+def _compiled(key, connection, make):
+    full_key = (key, connection.alias)
+    if (compiled := _statements.get(full_key)) is None:
+        compiled = _statements[full_key] = make()
     return compiled
 
 
@@ -67,19 +70,34 @@ class CompiledQuery:
         sql, params = compiler.as_sql()
         if compiler.has_extra_select:  # the rows would not line up with the values_list names
             raise ValueError("a compiled query selects its values_list columns only")
-        fields = [s[0] for s in compiler.select[: compiler.col_count]]
-        return sql, tuple(params), compiler, compiler.get_converters(fields)
+        # The selected expressions (columns), not the compiler: it points at its connection.
+        return sql, tuple(params), tuple(s[0] for s in compiler.select[: compiler.col_count])
+
+    @staticmethod
+    def _converters(connection, columns) -> list:
+        """The converters Django's compiler would apply to each column (as
+        SQLCompiler.get_converters finds them), for this connection."""
+        found = []
+        for position, column in enumerate(columns):
+            functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if functions:
+                found.append((position, functions, column))
+        return found
 
     def rows(self, **values) -> list[tuple]:
         connection = connections[self._using]
-        sql, params, compiler, converters = _per_connection(connection, self, lambda: self._compile(connection))
-        arguments = _arguments(params, values, connection)
+        sql, params, columns = _compiled(self, connection, lambda: self._compile(connection))
         with connection.cursor() as cursor:
-            cursor.execute(sql, arguments)
+            cursor.execute(sql, _arguments(params, values, connection))
             rows = cursor.fetchall()
-        if converters:
-            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
-        return rows
+        converters = self._converters(connection, columns)
+        if converters and rows:
+            rows = [list(row) for row in rows]
+            for row in rows:
+                for position, functions, column in converters:
+                    for function in functions:
+                        row[position] = function(row[position], column, connection)
+        return [tuple(row) for row in rows]
 
 
 class CompiledUpdate:
@@ -102,7 +120,7 @@ class CompiledUpdate:
 
     def run(self, **values) -> int:
         connection = connections[self._using]
-        sql, params = _per_connection(connection, self, lambda: self._compile(connection))
+        sql, params = _compiled(self, connection, lambda: self._compile(connection))
         with connection.cursor() as cursor:
             cursor.execute(sql, _arguments(params, values, connection))
             return cursor.rowcount

@@ -40,7 +40,14 @@ def test_rows_match_the_orm_for_each_call_s_values(tenant, make_token):
     assert isinstance(created_at, datetime.datetime) and timezone.is_aware(created_at)
 
 
-def test_compiled_once_per_connection(tenant):
+@pytest.mark.django_db(transaction=True)
+def test_compiled_once_for_every_thread_s_connection(tenant):
+    """Django makes a connection per thread, and the DICOM gateway a thread per association:
+    a statement compiled per connection was compiled again for each association."""
+    import threading
+
+    from django.db import connections
+
     builds = []
 
     def build():
@@ -52,6 +59,16 @@ def test_compiled_once_per_connection(tenant):
         for _ in range(3):
             assert query.rows(pk=0) == []
     assert len(builds) == 1 and len(queries.captured_queries) == 3
+
+    def in_a_thread():
+        assert query.rows(pk=0) == []
+        connections["default"].close()
+
+    for _ in range(2):
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+    assert len(builds) == 1
 
 
 def test_values_are_prepared_by_the_slot_s_field(make_member, tenant):
