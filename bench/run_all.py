@@ -5,7 +5,8 @@ servers every round, alternating which goes first.
                                       [--studies 10000] [--only stow-curl,qido,...]
 
 Workloads (`--only`, comma-separated): stow-curl, stow-keepalive, single-100, single-1,
-stow-curl-primary, single-1-primary (INGEST_DURABILITY=primary), cstore, cstore-4, wado, qido. CloudPACS uses DATABASE_URL and CELERY_BROKER_URL when set.
+stow-curl-primary, single-1-primary (INGEST_DURABILITY=primary), cstore, cstore-4, cstore-each,
+wado, qido. CloudPACS uses DATABASE_URL and CELERY_BROKER_URL when set.
 
 Prints every round, then the medians and spreads as a Markdown table with how it was
 measured (for the README), and writes bench/results/latest.json and latest.md.

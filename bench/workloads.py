@@ -22,6 +22,7 @@ STUDIES_PER_BODY = 100  # 1-instance studies per STOW-RS body
 QIDO_QUERIES = 200
 QIDO_STAGES = (1000, 10000)
 PARALLEL_ASSOCIATIONS = 4  # C-STORE senders at once (issue 13: four modalities)
+ONE_EACH_INSTANCES = 60  # C-STORE with one association per image, as many modalities send
 
 
 def measure_ingest(server, send, instances: int) -> dict:
@@ -157,6 +158,23 @@ class CStore(Workload):
         self.files.remove()
 
 
+class CStoreOneEach(Workload):
+    """A modality that opens an association for every image (many X-ray, ultrasound and
+    older devices do): storescu run once per instance, one after the other."""
+
+    def prepare(self, corpus) -> None:
+        self.files = data.InstanceFiles(corpus.ct[2][:ONE_EACH_INSTANCES])
+
+    def measure(self, server) -> dict:
+        def send(server):
+            for path in self.files.paths:
+                storescu(server, [path])
+        return measure_ingest(server, send, len(self.files.paths))
+
+    def remove(self) -> None:
+        self.files.remove()
+
+
 class CStoreParallel(Workload):
     """Modalities sending at once: PARALLEL_ASSOCIATIONS studies of a quarter of the CT's
     slices each, every study over its own association (its own storescu), all started
@@ -274,6 +292,8 @@ def all_workloads(args) -> list[Workload]:
         CStore("cstore", f"C-STORE, {args.slices}-slice 512² CT over one association (dcmtk storescu)"),
         CStoreParallel("cstore-4", f"C-STORE, {PARALLEL_ASSOCIATIONS} CT studies of {args.slices // PARALLEL_ASSOCIATIONS}"
                                    " 512² slices, each over its own association, all at once (dcmtk storescu)"),
+        CStoreOneEach("cstore-each", f"C-STORE, {ONE_EACH_INSTANCES} slices of the CT, a new association "
+                                     "for each (dcmtk storescu run once per image)"),
         WadoSeries("wado", f"WADO-RS series retrieve of the {args.slices}-slice CT (transfer-syntax=*), "
                            "after it is archived"),
         QidoAfterLoading("qido", "QIDO-RS study search right after loading 1-instance studies (not waiting "
