@@ -9,13 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import BigIntegerField, CharField, DateTimeField, F, IntegerField
+from django.db.models import F
 from django.utils import timezone
 
 from archive.ingest import errors
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.hooks import new_studies_work
 from archive.ingest.parse import ParsedInstance, parse_outcome
+from archive.ingest.rows import (
+    existing_instances,
+    instances_insert,
+    patients_by_id,
+    series_grown,
+    series_insert,
+    series_with_study,
+    studies_by_uid,
+    studies_insert,
+    study_grown,
+)
 from archive.ingest.spool import SpooledFile
 from archive.models import Instance, Patient, Series, Study
 from archive.outbox.services import outbox_add_many
@@ -31,14 +42,6 @@ from archive.storage.keys import active_data_key
 from archive.storage.models import InstanceCopy
 from archive.storage.pipeline import ARCHIVE
 from archive.storage.tier1 import tier1_delete, tier1_flush, tier1_seal
-from cloudpacs.compiled_query import (
-    CompiledInsert,
-    CompiledQuery,
-    CompiledUpdate,
-    Slot,
-    fields_in_order,
-    models_from_row,
-)
 from tenants.audit import Actor, audit_record_many
 
 log = logging.getLogger(__name__)
@@ -107,34 +110,6 @@ class Closing:
 
     events: Callable[[list[IngestResult]], list[dict]]
     written: bool = False
-
-
-# What every instance ingested writes, compiled once (cloudpacs/compiled_query.py): a
-# C-STORE association indexes its instances one at a time, and compiling these statements
-# cost Django more than PostgreSQL took to run them.
-_INSTANCE_FIELDS = fields_in_order(Instance)
-_instance_by_uid = CompiledQuery(lambda: Instance.unscoped.filter(
-    tenant_id=Slot("tenant", IntegerField()), sop_instance_uid=Slot("uid", CharField()))
-    .values_list(*_INSTANCE_FIELDS))
-_instances_insert = CompiledInsert(Instance).insert
-_series_grown = CompiledUpdate(lambda: (
-    Series.unscoped.filter(pk=Slot("pk", IntegerField())),
-    {"num_instances": F("num_instances") + Slot("instances", IntegerField())}))
-_study_grown = CompiledUpdate(lambda: (
-    Study.unscoped.filter(pk=Slot("pk", IntegerField())),
-    {"num_instances": F("num_instances") + Slot("instances", IntegerField()),
-     "size_bytes": F("size_bytes") + Slot("size", BigIntegerField()),
-     "updated_at": Slot("now", DateTimeField())}))
-
-
-def _existing(tenant, uids: list[str]) -> dict[str, Instance]:
-    """The clinic's instances among these SOP Instance UIDs."""
-    if len(uids) == 1:
-        rows = _instance_by_uid.rows(tenant=tenant.pk, uid=uids[0])
-        found = [models_from_row(row, (Instance, _INSTANCE_FIELDS))[0] for row in rows]
-    else:
-        found = Instance.objects.for_tenant(tenant).filter(sop_instance_uid__in=uids)
-    return {i.sop_instance_uid: i for i in found}
 
 
 @dataclass
@@ -232,7 +207,7 @@ def _series_of_another_study(tenant, batch: list[_Accepted], context: IngestCont
     context.series_absent = set(unknown)
     if unknown:
         # Remembered with their study, so indexing does not look them up again.
-        for row in Series.objects.for_tenant(tenant).filter(series_instance_uid__in=unknown).select_related("study"):
+        for row in series_with_study(tenant, unknown):
             context.series[row.series_instance_uid] = row
             context.studies.setdefault(row.study.study_instance_uid, row.study)
             context.series_absent.discard(row.series_instance_uid)
@@ -267,7 +242,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     together, with `closing`'s events. Whether those were written with them."""
     if not batch:
         return False
-    existing = _existing(tenant, [a.parsed.sop_uid for a in batch])
+    existing = existing_instances(tenant, [a.parsed.sop_uid for a in batch])
     for accepted in batch:
         if accepted.parsed.sop_uid in existing:
             results[accepted.position] = _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
@@ -391,8 +366,7 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
     keys = {patient_key(parsed): parsed for parsed in wanted}
     if not keys:
         return {}
-    found = {(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
-        patient_id__in={key[0] for key in keys})}
+    found = {(p.patient_id, p.issuer_of_patient_id): p for p in patients_by_id(tenant, {key[0] for key in keys})}
     missing = [Patient(tenant=tenant, patient_id=key[0], issuer_of_patient_id=key[1],
                        **{k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
                for key, parsed in keys.items() if key not in found]
@@ -405,8 +379,8 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
         # foreign-key check) while holding the retention policy's lock, which this one
         # wants next: a deadlock, seen with four modalities sending one patient's studies.
         Patient.unscoped.bulk_create(missing, ignore_conflicts=True)
-        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in Patient.objects.for_tenant(tenant).filter(
-            patient_id__in={p.patient_id for p in missing})})
+        found.update({(p.patient_id, p.issuer_of_patient_id): p
+                      for p in patients_by_id(tenant, {p.patient_id for p in missing})})
     return found
 
 
@@ -426,13 +400,12 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
     once with the batch's counts. With `racing` (one instance, after a concurrent insert
     made the batch fail) rows go through get_or_create instead, and get counted after."""
     studies, series = _tallies(new)
-    for cache, model, field_name, tallies, absent in (
-            (context.series, Series, "series_instance_uid", series, context.series_absent),
-            (context.studies, Study, "study_instance_uid", studies, set())):
+    for cache, field_name, tallies, absent, lookup in (
+            (context.series, "series_instance_uid", series, context.series_absent, series_with_study),
+            (context.studies, "study_instance_uid", studies, set(), studies_by_uid)):
         wanted = [uid for uid in tallies if uid not in cache and uid not in absent]
         if wanted:
-            cache.update({getattr(row, field_name): row for row in model.objects.for_tenant(tenant).filter(
-                **{f"{field_name}__in": wanted})})
+            cache.update({getattr(row, field_name): row for row in lookup(tenant, wanted)})
     new_series = [uid for uid in series if uid not in context.series]
     new_studies = [uid for uid in studies if uid not in context.studies]
     if racing:
@@ -441,11 +414,11 @@ def _rows(tenant, new: list[_Accepted], context: IngestContext, racing: bool) ->
         tally = series[uid]
         studies[tally.parsed.study_uid].new_series_modalities.append(tally.parsed.series["modality"])
     patients = patients_for(tenant, [studies[uid].parsed for uid in new_studies])
-    made = Study.unscoped.bulk_create([
+    made = studies_insert([
         Study(**_study_fields(tenant, studies[uid].parsed, patients[patient_key(studies[uid].parsed)],
                               studies[uid])) for uid in new_studies])
     context.studies.update({row.study_instance_uid: row for row in made})
-    made = Series.unscoped.bulk_create([
+    made = series_insert([
         Series(tenant=tenant, series_instance_uid=uid, study=context.studies[series[uid].parsed.study_uid],
                num_instances=series[uid].instances, **series[uid].parsed.series) for uid in new_series])
     context.series.update({row.series_instance_uid: row for row in made})
@@ -492,7 +465,7 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
         announced.add(parsed.study_uid)
         results.append((accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid,
                                                parsed.study_uid, instance=instance, new_study=new_study)))
-    _instances_insert(instances)
+    instances_insert(instances)
     if placed:  # the copies confirmed in a region before this commit (INGEST_DURABILITY=primary)
         InstanceCopy.unscoped.bulk_create([placed[accepted.key].copy_row(instance)
                                            for accepted, instance in zip(new, instances, strict=True)])
@@ -506,14 +479,14 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
     # Rows made by this batch carry its counts already; rows found get them added.
     for uid, tally in rows.series.items():
         if ("series", uid) not in rows.complete:
-            _series_grown.run(pk=context.series[uid].pk, instances=tally.instances)
+            series_grown.run(pk=context.series[uid].pk, instances=tally.instances)
     now = timezone.now()
     for uid, tally in rows.studies.items():
         if ("study", uid) in rows.complete:
             continue
         study_pk = context.studies[uid].pk
         if not tally.new_series_modalities:
-            _study_grown.run(pk=study_pk, instances=tally.instances, size=tally.size, now=now)
+            study_grown.run(pk=study_pk, instances=tally.instances, size=tally.size, now=now)
             continue
         # New series: re-read under lock, as new series of one study may arrive in two
         # requests at once.

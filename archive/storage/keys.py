@@ -16,8 +16,10 @@ from collections import OrderedDict
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import IntegrityError, transaction
+from django.db.models import IntegerField
 
 from archive.storage.models import DataKey
+from cloudpacs.compiled_query import CompiledQuery, Slot, fields_in_order, models_from_row
 from cloudpacs.objectstore.master_key import (
     key_id,
     master_key,
@@ -84,6 +86,9 @@ def unwrap(wrapped: bytes, *, tenant_uuid, legacy_tenant_id: int, version: int) 
                         "the one this archive was written with?")
 
 
+_KEY_FIELDS = fields_in_order(DataKey)
+
+
 def _row_key(row: DataKey, tenant) -> bytes:
     return unwrap(row.wrapped, tenant_uuid=tenant.uuid, legacy_tenant_id=tenant.pk, version=row.version)
 
@@ -98,9 +103,15 @@ def data_key_rotate(*, tenant) -> DataKey:
             version=version, wrapped=_wrap(os.urandom(32), tenant.uuid, version), active=True)
 
 
+# Asked by every ingest request and DICOM association: compiled once (cloudpacs/compiled_query.py).
+_active_key = CompiledQuery(lambda: DataKey.unscoped.filter(
+    tenant_id=Slot("tenant", IntegerField()), active=True).order_by("pk").values_list(*_KEY_FIELDS)[:1])
+
+
 def active_data_key(*, tenant) -> tuple[int, bytes]:
     """(key id, key) of the clinic's active data key, created on first use."""
-    row = DataKey.objects.for_tenant(tenant).filter(active=True).first()
+    found = _active_key.rows(tenant=tenant.pk)
+    row = models_from_row(found[0], (DataKey, _KEY_FIELDS))[0] if found else None
     if row is None:
         try:
             row = data_key_rotate(tenant=tenant)
