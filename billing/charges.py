@@ -20,6 +20,7 @@ from archive.models import Study
 from billing import grace
 from billing.models import Charge
 from billing.prices import price_in_effect
+from cloudpacs.compiled_query import CompiledInsert
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,19 @@ def charges_record(tenant, studies: list[Study]) -> list[tuple[str, list[int]]]:
     """Inside the ingest transaction: one charge per new study, and the outbox work to
     price and send each (its subject is the charge)."""
     now = timezone.now()
-    charges = Charge.unscoped.bulk_create(
+    charges = _charges_upsert(
         # The study's modalities and size as first stored: what it is priced by if it is
         # deleted before it settles.
         [Charge(tenant=tenant, study=study, study_instance_uid=study.study_instance_uid, recorded_at=now,
-                modalities=study.modalities[:100], size_bytes=study.size_bytes) for study in studies],
-        # A StudyInstanceUID charged before (the study was deleted and is sent again) keeps
-        # its one charge, linked to the new study row; the database hands back its id, and
-        # the work below finds it done (or prices it, if it was not yet).
-        update_conflicts=True, unique_fields=["tenant", "study_instance_uid"], update_fields=["study"])
+                modalities=study.modalities[:100], size_bytes=study.size_bytes) for study in studies])
     return [(BILL, [charge.pk for charge in charges])]
+
+
+# Made with every new study: compiled once (cloudpacs/compiled_query.py). A
+# StudyInstanceUID charged before (the study was deleted and is sent again) keeps its one
+# charge, linked to the new study row; the database hands back its id, and the work finds
+# it done (or prices it, if it was not yet).
+_charges_upsert = CompiledInsert(Charge, update_conflicts=(["tenant", "study_instance_uid"], ["study"])).insert
 
 
 def month_bounds(at):

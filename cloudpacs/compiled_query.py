@@ -19,6 +19,7 @@ from functools import cached_property
 
 from django.db import connections, models
 from django.db.models import Expression
+from django.db.models.constants import OnConflict
 from django.db.models.sql import UpdateQuery
 
 
@@ -130,15 +131,21 @@ class CompiledInsert:
     """INSERT of new `model` rows, as `bulk_create` makes them (each field's `pre_save` and
     `get_db_prep_save`; the new primary keys set on the objects), its statement made once
     per row count. For writes made with every instance ingested, where compiling
-    bulk_create's statement costs more than running it. No signals, as bulk_create."""
+    bulk_create's statement costs more than running it. No signals, as bulk_create.
+
+    `ignore_conflicts` and `update_conflicts=(unique_fields, update_fields)` are
+    bulk_create's: with the first no primary keys are set (a row left out has none)."""
 
     SIZES_KEPT = 64  # statements kept, one per row count (a STOW-RS body's size varies)
     MAX_PARAMETERS = 65535  # PostgreSQL's protocol limit for one statement (Django sets none)
 
-    def __init__(self, model: type[models.Model], using: str = "default"):
+    def __init__(self, model: type[models.Model], using: str = "default", *, ignore_conflicts: bool = False,
+                 update_conflicts: tuple[list[str], list[str]] | None = None):
         self.model = model
         self._using = using
         self._statements: dict[tuple[str, int], str] = {}
+        self._ignore = ignore_conflicts
+        self._update = update_conflicts
 
     @cached_property
     def fields(self) -> tuple:
@@ -153,10 +160,15 @@ class CompiledInsert:
         return sql
 
     def _make_sql(self, connection, rows: int) -> str:
-        quote, meta = connection.ops.quote_name, self.model._meta
+        ops, meta = connection.ops, self.model._meta
+        on_conflict = OnConflict.IGNORE if self._ignore else OnConflict.UPDATE if self._update else None
+        unique, update = ([meta.get_field(name).column for name in names] for names in self._update or ([], []))
         row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
-        return (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.fields)}) "
-                f"VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}")
+        sql = (f"{ops.insert_statement(on_conflict=on_conflict)} {ops.quote_name(meta.db_table)} "
+               f"({', '.join(ops.quote_name(f.column) for f in self.fields)}) VALUES {', '.join([row] * rows)}")
+        if suffix := ops.on_conflict_suffix_sql(self.fields, on_conflict, update, unique):
+            sql += f" {suffix}"
+        return sql if self._ignore else f"{sql} RETURNING {ops.quote_name(meta.pk.column)}"
 
     def rows_per_statement(self, connection, objs: list) -> int:
         return max(1, min(connection.ops.bulk_batch_size(self.fields, objs) or len(objs),
@@ -173,6 +185,8 @@ class CompiledInsert:
                 params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
             with connection.cursor() as cursor:
                 cursor.execute(self._sql(connection, len(batch)), params)
+                if self._ignore:
+                    continue
                 pks = cursor.fetchall()
             for obj, (pk,) in zip(batch, pks, strict=True):
                 obj.pk = pk

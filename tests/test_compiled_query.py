@@ -210,3 +210,26 @@ def test_update_counts_as_the_orm_does(tenant):
     grow.run(pk=str(row.pk), more="4")  # prepared by the field, as the ORM takes them
     row.refresh_from_db()
     assert row.attempts == 9
+
+
+def test_insert_on_conflict_as_bulk_create(tenant):
+    """ignore_conflicts keeps the row there (and sets no key); update_conflicts updates the
+    named fields of the row there and hands back its key."""
+    from archive.models import Patient, Study
+
+    patient = Patient.unscoped.create(tenant=tenant, patient_id="P1", patient_name="First^Name")
+    ignoring = CompiledInsert(Patient, ignore_conflicts=True)
+    again = [Patient(tenant=tenant, patient_id="P1", patient_name="Other^Name"),
+             Patient(tenant=tenant, patient_id="P2", patient_name="New^One")]
+    ignoring.insert(again)
+    assert [p.pk for p in again] == [None, None]
+    assert dict(Patient.unscoped.filter(tenant=tenant).values_list("patient_id", "patient_name")) == {
+        "P1": "First^Name", "P2": "New^One"}
+
+    study = Study.unscoped.create(tenant=tenant, patient=patient, study_instance_uid="1.2.3", study_description="a")
+    upsert = CompiledInsert(Study, update_conflicts=(["tenant", "study_instance_uid"], ["study_description"]))
+    [row] = upsert.insert([Study(tenant=tenant, patient=patient, study_instance_uid="1.2.3", study_description="b",
+                                 accession_number="changed")])
+    assert row.pk == study.pk
+    study.refresh_from_db()
+    assert (study.study_description, study.accession_number) == ("b", "")

@@ -21,6 +21,9 @@ _INSTANCE_FIELDS, _STUDY_FIELDS, _SERIES_FIELDS, _PATIENT_FIELDS = (
 
 instances_insert = CompiledInsert(Instance).insert
 studies_insert = CompiledInsert(Study).insert
+# A patient shared by studies arriving at once from several senders: a row another request
+# made meanwhile is taken as it is (see service.patients_for).
+patients_insert_ignoring = CompiledInsert(Patient, ignore_conflicts=True).insert
 series_insert = CompiledInsert(Series).insert
 series_grown = CompiledUpdate(lambda: (
     Series.unscoped.filter(pk=Slot("pk", IntegerField())),

@@ -20,6 +20,7 @@ from archive.ingest.rows import (
     existing_instances,
     instances_insert,
     patients_by_id,
+    patients_insert_ignoring,
     series_grown,
     series_insert,
     series_with_study,
@@ -378,7 +379,7 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
         # other transaction adding a study of that patient then waits at its commit (its
         # foreign-key check) while holding the retention policy's lock, which this one
         # wants next: a deadlock, seen with four modalities sending one patient's studies.
-        Patient.unscoped.bulk_create(missing, ignore_conflicts=True)
+        patients_insert_ignoring(missing)
         found.update({(p.patient_id, p.issuer_of_patient_id): p
                       for p in patients_by_id(tenant, {p.patient_id for p in missing})})
     return found

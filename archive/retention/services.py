@@ -8,12 +8,19 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import IntegerField, QuerySet
 from django.utils import timezone
 
 from archive.models import Instance, Study
 from archive.retention.models import RetentionPolicy, StudyRetention
 from archive.retention.policy import Periods, study_retention_compute
+from cloudpacs.compiled_query import (
+    CompiledInsert,
+    CompiledQuery,
+    Slot,
+    fields_in_order,
+    models_from_row,
+)
 from tenants.audit import Actor, audit_record
 
 BATCH = 2000
@@ -22,9 +29,16 @@ POLICY_FIELDS = ("adult_years", "minor_years", "mammography_years")
 _STUDY_VALUES = ("pk", "study_date", "patient_birth_date", "modalities", "created_at")
 
 
+_POLICY_FIELDS = fields_in_order(RetentionPolicy)
+_policy_locked = CompiledQuery(lambda: RetentionPolicy.unscoped.select_for_update().filter(
+    tenant_id=Slot("tenant", IntegerField())).values_list(*_POLICY_FIELDS))
+
+
 def policy_get(*, tenant, lock: bool = False) -> RetentionPolicy:
     """The clinic's policy, created with the defaults on first use. `lock` holds the row
     until the transaction ends, so a policy change and a computation never interleave."""
+    if lock and (found := _policy_locked.rows(tenant=tenant.pk)):  # every new study asks
+        return models_from_row(found[0], (RetentionPolicy, _POLICY_FIELDS))[0]
     qs = RetentionPolicy.objects.for_tenant(tenant)
     if lock:
         qs = qs.select_for_update()
@@ -42,11 +56,9 @@ def _row(tenant_id: int, values: dict, periods: Periods, now, extra_modality: st
                           mammography=mammography, computed_at=now)
 
 
-def _upsert(rows: list[StudyRetention]) -> None:
-    if rows:
-        StudyRetention.unscoped.bulk_create(
-            rows, update_conflicts=True, unique_fields=["study"],
-            update_fields=["retain_until", "rule", "mammography", "computed_at"])
+# Written with every new study: compiled once (cloudpacs/compiled_query.py).
+_upsert = CompiledInsert(StudyRetention, update_conflicts=(
+    ["study"], ["retain_until", "rule", "mammography", "computed_at"])).insert
 
 
 def _batches(values: Iterable[dict]) -> Iterator[list[dict]]:
