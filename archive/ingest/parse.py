@@ -1,5 +1,6 @@
 """Read and check an instance's header from disk, never loading pixel data."""
 
+import json
 import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ from typing import BinaryIO
 
 import pydicom
 from django.conf import settings
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
@@ -117,11 +119,53 @@ def _metadata_json(ds) -> dict:
     shallow = ds.copy()
     for key in deferred:
         del shallow[Tag(int(key, 16))]
-    meta = shallow.to_json_dict(bulk_data_threshold=BULK_THRESHOLD,
-                                bulk_data_element_handler=lambda elem: f"{elem.tag:08X}")
+    charset = ds._character_set
+    charset = tuple(charset) if isinstance(charset, list) else charset
+    meta = {}
+    for tag in shallow.keys():
+        key = _converted_key(shallow.get_item(tag, keep_deferred=True), charset)
+        if key is not None and (known := _converted.get(key)) is not None:
+            meta[f"{tag:08X}"] = json.loads(known)
+            continue
+        # As Dataset.to_json_dict converts each element.
+        value = shallow[tag].to_json_dict(bulk_data_element_handler=lambda elem: f"{elem.tag:08X}",
+                                          bulk_data_threshold=BULK_THRESHOLD)
+        meta[f"{tag:08X}"] = value
+        if key is not None:
+            if len(_converted) >= CONVERTED_KEPT:
+                _converted.clear()
+            _converted[key] = json.dumps(value)
     for key, vr in deferred.items():
         meta[key] = {"vr": vr if vr not in ("OB or OW", "US or SS") else "OB", "BulkDataURI": key}
     return meta
+
+
+# pydicom's DICOM JSON conversion was two thirds of parsing a CT slice's header, and most
+# of a series' elements are the same in every slice (patient, study, series, equipment).
+# An element's JSON is a function of its tag, VR, encoding, character set and bytes: the
+# last conversions are kept by those, as JSON text (each use gets objects of its own).
+# Left out: private elements (their VR may depend on their creator), sequences, VRs that
+# depend on other elements ("US or SS"), and values longer than CONVERTED_VALUE_BYTES.
+CONVERTED_KEPT = 4096
+CONVERTED_VALUE_BYTES = 256
+_converted: dict[tuple, str] = {}
+
+
+def _converted_key(raw, charset) -> tuple | None:
+    if not isinstance(raw, RawDataElement) or raw.value is None or len(raw.value) > CONVERTED_VALUE_BYTES:
+        return None
+    tag = Tag(raw.tag)
+    if tag.is_private:
+        return None
+    vr = raw.VR
+    if vr is None:  # implicit VR: pydicom takes it from its dictionary
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    if vr == "SQ" or " or " in vr:
+        return None
+    return tag, vr, raw.is_implicit_VR, raw.is_little_endian, charset, raw.value
 
 
 def inflated_size(path: Path | BinaryIO, limit: int) -> int | None:
