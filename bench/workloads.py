@@ -292,7 +292,7 @@ def all_workloads(args) -> list[Workload]:
         CStore("cstore", f"C-STORE, {args.slices}-slice 512² CT over one association (dcmtk storescu)"),
         CStoreParallel("cstore-4", f"C-STORE, {PARALLEL_ASSOCIATIONS} CT studies of {args.slices // PARALLEL_ASSOCIATIONS}"
                                    " 512² slices, each over its own association, all at once (dcmtk storescu)"),
-        CStoreOneEach("cstore-each", f"C-STORE, {ONE_EACH_INSTANCES} slices of the CT, a new association "
+        CStoreOneEach("cstore-each", f"C-STORE, {min(ONE_EACH_INSTANCES, args.slices)} slices of the CT, a new association "
                                      "for each (dcmtk storescu run once per image)"),
         WadoSeries("wado", f"WADO-RS series retrieve of the {args.slices}-slice CT (transfer-syntax=*), "
                            "after it is archived"),

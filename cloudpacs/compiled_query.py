@@ -17,10 +17,11 @@ series and study) are compiled once the same way: `CompiledInsert` and `Compiled
 from collections.abc import Callable, Iterable
 from functools import cached_property
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Expression
 from django.db.models.constants import OnConflict
 from django.db.models.sql import UpdateQuery
+from django.db.transaction import TransactionManagementError
 
 
 class Slot(Expression):
@@ -72,7 +73,8 @@ class CompiledQuery:
         if compiler.has_extra_select:  # the rows would not line up with the values_list names
             raise ValueError("a compiled query selects its values_list columns only")
         # The selected expressions (columns), not the compiler: it points at its connection.
-        return sql, tuple(params), tuple(s[0] for s in compiler.select[: compiler.col_count])
+        return (sql, tuple(params), tuple(s[0] for s in compiler.select[: compiler.col_count]),
+                bool(queryset.query.select_for_update))
 
     @staticmethod
     def _converters(connection, columns) -> list:
@@ -87,8 +89,12 @@ class CompiledQuery:
 
     def rows(self, **values) -> list[tuple]:
         connection = connections[self._using]
-        sql, params, columns = _compiled(self, connection, lambda: self._compile(connection))
-        with connection.cursor() as cursor:
+        sql, params, columns, locking = _compiled(self, connection, lambda: self._compile(connection))
+        if locking and connection.get_autocommit():
+            # Django checks this when it compiles, which here is once: a lock taken outside a
+            # transaction would be let go at once.
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor, transaction.mark_for_rollback_on_error(self._using):
             cursor.execute(sql, _arguments(params, values, connection))
             rows = cursor.fetchall()
         converters = self._converters(connection, columns)
@@ -122,7 +128,8 @@ class CompiledUpdate:
     def run(self, **values) -> int:
         connection = connections[self._using]
         sql, params = _compiled(self, connection, lambda: self._compile(connection))
-        with connection.cursor() as cursor:
+        # As QuerySet.update: a failed statement marks the transaction around it for rollback.
+        with connection.cursor() as cursor, transaction.mark_for_rollback_on_error(self._using):
             cursor.execute(sql, _arguments(params, values, connection))
             return cursor.rowcount
 
@@ -175,23 +182,29 @@ class CompiledInsert:
                           self.MAX_PARAMETERS // len(self.fields)))
 
     def insert(self, objs: list[models.Model]) -> list[models.Model]:
+        if any(obj.pk is not None for obj in objs):
+            raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
         connection = connections[self._using]
         size = self.rows_per_statement(connection, objs)
-        for start in range(0, len(objs), size):
-            batch = objs[start:start + size]
-            params = []
-            for obj in batch:
-                obj._prepare_related_fields_for_save(operation_name="bulk_create")
-                params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
-            with connection.cursor() as cursor:
-                cursor.execute(self._sql(connection, len(batch)), params)
-                if self._ignore:
-                    continue
-                pks = cursor.fetchall()
-            for obj, (pk,) in zip(batch, pks, strict=True):
-                obj.pk = pk
-                obj._state.adding, obj._state.db = False, connection.alias
+        # As bulk_create: the statements (more than one for many rows) all go in, or none.
+        with transaction.atomic(using=self._using, savepoint=False):
+            for start in range(0, len(objs), size):
+                self._insert_batch(connection, objs[start:start + size])
         return objs
+
+    def _insert_batch(self, connection, batch: list[models.Model]) -> None:
+        params = []
+        for obj in batch:
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+            params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql(connection, len(batch)), params)
+            if self._ignore:  # a row left out has no key to give back
+                return
+            pks = cursor.fetchall()
+        for obj, (pk,) in zip(batch, pks, strict=True):
+            obj.pk = pk
+            obj._state.adding, obj._state.db = False, connection.alias
 
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:

@@ -233,3 +233,44 @@ def test_insert_on_conflict_as_bulk_create(tenant):
     assert row.pk == study.pk
     study.refresh_from_db()
     assert (study.study_description, study.accession_number) == ("b", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_query_refuses_to_run_outside_a_transaction_every_time(tenant):
+    """Django checks select_for_update outside a transaction when it compiles, and a
+    compiled query compiles once: the check is made on every run."""
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    query = CompiledQuery(lambda: User.objects.select_for_update().filter(pk=Slot("pk", IntegerField()))
+                          .values_list("email"))
+    with transaction.atomic():
+        assert query.rows(pk=0) == []
+    with pytest.raises(TransactionManagementError):
+        query.rows(pk=0)
+
+
+def test_a_failed_write_marks_the_transaction_for_rollback(tenant):
+    """As bulk_create and update do: code that catches the error cannot commit half a change."""
+    from django.db import IntegrityError, transaction
+
+    from archive.models import Patient
+
+    insert = CompiledInsert(Patient)
+    insert.insert([Patient(tenant=tenant, patient_id="P1")])
+    rename = CompiledUpdate(lambda: (Patient.unscoped.filter(tenant_id=Slot("tenant", IntegerField())),
+                                     {"patient_id": Slot("to", CharField())}))
+    Patient.unscoped.create(tenant=tenant, patient_id="P2")
+    for write in (lambda: insert.insert([Patient(tenant=tenant, patient_id="P1")]),
+                  lambda: rename.run(tenant=tenant.pk, to="P1")):
+        with transaction.atomic():
+            with pytest.raises(IntegrityError):
+                write()
+            assert transaction.get_connection().needs_rollback  # the block is rolled back as it ends
+
+
+def test_an_insert_of_a_row_with_a_key_is_refused(tenant):
+    from archive.models import Patient
+
+    with pytest.raises(ValueError, match="keys"):
+        CompiledInsert(Patient).insert([Patient(pk=10_000, tenant=tenant, patient_id="P9")])

@@ -25,15 +25,22 @@ log = logging.getLogger(__name__)
 
 class TenantACSE(ACSE):
     def _negotiate_as_acceptor(self) -> None:
-        from django.db import close_old_connections
+        from django.db import close_old_connections, connection
 
         rq = self.requestor.primitive
         close_old_connections()
-        admission = association_admit(called_ae=rq.called_ae_title, calling_ae=rq.calling_ae_title,
-                                      address=self.assoc.requestor.address)
+        try:
+            admission = association_admit(called_ae=rq.called_ae_title, calling_ae=rq.calling_ae_title,
+                                          address=self.assoc.requestor.address)
+        except BaseException:
+            connection.close()
+            raise
         if admission.reject is not None:
             log.info("rejecting association %s -> %s from %s", rq.calling_ae_title, rq.called_ae_title,
                      self.assoc.requestor.address)
+            # The look-up took a (pooled) connection in this association's thread; a refused
+            # association ends without the released/aborted events that give it back.
+            connection.close()
             self.send_reject(*admission.reject)
             evt.trigger(self.assoc, evt.EVT_REJECTED, {})
             self.assoc.kill()

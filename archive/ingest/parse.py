@@ -145,7 +145,8 @@ def _metadata_json(ds) -> dict:
 # An element's JSON is a function of its tag, VR, encoding, character set and bytes: the
 # last conversions are kept by those, as JSON text (each use gets objects of its own).
 # Left out: private elements (their VR may depend on their creator), sequences, VRs that
-# depend on other elements ("US or SS"), and values longer than CONVERTED_VALUE_BYTES.
+# depend on other elements ("US or SS", also when sent as UN, which pydicom reads with its
+# dictionary's VR), and values longer than CONVERTED_VALUE_BYTES.
 CONVERTED_KEPT = 4096
 CONVERTED_VALUE_BYTES = 256
 _converted: dict[tuple, str] = {}
@@ -158,10 +159,14 @@ def _converted_key(raw, charset) -> tuple | None:
     if tag.is_private:
         return None
     vr = raw.VR
-    if vr is None:  # implicit VR: pydicom takes it from its dictionary
+    if vr is None or vr == "UN":  # pydicom reads these with its dictionary's VR
         try:
-            vr = dictionary_VR(tag)
+            read_as = dictionary_VR(tag)
         except KeyError:
+            return None
+        if vr is None:
+            vr = read_as
+        elif read_as == "SQ" or " or " in read_as:
             return None
     if vr == "SQ" or " or " in vr:
         return None

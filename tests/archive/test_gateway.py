@@ -211,3 +211,25 @@ def test_full_garbage_collections_at_most_once_a_minute(tenant, monkeypatch):
     finally:
         gateway.shutdown()
         gateway.server_close()
+
+
+def test_a_refused_association_gives_its_database_connection_back(gateway, tenant, monkeypatch):
+    """The clinic look-up takes a connection (from the pool) in the association's thread; a
+    refused association ends without the released/aborted events that give it back, so a
+    dozen calls with a wrong AE title used to leave the gateway without connections."""
+    import threading
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    closed_by = []
+    close = BaseDatabaseWrapper.close
+
+    def recording_close(self):
+        closed_by.append(threading.current_thread().name)
+        return close(self)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "close", recording_close)
+    assoc = associate(gateway, tenant.ae_title, calling="STRANGER")
+    assert assoc.is_rejected
+    wait_for(lambda: any(name.startswith("AcceptorThread") for name in closed_by), timeout=10,
+             what="the refused association's thread to close its connection")

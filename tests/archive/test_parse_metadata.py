@@ -137,3 +137,23 @@ def test_a_private_element_s_vr_depends_on_its_creator():
         assert got == pydicom_json(_read(data))["00291008"]
         vrs.append(got["vr"])
     assert vrs == ["CS", "UN", "CS"]
+
+
+def test_an_element_sent_as_un_is_read_as_its_dictionary_vr_which_may_depend_on_others():
+    """pydicom reads an element sent as UN with its dictionary VR: for Smallest Image Pixel
+    Value that is US or SS by Pixel Representation, so the same two bytes sent as UN are
+    32768 in one header and -32768 in another."""
+    parse._converted.clear()
+    headers = []
+    for representation in (0, 1):
+        ds = make_ct_series(1, 4, 4)[0]
+        ds.PixelRepresentation = representation
+        ds.add_new(0x00280106, "OB", b"\x00\x80")  # written as OB, then marked UN (the same layout):
+        data = to_bytes(ds)  # pydicom writes a UN element it knows with its dictionary VR
+        headers.append(data.replace(b"\x28\x00\x06\x01OB\x00\x00", b"\x28\x00\x06\x01UN\x00\x00", 1))
+    values = []
+    for data in headers:
+        got = parse._metadata_json(_read(data))["00280106"]
+        assert got == pydicom_json(_read(data))["00280106"]
+        values.append(got["Value"])
+    assert values == [[32768], [-32768]]
