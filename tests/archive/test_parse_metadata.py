@@ -92,6 +92,18 @@ def _implicit(ds) -> bytes:
     return out.getvalue()
 
 
+def _each_as_pydicom(headers: list[bytes], key: str) -> list[dict]:
+    """Element `key`'s JSON from each header in turn, conversions kept between them, each
+    checked against pydicom's own conversion of that header."""
+    parse._converted.clear()
+    found = []
+    for data in headers:
+        got = parse._metadata_json(_read(data))[key]
+        assert got == pydicom_json(_read(data))[key]
+        found.append(got)
+    return found
+
+
 def test_the_same_bytes_under_another_character_set_are_another_value():
     """0xE6 is "æ" in ISO_IR 100 (Latin-1) and "ć" in ISO_IR 101 (Latin-2)."""
     parse._converted.clear()
@@ -106,44 +118,31 @@ def test_the_same_bytes_under_another_character_set_are_another_value():
 def test_a_vr_that_depends_on_other_elements_is_not_taken_from_another_header():
     """Smallest Image Pixel Value is US or SS as Pixel Representation says: the same two
     bytes are 65535 in one header and -1 in the other."""
-    parse._converted.clear()
     headers = []
     for representation in (0, 1, 0):
         ds = make_ct_series(1, 4, 4)[0]
         ds.PixelRepresentation = representation
         ds.add_new(0x00280106, "US" if representation == 0 else "SS", 65535 if representation == 0 else -1)
         headers.append(_implicit(ds))
-    values = []
-    for data in headers:
-        got = parse._metadata_json(_read(data))["00280106"]
-        assert got == pydicom_json(_read(data))["00280106"]
-        values.append(got["Value"])
-    assert values == [[65535], [-1], [65535]]
+    assert [got["Value"] for got in _each_as_pydicom(headers, "00280106")] == [[65535], [-1], [65535]]
 
 
 def test_a_private_element_s_vr_depends_on_its_creator():
     """In Implicit VR a private element's VR comes from its creator's dictionary: the same
     tag and bytes are CS under one creator and UN under another."""
-    parse._converted.clear()
     headers = []
     for creator in ("SIEMENS CSA HEADER", "SOMEONE ELSE", "SIEMENS CSA HEADER"):
         ds = make_ct_series(1, 4, 4)[0]
         block = ds.private_block(0x0029, creator, create=True)
         block.add_new(0x08, "CS", "IMAGE NUM 4")
         headers.append(_implicit(ds))
-    vrs = []
-    for data in headers:
-        got = parse._metadata_json(_read(data))["00291008"]
-        assert got == pydicom_json(_read(data))["00291008"]
-        vrs.append(got["vr"])
-    assert vrs == ["CS", "UN", "CS"]
+    assert [got["vr"] for got in _each_as_pydicom(headers, "00291008")] == ["CS", "UN", "CS"]
 
 
 def test_an_element_sent_as_un_is_read_as_its_dictionary_vr_which_may_depend_on_others():
     """pydicom reads an element sent as UN with its dictionary VR: for Smallest Image Pixel
     Value that is US or SS by Pixel Representation, so the same two bytes sent as UN are
     32768 in one header and -32768 in another."""
-    parse._converted.clear()
     headers = []
     for representation in (0, 1):
         ds = make_ct_series(1, 4, 4)[0]
@@ -151,9 +150,4 @@ def test_an_element_sent_as_un_is_read_as_its_dictionary_vr_which_may_depend_on_
         ds.add_new(0x00280106, "OB", b"\x00\x80")  # written as OB, then marked UN (the same layout):
         data = to_bytes(ds)  # pydicom writes a UN element it knows with its dictionary VR
         headers.append(data.replace(b"\x28\x00\x06\x01OB\x00\x00", b"\x28\x00\x06\x01UN\x00\x00", 1))
-    values = []
-    for data in headers:
-        got = parse._metadata_json(_read(data))["00280106"]
-        assert got == pydicom_json(_read(data))["00280106"]
-        values.append(got["Value"])
-    assert values == [[32768], [-32768]]
+    assert [got["Value"] for got in _each_as_pydicom(headers, "00280106")] == [[32768], [-32768]]
