@@ -1,4 +1,4 @@
-"""Statements whose SQL Django compiles once per database connection, not on every request.
+"""Statements whose SQL Django compiles once per database, not on every request.
 
 Django builds and compiles a queryset's SQL each time it is evaluated. For a look-up by a
 key or two that costs about as long as PostgreSQL takes to answer it (0.5-1.5 ms here), and
