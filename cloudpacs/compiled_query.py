@@ -76,15 +76,16 @@ class CompiledQuery:
         return (sql, tuple(params), tuple(s[0] for s in compiler.select[: compiler.col_count]),
                 bool(queryset.query.select_for_update))
 
-    @staticmethod
-    def _converters(connection, columns) -> list:
+    def _converters(self, connection, columns) -> list:
         """The converters Django's compiler would apply to each column (as
-        SQLCompiler.get_converters finds them), for this connection."""
-        found = []
-        for position, column in enumerate(columns):
-            functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if functions:
-                found.append((position, functions, column))
+        SQLCompiler.get_converters finds them), for this connection. Found once per
+        connection (about 40 µs for an instance's columns) and kept on the connection
+        object, as they point at it: they go together when its thread ends."""
+        kept = connection.__dict__.setdefault("_cloudpacs_converters", {})
+        if (found := kept.get(self)) is None:
+            found = kept[self] = [
+                (position, functions, column) for position, column in enumerate(columns)
+                if (functions := connection.ops.get_db_converters(column) + column.get_db_converters(connection))]
         return found
 
     def rows(self, **values) -> list[tuple]:
