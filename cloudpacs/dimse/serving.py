@@ -13,6 +13,8 @@ pynetdicom alone would let one peer hurt the others:
   of what an association that stores one image costs (many modalities open one per image).
   The contexts are copied here as the immutable UIDs they hold allow: each context and its
   list, not each UID.
+- An association's two threads wait for their socket and queues instead of polling them
+  every millisecond (cloudpacs.dimse.reactors).
 - A data set the peer did not finish sending (an A-ABORT, a dropped connection, a timeout
   in the middle of a C-STORE) is removed when its association ends: pynetdicom writes a
   received data set to a temporary file as it arrives and removes it after the C-STORE
@@ -28,6 +30,7 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from cloudpacs.dimse.pdu import MAX_PDU
+from cloudpacs.dimse.reactors import make_event_driven
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class GatewayRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         _bound_pdu_reads(assoc)
+        make_event_driven(assoc)
         run = assoc.run
 
         def run_then_discard_partial() -> None:
