@@ -32,9 +32,11 @@ def tier1_root() -> Path:
 
 
 def tier1_path(key: str) -> Path:
+    # Not tier1_root(): its mkdir is a system call, on every read of every instance
+    # (tier1_writing makes the folders it writes into).
     if ".." in key or key.startswith("/"):
         raise ValueError("bad storage key")
-    return tier1_root() / key
+    return Path(settings.TIER1_PATH) / key
 
 
 @contextmanager
