@@ -403,6 +403,10 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_ANCHOR_INTERVAL_SECONDS = envint("AUDIT_ANCHOR_INTERVAL_SECONDS", 600)
 CELERY_BEAT_SCHEDULE["tenants-audit-anchor"] = {"task": "tenants.audit_anchor",
                                                 "schedule": float(AUDIT_ANCHOR_INTERVAL_SECONDS)}
+# A per-image door (frames, bulk data, renderings) read again by the same reader, for the
+# same study, within this many seconds is covered by the event of its first read: a viewer
+# asks for hundreds of frames per study. 0 writes an event for every request.
+PHI_READ_REPEAT_SECONDS = envint("PHI_READ_REPEAT_SECONDS", 60)
 
 # Durable storage. The master key wraps every clinic's data keys; it never enters the
 # database. Embedded mode generates MASTER_KEY_FILE once (production requires the variable).

@@ -3,7 +3,11 @@
 A view that answers with PHI (DICOMweb, the study page, the worklist, the clinic API, the
 audit log, ...) carries `@audits_phi_read` and calls `phi_read(request, ...)` once it
 knows what it is about to send, before the first byte goes out: one event per request
-(never per frame or instance) saying who read what.
+(never per frame or instance of a response) saying who read what. The per-image doors a
+viewer calls hundreds of times per study (frames, bulk data, renderings) pass `repeats`:
+the same reader reading the same study through the same door within
+PHI_READ_REPEAT_SECONDS is covered by the event of the first read, which was committed
+before that first answer and says how long it covers.
 
 The decorator refuses a success answer for which no event was written (a 500, and the
 PHI is not sent), so a branch that forgets the call fails closed instead of reading
@@ -14,8 +18,13 @@ It lives in tenants, beside the audit log, because the log is itself a PHI door 
 tenants never imports archive.
 """
 
+import threading
+import time
+from collections import OrderedDict
 from functools import wraps
 
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest
 
 from tenants.audit import AuditEvent, audit_record
@@ -34,15 +43,57 @@ def _http_request(request) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
-def phi_read(request, *, action: str, obj_type: str, obj_id="", detail: dict) -> AuditEvent:
-    """Record that this request reads PHI. `detail` must name no patient (counts, UIDs)."""
+# Reads covered by a committed event, per process: key -> when that event was committed
+# (time.monotonic). Bounded: the oldest are forgotten first, and a forgotten read is only
+# written again.
+_covered: OrderedDict[tuple, float] = OrderedDict()
+_covered_lock = threading.Lock()
+COVERED_MAX = 10_000
+_now = time.monotonic
+
+
+def phi_read(request, *, action: str, obj_type: str, obj_id="", detail: dict,
+             repeats: bool = False) -> AuditEvent | None:
+    """Record that this request reads PHI. `detail` must name no patient (counts, UIDs).
+    With `repeats` (a per-image door), None when an event of this reader, door and object
+    written within PHI_READ_REPEAT_SECONDS covers this read."""
     http = _http_request(request)
     if not hasattr(http, _EVENTS):
         raise PhiReadNotAudited(f"phi_read({action!r}) outside an @audits_phi_read view")
-    event = audit_record(tenant=http.tenant, actor=http.principal.actor(http), action=action,
+    actor = http.principal.actor(http)
+    window = settings.PHI_READ_REPEAT_SECONDS if repeats else 0
+    key = (http.tenant.pk, actor, action, obj_type, str(obj_id), detail.get("what"))
+    if window and _is_covered(key, window):
+        setattr(http, _EVENTS, getattr(http, _EVENTS) + 1)
+        return None
+    if window:
+        detail = {**detail, "covers_repeats_for_s": window}
+    event = audit_record(tenant=http.tenant, actor=actor, action=action,
                          obj_type=obj_type, obj_id=str(obj_id), detail=detail)
+    if window:  # covered only once the event is committed
+        transaction.on_commit(lambda: _cover(key))
     setattr(http, _EVENTS, getattr(http, _EVENTS) + 1)
     return event
+
+
+def _is_covered(key: tuple, window: float) -> bool:
+    with _covered_lock:
+        at = _covered.get(key)
+        return at is not None and _now() - at < window
+
+
+def _cover(key: tuple) -> None:
+    with _covered_lock:
+        _covered[key] = _now()
+        _covered.move_to_end(key)
+        while len(_covered) > COVERED_MAX:
+            _covered.popitem(last=False)
+
+
+def forget_covered_reads() -> None:
+    """Every next read writes its event again (tests; a reader whose access changed)."""
+    with _covered_lock:
+        _covered.clear()
 
 
 def audits_phi_read(view):

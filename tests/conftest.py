@@ -43,6 +43,16 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _per_image_reads_audited_afresh():
+    """Reads covered by an earlier event are remembered per process (tenants.phi_audit):
+    each test starts with none, as its clinics and users may reuse earlier tests' keys."""
+    from tenants.phi_audit import forget_covered_reads
+
+    forget_covered_reads()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _argon2_marker(request):
     """`@pytest.mark.argon2`: the product's hashers, for tests of password hashing itself."""
     if request.node.get_closest_marker("argon2"):

@@ -38,7 +38,7 @@ def _render(request, inst, frame_number: int, *, what: str, default_viewport=Non
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on odd pixel data
         return error(422, f"cannot render this image: {type(exc).__name__}")
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
-             detail={"what": what, "level": "instance", "frame": frame_number})
+             detail={"what": what, "level": "instance", "frame": frame_number}, repeats=True)
     response = HttpResponse(image, content_type=options.media)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -200,7 +200,7 @@ def frames(request, study_uid: str, series_uid: str, sop_uid: str, frame_list: s
         fh.close()
         return error(413, str(exc))
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
-             detail={"what": "frames", "level": "instance", "frames": len(numbers)})
+             detail={"what": "frames", "level": "instance", "frames": len(numbers)}, repeats=True)
     response = multipart_response(_frame_parts(fh, ds, numbers, media, inst.transfer_syntax_uid),
                                   media, transfer_syntax=EXPLICIT_LE if media == OCTET else None)
     # Not no-store: Chromium then reports a share of a viewer's frame requests failed
@@ -299,5 +299,5 @@ def bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag_path: s
         fh.close()
         return error(413, str(exc))
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=inst.study_id,
-             detail={"what": "bulkdata", "level": "instance"})
+             detail={"what": "bulkdata", "level": "instance"}, repeats=True)
     return multipart_response([(OCTET, _closing(fh, value))], OCTET)

@@ -103,6 +103,47 @@ def test_one_audit_event_per_retrieve(client, tenant, token, ct):
     assert event.detail["instances"] == 3 and event.actor_type == AuditEvent.TOKEN
 
 
+@pytest.mark.django_db(transaction=True)  # coverage starts when the event is committed
+def test_a_viewer_s_frames_of_one_study_are_covered_by_one_event(client, tenant, make_token, token, ct,
+                                                                  settings, monkeypatch):
+    """A viewer asks for every frame of a study, each in its own request: the first read
+    of each per-image door writes its event (committed before that first answer), which
+    covers the same reader's reads of that study through that door for
+    PHI_READ_REPEAT_SECONDS; another reader, door or study, or a later read, writes again."""
+    from tenants import phi_audit
+
+    datasets, instances = ct
+    settings.PHI_READ_REPEAT_SECONDS = 60
+    other_reader = make_token(tenant, scopes=("read",), name="other reader")
+    events = AuditEvent.objects.for_tenant(tenant)
+    before = events.count()
+
+    def read(ds, what="frames/1", reader=token):
+        response = client.get(url(tenant, instance_path(ds) + "/" + what), **bearer(reader))
+        assert response.status_code == 200
+        b"".join(response.streaming_content) if response.streaming else response.content
+
+    for ds in datasets:
+        read(ds)
+    assert events.count() == before + 1
+    first = events.order_by("-seq").first()
+    assert (first.action, first.object_id, first.detail["what"]) == ("dicomweb.retrieve",
+                                                                    str(instances[0].study_id), "frames")
+    assert first.detail["covers_repeats_for_s"] == 60
+    read(datasets[0], "rendered")  # another door
+    read(datasets[0], reader=other_reader)
+    assert events.count() == before + 3
+    now = phi_audit._now()
+    monkeypatch.setattr(phi_audit, "_now", lambda: now + 61)
+    read(datasets[1])  # the window has passed
+    assert events.count() == before + 4
+    settings.PHI_READ_REPEAT_SECONDS = 0  # an event for every request
+    read(datasets[1])
+    read(datasets[1])
+    assert events.count() == before + 6
+    assert "covers_repeats_for_s" not in events.order_by("-seq").first().detail
+
+
 @pytest.mark.parametrize("accept, expected", [
     ('multipart/related; type="application/dicom"', ExplicitVRLittleEndian),
     ('multipart/related; type="application/dicom"; transfer-syntax=*', JPEG2000Lossless),
