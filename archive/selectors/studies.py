@@ -103,6 +103,8 @@ def _one_instance_query(with_metadata: bool) -> tuple[list[str], CompiledQuery]:
 
 
 _ONE_INSTANCE = {with_metadata: _one_instance_query(with_metadata) for with_metadata in (False, True)}
+_RETRIEVE_ATTNAMES = {with_metadata: attnames for with_metadata, (attnames, _) in _ONE_INSTANCE.items()}
+_STUDY, _SERIES = Instance._meta.get_field("study"), Instance._meta.get_field("series")
 
 
 def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str, with_metadata: bool) -> list[Instance]:
@@ -123,14 +125,29 @@ def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = N
     if series_uid is not None and sop_uid is not None:
         return _one_instance(tenant=tenant, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid,
                              with_metadata=with_metadata)
-    qs = (Instance.objects.for_tenant(tenant).select_related("study", "series")
-          .filter(study__study_instance_uid=study_uid))
+    qs = Instance.objects.for_tenant(tenant).filter(study__study_instance_uid=study_uid)
     if series_uid is not None:
         qs = qs.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
         qs = qs.filter(sop_instance_uid=sop_uid)
-    qs = qs.only(*RETRIEVE_FIELDS + (("metadata",) if with_metadata else ()))
-    rows = list(qs.order_by("series__series_number", "series_id", "instance_number", "pk"))
-    if not rows:
+    attnames = _RETRIEVE_ATTNAMES[with_metadata]
+    rows = qs.values_list(*attnames, "study__study_instance_uid", "series__series_instance_uid").order_by(
+        "series__series_number", "series_id", "instance_number", "pk")
+    # Rows, not select_related: that made a Study and a Series object for every instance
+    # (a tenth of a series retrieve's CPU); here each study and series is made once.
+    studies, series = {}, {}
+    out = []
+    for row in rows:
+        inst, study_instance_uid, series_instance_uid = models_from_row(row, (Instance, attnames))
+        if inst.study_id not in studies:
+            studies[inst.study_id] = Study.from_db("default", ["id", "study_instance_uid"],
+                                                   [inst.study_id, study_instance_uid])
+        if inst.series_id not in series:
+            series[inst.series_id] = Series.from_db("default", ["id", "series_instance_uid"],
+                                                    [inst.series_id, series_instance_uid])
+        _STUDY.set_cached_value(inst, studies[inst.study_id])
+        _SERIES.set_cached_value(inst, series[inst.series_id])
+        out.append(inst)
+    if not out:
         raise InstanceNotFound("No such study, series or instance")
-    return rows
+    return out
