@@ -82,3 +82,26 @@ def test_a_part_that_fails_closes_the_body_and_its_file():
     with pytest.raises(OSError):
         body.next_batch(1 << 20)
     assert failing.closed
+
+
+def test_send_buffers_are_reused_only_once_no_batch_views_them():
+    """Each batch is a view of a send buffer the body keeps: filled again only when no view
+    of it is alive (the server sent it and let go), never under a batch still being sent."""
+    payloads = [bytes([i]) * 1000 for i in range(1, 30)]
+    iterated = b"".join(multipart_body(_parts(payloads), "b0"))
+
+    held = []  # a server that has sent nothing yet: every batch still viewed
+    body = multipart_body(_parts(payloads), "b0")
+    while (batch := body.next_batch(256)) is not None:
+        held.append(batch)
+    assert b"".join(bytes(b) for b in held) == iterated
+    assert len({id(b.obj) for b in held}) == len(held)  # a buffer of its own each
+
+    buffers = []  # a server that lets go of each batch once it is sent
+    body = multipart_body(_parts(payloads), "b0")
+    sent = []
+    while (batch := body.next_batch(256)) is not None:
+        buffers.append(batch.obj)  # the buffer itself, not a view: it does not hold it
+        sent.append(bytes(batch))
+    assert b"".join(sent) == iterated
+    assert len({id(b) for b in buffers}) == 2  # the batch being sent and the one being filled
