@@ -113,3 +113,47 @@ def test_a_waiting_association_ends_when_aborted_from_another_thread():
     wait_for(lambda: not acceptor.is_alive() and not acceptor.dul.is_alive(), timeout=10,
              what="the association's threads to end")
     wait_for(lambda: assoc.is_aborted, timeout=10, what="the peer to see the abort")
+
+
+def test_a_stopped_artim_timer_does_not_bound_the_wait():
+    """pynetdicom's Timer keeps its start when stopped (as when the A-ASSOCIATE-RQ
+    arrives), and its `remaining` stays at what was left then: read as a running timer,
+    every wait of the association would have been that short."""
+    from types import SimpleNamespace
+
+    from pynetdicom.timer import Timer
+
+    artim = Timer(30)
+    dul = SimpleNamespace(artim_timer=artim)
+    assert reactors._dul_wait_seconds(dul) == reactors.LONGEST_WAIT  # not started
+    artim.timeout = 0.5
+    artim.start()
+    assert 0 < reactors._dul_wait_seconds(dul) <= 0.5
+    artim.stop()
+    assert reactors._dul_wait_seconds(dul) == reactors.LONGEST_WAIT
+    artim.timeout = 0
+    artim.start()
+    time.sleep(0.01)
+    assert reactors._dul_wait_seconds(dul) == 0.0  # due: no wait
+
+
+def test_the_reactor_does_not_wait_on_a_release_or_abort_it_has_not_seen():
+    """A release request or an abort that reached the reactor's queue just before it
+    cleared its wake-up must not wait for the next one (LONGEST_WAIT, 30 s here)."""
+    from types import SimpleNamespace
+
+    from pynetdicom.pdu_primitives import A_ABORT, A_RELEASE
+
+    def assoc_with(head, established=True):
+        dul = SimpleNamespace(is_alive=lambda: True, peek_next_pdu=lambda: head)
+        dimse = SimpleNamespace(msg_queue=SimpleNamespace(empty=lambda: True))
+        return SimpleNamespace(dul=dul, dimse=dimse, _kill=False, is_established=established)
+
+    release, answered = A_RELEASE(), A_RELEASE()
+    answered.result = "affirmative"
+    assert reactors._reactor_has_work(assoc_with(release))
+    assert reactors._reactor_has_work(assoc_with(A_ABORT()))
+    # What a turn would not consume must not keep the reactor awake.
+    assert not reactors._reactor_has_work(assoc_with(None))
+    assert not reactors._reactor_has_work(assoc_with(answered))
+    assert not reactors._reactor_has_work(assoc_with(release, established=False))

@@ -18,6 +18,7 @@ pynetdicom's: the state machine, the PDU reading, the DIMSE decoding, the handle
 pause protocol its send_* methods use (a reactor waiting here counts as paused)."""
 
 import logging
+import math
 import queue
 import select
 import socket
@@ -25,6 +26,7 @@ import threading
 
 from pynetdicom import evt
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def make_event_driven(assoc) -> None:
     dul = assoc.dul
     reactor_wake = threading.Event()
     dul_wake_read, dul_wake_write = socket.socketpair()
+    dul_wake_read.setblocking(False)  # drained after each wait, whether a byte came or not
     dul_wake_write.setblocking(False)
 
     def wake_dul() -> None:
@@ -65,6 +68,7 @@ def make_event_driven(assoc) -> None:
     kill = assoc.kill
 
     def kill_and_wake() -> None:
+        assoc._kill = True  # before the wake-up: the woken reactor must see it
         reactor_wake.set()
         kill()
 
@@ -120,25 +124,35 @@ def _dul_loop(dul, wake) -> None:
         dul.state_machine.do_action(event)
 
 
+def _dul_wait_seconds(dul) -> float:
+    """How long the DUL may wait: until the ARTIM timer is due, if it is running."""
+    artim = dul.artim_timer
+    if artim.expired:
+        return 0.0
+    # pynetdicom's Timer keeps its start when stopped, and its `remaining` then stays at
+    # what was left: a stopped timer must not bound the wait.
+    running = getattr(artim, "_start_time", None) is not None and getattr(artim, "_end_time", None) is None
+    return min(LONGEST_WAIT, max(artim.remaining, 0.0)) if running else LONGEST_WAIT
+
+
 def _wait_for_socket_or_wake(dul, wake: socket.socket) -> None:
     """Block until the peer sent something, another thread queued something (a byte on
     `wake`), or the ARTIM timer is due. Wake-up bytes are drained after the wait, never
-    before it: a byte written since the last look at the queues ends the next wait."""
-    timeout = LONGEST_WAIT
-    if dul.artim_timer.expired:
-        timeout = 0
-    elif getattr(dul.artim_timer, "_start_time", None) is not None:
-        timeout = min(timeout, max(dul.artim_timer.remaining, 0.0))
+    before it: a byte written since the last look at the queues ends the next wait.
+    poll, not select: select fails for a descriptor numbered 1024 or more."""
     sock = dul.socket.socket if dul.socket is not None and dul.socket._is_connected else None
-    try:
-        readable, _, _ = select.select([wake] if sock is None else [sock, wake], [], [], timeout)
-    except (OSError, ValueError):  # the connection was closed meanwhile: the next turn sees it
-        readable, _, _ = select.select([wake], [], [], min(timeout, 0.01))
-    if wake in readable:
+    waiting = select.poll()
+    waiting.register(wake, select.POLLIN)
+    if sock is not None:
         try:
-            wake.recv(4096)
-        except OSError:
+            waiting.register(sock, select.POLLIN)
+        except (OSError, ValueError):  # closed meanwhile: the next turn sees it
             pass
+    waiting.poll(math.ceil(_dul_wait_seconds(dul) * 1000))
+    try:
+        wake.recv(4096)
+    except OSError:  # nothing to drain (non-blocking), or closed
+        pass
 
 
 def _abort_hard(dul) -> None:
@@ -158,6 +172,18 @@ def _abort_hard(dul) -> None:
     dul._kill_thread = True
 
 
+def _reactor_has_work(assoc) -> bool:
+    """Whether the reactor's next turn acts: a message to serve, a release to answer, an
+    abort or a dead DUL thread to end on. Exactly what a turn consumes or ends on, so it
+    can never keep the reactor from waiting for good."""
+    if not assoc.dimse.msg_queue.empty() or not assoc.dul.is_alive() or assoc._kill:
+        return True
+    head = assoc.dul.peek_next_pdu()
+    if isinstance(head, (A_ABORT, A_P_ABORT)):
+        return True
+    return assoc.is_established and isinstance(head, A_RELEASE) and head.result is None
+
+
 def _reactor_loop(assoc, wake: threading.Event) -> None:
     """pynetdicom's acceptor reactor: serve each decoded message, answer a release, end on
     an abort, a dead DUL thread or the network idle timeout."""
@@ -167,7 +193,7 @@ def _reactor_loop(assoc, wake: threading.Event) -> None:
         # Waiting counts as paused: a send_* method from another thread may go ahead.
         assoc._is_paused = True
         wake.clear()
-        if assoc.dimse.msg_queue.empty() and dul.is_alive() and not assoc._kill:
+        if not _reactor_has_work(assoc):
             wake.wait(min(LONGEST_WAIT, max(dul._idle_timer.remaining, 0.0)))
         assoc._reactor_checkpoint.wait()
         assoc._is_paused = False
