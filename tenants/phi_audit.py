@@ -62,13 +62,13 @@ def phi_read(request, *, action: str, obj_type: str, obj_id="", detail: dict,
         raise PhiReadNotAudited(f"phi_read({action!r}) outside an @audits_phi_read view")
     actor = http.principal.actor(http)
     window = settings.PHI_READ_REPEAT_SECONDS if repeats else 0
-    # The reader as its events record it (the user agent cut as stored): a key of bounded size.
-    reader = (actor.type, str(actor.id or ""), actor.ip or "", (actor.user_agent or "")[:300])
-    key = (http.tenant.pk, reader, action, obj_type, str(obj_id), detail.get("what"))
-    if window and _is_covered(key, window):
-        setattr(http, _EVENTS, getattr(http, _EVENTS) + 1)
-        return None
     if window:
+        # The reader as its events record it (the user agent cut as stored): bounded keys.
+        reader = (actor.type, str(actor.id or ""), actor.ip or "", (actor.user_agent or "")[:300])
+        key = (http.tenant.pk, reader, action, obj_type, str(obj_id), detail.get("what"))
+        if _is_covered(key, window):
+            setattr(http, _EVENTS, getattr(http, _EVENTS) + 1)
+            return None
         detail = {**detail, "covers_repeats_for_s": window}
     event = audit_record(tenant=http.tenant, actor=actor, action=action,
                          obj_type=obj_type, obj_id=str(obj_id), detail=detail)

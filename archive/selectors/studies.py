@@ -112,10 +112,23 @@ def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str, with
     rows = query.rows(tenant=tenant.pk, study=study_uid, series=series_uid, sop=sop_uid)
     if not rows:
         raise InstanceNotFound("No such study, series or instance")
-    inst, study_instance_uid, series_instance_uid = models_from_row(rows[0], (Instance, attnames))
-    inst.study = Study.from_db("default", ["id", "study_instance_uid"], [inst.study_id, study_instance_uid])
-    inst.series = Series.from_db("default", ["id", "series_instance_uid"], [inst.series_id, series_instance_uid])
-    return [inst]
+    return [_instance_from_row(rows[0], attnames, {}, {})]
+
+
+def _instance_from_row(row, attnames: list[str], studies: dict, series: dict) -> Instance:
+    """An Instance from a retrieve row (its fields, then its study's and series' UIDs), with
+    its study and series objects: taken from `studies` and `series` (by id) when already
+    made for an earlier row, so a series of 300 instances makes one of each."""
+    inst, study_instance_uid, series_instance_uid = models_from_row(row, (Instance, attnames))
+    if inst.study_id not in studies:
+        studies[inst.study_id] = Study.from_db("default", ["id", "study_instance_uid"],
+                                               [inst.study_id, study_instance_uid])
+    if inst.series_id not in series:
+        series[inst.series_id] = Series.from_db("default", ["id", "series_instance_uid"],
+                                                [inst.series_id, series_instance_uid])
+    _STUDY.set_cached_value(inst, studies[inst.study_id])
+    _SERIES.set_cached_value(inst, series[inst.series_id])
+    return inst
 
 
 def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
@@ -136,18 +149,7 @@ def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = N
     # Rows, not select_related: that made a Study and a Series object for every instance
     # (a tenth of a series retrieve's CPU); here each study and series is made once.
     studies, series = {}, {}
-    out = []
-    for row in rows:
-        inst, study_instance_uid, series_instance_uid = models_from_row(row, (Instance, attnames))
-        if inst.study_id not in studies:
-            studies[inst.study_id] = Study.from_db("default", ["id", "study_instance_uid"],
-                                                   [inst.study_id, study_instance_uid])
-        if inst.series_id not in series:
-            series[inst.series_id] = Series.from_db("default", ["id", "series_instance_uid"],
-                                                    [inst.series_id, series_instance_uid])
-        _STUDY.set_cached_value(inst, studies[inst.study_id])
-        _SERIES.set_cached_value(inst, series[inst.series_id])
-        out.append(inst)
+    out = [_instance_from_row(row, attnames, studies, series) for row in rows]
     if not out:
         raise InstanceNotFound("No such study, series or instance")
     return out
