@@ -4,6 +4,8 @@ Index rows hold decoded Unicode text, so the output is UTF-8 whatever the file's
 SpecificCharacterSet was. Person names become {"Alphabetic", "Ideographic", "Phonetic"}.
 """
 
+import json
+import re
 from collections.abc import Callable, Iterable
 
 from archive.query.attributes import (
@@ -83,6 +85,20 @@ def result_json(row, *, level: str, tags: Iterable[str], include_all: bool,
             out[tag] = element("CS", ["ONLINE"])
     out[RETRIEVE_URL] = element("UR", [retrieve_url])
     return dict(sorted(out.items()))
+
+
+# A BulkDataURI key in stored JSON text. A quote inside a JSON string is always escaped,
+# so this finds element keys only, never a value's text.
+_BULK_MARKER = re.compile(r'"BulkDataURI":\s*"')
+
+
+def metadata_text(header_json: str, bulk_base: str) -> str:
+    """metadata_json on an instance's stored header as JSON text: each marker is the path
+    of its value (archive.ingest.parse.mark_bulk_paths), so its URL is `bulk_base` and the
+    marker. No decoding and encoding again: for a viewer's series of 300 CT slices that
+    was two thirds of the metadata request."""
+    prefix = '"BulkDataURI":' + json.dumps(bulk_base)[:-1]
+    return _BULK_MARKER.sub(lambda _: prefix, header_json)
 
 
 def metadata_json(metadata: dict, bulk_url: Callable[[str], str]) -> dict:

@@ -17,7 +17,7 @@ from django.views.decorators.gzip import gzip_page
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.compression import wire_compressed
-from archive.dicomweb.json import metadata_json
+from archive.dicomweb.json import metadata_json, metadata_text
 from archive.dicomweb.negotiate import (
     ANY,
     ENCODABLE,
@@ -134,24 +134,24 @@ def retrieve_instance(request, study_uid: str, series_uid: str, sop_uid: str):
 @audits_phi_read
 def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None):
     try:
-        instances = studies.instances_for_retrieve(tenant=request.tenant, study_uid=study_uid,
-                                                     series_uid=series_uid, sop_uid=sop_uid,
-                                                     with_metadata=True)
+        headers = studies.instance_headers(tenant=request.tenant, study_uid=study_uid,
+                                           series_uid=series_uid, sop_uid=sop_uid)
     except NotFound as exc:
         return error(404, str(exc))
     root = f"{dicomweb_root(request)}/studies/{study_uid}"
+    deid = getattr(request, "deidentifier", None)  # a de-identified share (archive/sharing/deidentify.py)
     body = []
-    for inst in instances:
-        base = f"{root}/series/{inst.series.series_instance_uid}/instances/{inst.sop_instance_uid}/bulkdata/"
-        body.append(metadata_json(inst.metadata, lambda path, base=base: base + path))
+    for header in headers:
+        base = f"{root}/series/{header.series_instance_uid}/instances/{header.sop_instance_uid}/bulkdata/"
+        if deid is None:
+            body.append(metadata_text(header.json_text, base))
+        else:
+            item = metadata_json(json.loads(header.json_text), lambda path, base=base: base + path)
+            body.append(json.dumps(deid.json(item), ensure_ascii=False, separators=(",", ":")))
     level = "instance" if sop_uid else "series" if series_uid else "study"
-    deid = getattr(request, "deidentifier", None)
-    if deid is not None:  # a de-identified share (archive/sharing/deidentify.py)
-        body = [deid.json(item) for item in body]
-    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=instances[0].study_id,
-             detail={"what": "metadata", "level": level, "instances": len(instances)})
-    return HttpResponse(json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-                        content_type=f"{DICOM_JSON}; charset=utf-8")
+    phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=headers[0].study_id,
+             detail={"what": "metadata", "level": level, "instances": len(headers)})
+    return HttpResponse(f"[{','.join(body)}]", content_type=f"{DICOM_JSON}; charset=utf-8")
 
 
 def one_instance(request, study_uid: str, series_uid: str, sop_uid: str):

@@ -137,7 +137,22 @@ def _metadata_json(ds) -> dict:
             _converted[key] = json.dumps(value)
     for key, vr in deferred.items():
         meta[key] = {"vr": vr if vr not in ("OB or OW", "US or SS") else "OB", "BulkDataURI": key}
+    mark_bulk_paths(meta)
     return meta
+
+
+def mark_bulk_paths(dataset: dict, prefix: str = "") -> None:
+    """Make each BulkDataURI marker inside a sequence its path (sequence tag / item index
+    / tag), as the WADO layer's URLs are: pydicom's handler only sees the element, so it
+    wrote the bare tag. The metadata view then makes a URL by prefixing the marker, on the
+    stored JSON text, without decoding it (archive.dicomweb.json.metadata_text)."""
+    for tag, elem in dataset.items():
+        if prefix and "BulkDataURI" in elem:
+            elem["BulkDataURI"] = f"{prefix}{tag}"
+        elif elem.get("vr") == "SQ":
+            for i, item in enumerate(elem.get("Value") or ()):
+                if item:
+                    mark_bulk_paths(item, f"{prefix}{tag}/{i}/")
 
 
 # pydicom's DICOM JSON conversion was two thirds of parsing a CT slice's header, and most

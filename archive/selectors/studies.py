@@ -3,8 +3,10 @@ storage state (the study page and API), and the instances a retrieve sends (WADO
 C-GET next). Unknown or another clinic's objects raise archive.errors.NotFound."""
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.db.models import CharField, Count, IntegerField, Q, QuerySet, Sum
+from django.db.models import CharField, Count, IntegerField, Q, QuerySet, Sum, TextField
+from django.db.models.functions import Cast
 
 from archive.errors import InstanceNotFound, SeriesNotFound, StudyNotFound
 from archive.models import Instance, Series, Study
@@ -85,11 +87,10 @@ RETRIEVE_FIELDS = ("pk", "tenant_id", "study_id", "series_id", "sop_instance_uid
                    "study__study_instance_uid", "series__series_instance_uid")
 
 
-def _one_instance_query(with_metadata: bool) -> tuple[list[str], CompiledQuery]:
+def _one_instance_query() -> tuple[list[str], CompiledQuery]:
     """One instance by its study's, series' and own UIDs within a clinic: what each of a
     viewer's hundreds of frame requests looks up, compiled once (cloudpacs.compiled_query)."""
-    names = {"id" if f == "pk" else f for f in RETRIEVE_FIELDS if "__" not in f}
-    attnames = fields_in_order(Instance, names | ({"metadata"} if with_metadata else set()))
+    attnames = fields_in_order(Instance, {"id" if f == "pk" else f for f in RETRIEVE_FIELDS if "__" not in f})
 
     def build():
         uid = CharField()
@@ -102,17 +103,15 @@ def _one_instance_query(with_metadata: bool) -> tuple[list[str], CompiledQuery]:
     return attnames, CompiledQuery(build)
 
 
-_ONE_INSTANCE = {with_metadata: _one_instance_query(with_metadata) for with_metadata in (False, True)}
-_RETRIEVE_ATTNAMES = {with_metadata: attnames for with_metadata, (attnames, _) in _ONE_INSTANCE.items()}
+_RETRIEVE_ATTNAMES, _ONE_INSTANCE = _one_instance_query()
 _STUDY, _SERIES = Instance._meta.get_field("study"), Instance._meta.get_field("series")
 
 
-def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str, with_metadata: bool) -> list[Instance]:
-    attnames, query = _ONE_INSTANCE[with_metadata]
-    rows = query.rows(tenant=tenant.pk, study=study_uid, series=series_uid, sop=sop_uid)
+def _one_instance(*, tenant, study_uid: str, series_uid: str, sop_uid: str) -> list[Instance]:
+    rows = _ONE_INSTANCE.rows(tenant=tenant.pk, study=study_uid, series=series_uid, sop=sop_uid)
     if not rows:
         raise InstanceNotFound("No such study, series or instance")
-    return [_instance_from_row(rows[0], attnames, {}, {})]
+    return [_instance_from_row(rows[0], _RETRIEVE_ATTNAMES, {}, {})]
 
 
 def _instance_from_row(row, attnames: list[str], studies: dict, series: dict) -> Instance:
@@ -131,25 +130,50 @@ def _instance_from_row(row, attnames: list[str], studies: dict, series: dict) ->
     return inst
 
 
-def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
-                           sop_uid: str | None = None, with_metadata: bool = False) -> list[Instance]:
-    """The instances of a study, series or single instance, in series/instance order.
-    Raises InstanceNotFound if there are none (unknown UID, or another clinic's)."""
-    if series_uid is not None and sop_uid is not None:
-        return _one_instance(tenant=tenant, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid,
-                             with_metadata=with_metadata)
+def _instances_of(tenant, study_uid: str, series_uid: str | None, sop_uid: str | None) -> QuerySet:
     qs = Instance.objects.for_tenant(tenant).filter(study__study_instance_uid=study_uid)
     if series_uid is not None:
         qs = qs.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
         qs = qs.filter(sop_instance_uid=sop_uid)
-    attnames = _RETRIEVE_ATTNAMES[with_metadata]
-    rows = qs.values_list(*attnames, "study__study_instance_uid", "series__series_instance_uid").order_by(
-        "series__series_number", "series_id", "instance_number", "pk")
+    return qs.order_by("series__series_number", "series_id", "instance_number", "pk")
+
+
+def instances_for_retrieve(*, tenant, study_uid: str, series_uid: str | None = None,
+                           sop_uid: str | None = None) -> list[Instance]:
+    """The instances of a study, series or single instance, in series/instance order.
+    Raises InstanceNotFound if there are none (unknown UID, or another clinic's)."""
+    if series_uid is not None and sop_uid is not None:
+        return _one_instance(tenant=tenant, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
+    attnames = _RETRIEVE_ATTNAMES
+    rows = _instances_of(tenant, study_uid, series_uid, sop_uid).values_list(
+        *attnames, "study__study_instance_uid", "series__series_instance_uid")
     # Rows, not select_related: that made a Study and a Series object for every instance
     # (a tenth of a series retrieve's CPU); here each study and series is made once.
     studies, series = {}, {}
     out = [_instance_from_row(row, attnames, studies, series) for row in rows]
+    if not out:
+        raise InstanceNotFound("No such study, series or instance")
+    return out
+
+
+class InstanceHeader(NamedTuple):
+    study_id: int
+    series_instance_uid: str
+    sop_instance_uid: str
+    json_text: str  # the stored DICOM JSON as the database writes it out
+
+
+def instance_headers(*, tenant, study_uid: str, series_uid: str | None = None,
+                     sop_uid: str | None = None) -> list[InstanceHeader]:
+    """The stored headers of a study, series or instance (WADO-RS metadata), in retrieve
+    order, as JSON text: a viewer's metadata request passes them through without decoding
+    and encoding each one again (that was two thirds of its time). Raises
+    InstanceNotFound if there are none."""
+    rows = _instances_of(tenant, study_uid, series_uid, sop_uid).annotate(
+        json_text=Cast("metadata", TextField())).values_list(
+        "study_id", "series__series_instance_uid", "sop_instance_uid", "json_text")
+    out = [InstanceHeader(*row) for row in rows]
     if not out:
         raise InstanceNotFound("No such study, series or instance")
     return out

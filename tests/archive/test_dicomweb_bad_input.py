@@ -78,7 +78,10 @@ def test_bulkdata_of_a_nested_element_is_served(client, tenant, token):
     ds.RequestAttributesSequence[0].add_new(0x00091010, "OB", b"\x01\x02" * 700)  # > defer size
     ingest(tenant, to_bytes(ds))
     path = f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-    response = client.get(url(tenant, f"{path}/bulkdata/00400275/0/00091010"), **bearer(token))
+    [meta] = client.get(url(tenant, f"{path}/metadata"), **bearer(token)).json()
+    uri = meta["00400275"]["Value"][0]["00091010"]["BulkDataURI"]
+    assert uri == "http://testserver" + url(tenant, f"{path}/bulkdata/00400275/0/00091010")
+    response = client.get(uri.removeprefix("http://testserver"), **bearer(token))
     assert response.status_code == 200
     assert b"\x01\x02" * 700 + b"\r\n--" in b"".join(response.streaming_content)
     missing = client.get(url(tenant, f"{path}/bulkdata/00400275/1/00091010"), **bearer(token))

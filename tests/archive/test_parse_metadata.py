@@ -30,7 +30,18 @@ def pydicom_json(ds) -> dict:
                                 bulk_data_element_handler=lambda elem: f"{elem.tag:08X}")
     for key, vr in deferred.items():
         meta[key] = {"vr": vr if vr not in ("OB or OW", "US or SS") else "OB", "BulkDataURI": key}
+    _nested_markers_as_paths(meta)
     return meta
+
+
+def _nested_markers_as_paths(dataset: dict, prefix: str = "") -> None:
+    """What the stored header has in place of pydicom's marker (the bare tag) for a bulk
+    value inside a sequence: its path, written out here independently of parse's."""
+    for tag, elem in dataset.items():
+        if "BulkDataURI" in elem:
+            elem["BulkDataURI"] = prefix + tag
+        for i, item in enumerate(elem.get("Value") or () if elem.get("vr") == "SQ" else ()):
+            _nested_markers_as_paths(item or {}, f"{prefix}{tag}/{i}/")
 
 
 def _readable(path):

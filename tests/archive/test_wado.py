@@ -2,6 +2,7 @@
 URLs, frames, bulk data, audit and isolation (Django test client, bearer token)."""
 
 import io
+import json
 import re
 
 import numpy as np
@@ -245,7 +246,7 @@ def test_one_instance_look_up_is_the_clinic_s_and_whole(tenant, other_tenant, ct
     """A single instance is looked up by compiled SQL (cloudpacs.compiled_query): the same
     fields as the series look-up, scoped to the clinic, and every UID must match."""
     from archive.errors import InstanceNotFound
-    from archive.selectors.studies import RETRIEVE_FIELDS, instances_for_retrieve
+    from archive.selectors.studies import RETRIEVE_FIELDS, instance_headers, instances_for_retrieve
 
     datasets, _ = ct
     ds = datasets[1]
@@ -258,11 +259,16 @@ def test_one_instance_look_up_is_the_clinic_s_and_whole(tenant, other_tenant, ct
         owner, _, attribute = name.rpartition("__")
         assert getattr(getattr(one, owner) if owner else one, attribute) == \
             getattr(getattr(same, owner) if owner else same, attribute), name
-    [with_metadata] = instances_for_retrieve(tenant=tenant, with_metadata=True, **uids)
-    assert with_metadata.metadata == same.metadata and with_metadata.metadata
+    [header] = instance_headers(tenant=tenant, **uids)
+    assert json.loads(header.json_text) == same.metadata and same.metadata
+    assert (header.series_instance_uid, header.sop_instance_uid) == (ds.SeriesInstanceUID, ds.SOPInstanceUID)
     for wrong in ({"study_uid": "1.2.3"}, {"series_uid": datasets[0].SeriesInstanceUID + ".9"},
                   {"sop_uid": ds.SOPInstanceUID + ".9"}):
         with pytest.raises(InstanceNotFound):
             instances_for_retrieve(tenant=tenant, **{**uids, **wrong})
+        with pytest.raises(InstanceNotFound):
+            instance_headers(tenant=tenant, **{**uids, **wrong})
     with pytest.raises(InstanceNotFound):
         instances_for_retrieve(tenant=other_tenant, **uids)
+    with pytest.raises(InstanceNotFound):
+        instance_headers(tenant=other_tenant, **uids)
