@@ -178,3 +178,18 @@ def test_beat_healthcheck_needs_the_broker(tmp_path):
 
 def test_healthcheck_refuses_an_unknown_role(tmp_path):
     assert healthcheck("nonsense", tmp_path).returncode == 2
+
+
+def test_a_web_worker_imports_every_view_before_its_first_request(tmp_path):
+    """gunicorn.conf.py's post_worker_init loads the URL configuration (every view), as a
+    worker starts rather than in its first request."""
+    script = (
+        "import runpy, sys, django; django.setup()\n"
+        "from django.urls import get_resolver\n"
+        "assert not get_resolver()._populated and 'archive.dicomweb.wado' not in sys.modules\n"
+        f"runpy.run_path({str(ROOT / 'gunicorn.conf.py')!r})['post_worker_init'](None)\n"
+        "print(get_resolver()._populated, 'archive.dicomweb.wado' in sys.modules)\n")
+    env = {**os.environ, "INGEST_PARSE_PROCESSES": "0", "CLOUDPACS_VAR_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
