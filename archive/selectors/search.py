@@ -66,10 +66,13 @@ def series_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
                   within: frozenset | None = None) -> SearchPage:
     qs = _within(Series.objects.for_tenant(tenant), within, "study__").select_related("study").filter(_filters(query))
     if study_uid is not None:
-        qs = qs.filter(study=study_get(tenant=tenant, study_uid=study_uid))
+        qs = qs.filter(study__study_instance_uid=study_uid)
     if query.needs_metadata:
         qs = qs.annotate(rep_metadata=_representative(tenant, series="pk"))
-    return _page(qs.order_by("study_id", "series_number", "pk"), query)
+    page = _page(qs.order_by("study_id", "series_number", "pk"), query)
+    if not page.rows and study_uid is not None:
+        study_get(tenant=tenant, study_uid=study_uid)  # no such study: 404, not an empty list
+    return page
 
 
 def instance_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
@@ -77,7 +80,14 @@ def instance_search(*, tenant, query: SearchQuery, study_uid: str | None = None,
     qs = (_within(Instance.objects.for_tenant(tenant), within, "study__").select_related("study", "series")
           .filter(_filters(query)))
     if series_uid is not None:
-        qs = qs.filter(series=series_get(tenant=tenant, study_uid=study_uid or "", series_uid=series_uid))
+        qs = qs.filter(series__series_instance_uid=series_uid, study__study_instance_uid=study_uid or "")
     elif study_uid is not None:
-        qs = qs.filter(study=study_get(tenant=tenant, study_uid=study_uid))
-    return _page(qs.order_by("study_id", "series_id", "instance_number", "pk"), query)
+        qs = qs.filter(study__study_instance_uid=study_uid)
+    page = _page(qs.order_by("study_id", "series_id", "instance_number", "pk"), query)
+    # The parent is looked up only when nothing matched (one query less for every search
+    # under a study or series): no such study or series is a 404, not an empty list.
+    if not page.rows and series_uid is not None:
+        series_get(tenant=tenant, study_uid=study_uid or "", series_uid=series_uid)
+    elif not page.rows and study_uid is not None:
+        study_get(tenant=tenant, study_uid=study_uid)
+    return page

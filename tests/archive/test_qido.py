@@ -202,6 +202,34 @@ def test_one_query_whatever_the_page_size(client, tenant, token):
     assert series_small == series_large
 
 
+def test_a_search_under_a_study_or_series_looks_its_parent_up_only_when_nothing_matched(
+        client, tenant, token, studies):
+    study = studies["smith"]
+    series = search(client, tenant, token, f"studies/{study}/series").json()[0]["0020000E"]["Value"][0]
+
+    def queries(rest, **params):
+        with CaptureQueriesContext(connection) as ctx:
+            response = search(client, tenant, token, rest, **params)
+        return len(ctx.captured_queries), response
+
+    # Under a study or series: as many queries as the same search across the clinic.
+    for under, across, params, tag in (
+            (f"studies/{study}/series", "series", {"StudyInstanceUID": study}, "0020000E"),
+            (f"studies/{study}/series/{series}/instances", "instances",
+             {"StudyInstanceUID": study, "SeriesInstanceUID": series}, "00080018")):
+        (n_under, found), (n_across, same) = queries(under), queries(across, **params)
+        assert uids(found, tag) and uids(found, tag) == uids(same, tag)
+        assert n_under == n_across, under
+    # Nothing matched: an empty list when the parent exists, 404 when it does not.
+    assert search(client, tenant, token, f"studies/{study}/series", Modality="XA").json() == []
+    assert search(client, tenant, token, f"studies/{study}/series/{series}/instances",
+                  InstanceNumber="999").json() == []
+    for rest in (f"studies/{study}.9/series", f"studies/{study}.9/instances",
+                 f"studies/{study}/series/{series}.9/instances",
+                 f"studies/{studies['doe']}/series/{series}/instances"):  # another study's series
+        assert search(client, tenant, token, rest).status_code == 404, rest
+
+
 def test_search_query_budget(client, tenant, token, studies, django_assert_max_num_queries):
     # Token lookup + touch, the search, and the audit event (lock, last, insert); savepoints.
     with django_assert_max_num_queries(12):
