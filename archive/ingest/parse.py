@@ -141,14 +141,20 @@ def _metadata_json(ds) -> dict:
     return meta
 
 
+# A stored BulkDataURI marker is this and the value's path (a tag, or sequence tag / item
+# index / tag ...), as the WADO layer's URLs are. Headers stored before had pydicom's
+# marker, the bare tag, also inside sequences: without the sign they are read the slow,
+# structural way (archive.dicomweb.json.metadata_text).
+PATH_MARK = "@"
+
+
 def mark_bulk_paths(dataset: dict, prefix: str = "") -> None:
-    """Make each BulkDataURI marker inside a sequence its path (sequence tag / item index
-    / tag), as the WADO layer's URLs are: pydicom's handler only sees the element, so it
-    wrote the bare tag. The metadata view then makes a URL by prefixing the marker, on the
-    stored JSON text, without decoding it (archive.dicomweb.json.metadata_text)."""
+    """Make each BulkDataURI marker PATH_MARK and its path: pydicom's handler only sees
+    the element, so it wrote the bare tag. The metadata view then makes a URL by putting
+    the base in place of the sign, on the stored JSON text, without decoding it."""
     for tag, elem in dataset.items():
-        if prefix and "BulkDataURI" in elem:
-            elem["BulkDataURI"] = f"{prefix}{tag}"
+        if "BulkDataURI" in elem:
+            elem["BulkDataURI"] = f"{PATH_MARK}{prefix}{tag}"
         elif elem.get("vr") == "SQ":
             for i, item in enumerate(elem.get("Value") or ()):
                 if item:

@@ -35,11 +35,11 @@ def pydicom_json(ds) -> dict:
 
 
 def _nested_markers_as_paths(dataset: dict, prefix: str = "") -> None:
-    """What the stored header has in place of pydicom's marker (the bare tag) for a bulk
-    value inside a sequence: its path, written out here independently of parse's."""
+    """What the stored header has in place of pydicom's marker (the bare tag): "@" and the
+    value's path, written out here independently of parse's."""
     for tag, elem in dataset.items():
         if "BulkDataURI" in elem:
-            elem["BulkDataURI"] = prefix + tag
+            elem["BulkDataURI"] = "@" + prefix + tag
         for i, item in enumerate(elem.get("Value") or () if elem.get("vr") == "SQ" else ()):
             _nested_markers_as_paths(item or {}, f"{prefix}{tag}/{i}/")
 
