@@ -17,7 +17,7 @@ from django.views.decorators.gzip import gzip_page
 from archive.dicomweb import frames as fr
 from archive.dicomweb.common import DICOM_JSON, dicomweb_root, error
 from archive.dicomweb.compression import wire_compressed
-from archive.dicomweb.json import metadata_json, metadata_text
+from archive.dicomweb.json import metadata_text
 from archive.dicomweb.negotiate import (
     ANY,
     ENCODABLE,
@@ -143,11 +143,9 @@ def metadata(request, study_uid: str, series_uid: str | None = None, sop_uid: st
     body = []
     for header in headers:
         base = f"{root}/series/{header.series_instance_uid}/instances/{header.sop_instance_uid}/bulkdata/"
-        if deid is None:
-            body.append(metadata_text(header.json_text, base))
-        else:
-            item = metadata_json(json.loads(header.json_text), lambda path, base=base: base + path)
-            body.append(json.dumps(deid.json(item), ensure_ascii=False, separators=(",", ":")))
+        text = metadata_text(header.json_text, base)
+        body.append(text if deid is None else
+                    json.dumps(deid.json(json.loads(text)), ensure_ascii=False, separators=(",", ":")))
     level = "instance" if sop_uid else "series" if series_uid else "study"
     phi_read(request, action="dicomweb.retrieve", obj_type="study", obj_id=headers[0].study_id,
              detail={"what": "metadata", "level": level, "instances": len(headers)})
