@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from archive.ingest import errors
+from archive.ingest import errors, one_statement
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.hooks import new_studies_work
 from archive.ingest.parse import ParsedInstance, parse_outcome
@@ -243,7 +243,9 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     together, with `closing`'s events. Whether those were written with them."""
     if not batch:
         return False
-    existing = existing_instances(tenant, [a.parsed.sop_uid for a in batch])
+    alone = closing is None and not restoring and _fits_one_statement(batch, context)
+    # One statement finds a duplicate too (and the racing path below answers it): no look-up first.
+    existing = {} if alone else existing_instances(tenant, [a.parsed.sop_uid for a in batch])
     for accepted in batch:
         if accepted.parsed.sop_uid in existing:
             results[accepted.position] = _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,
@@ -268,9 +270,12 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
         if durability() == PRIMARY_REGION and not restoring:
             placed = sealed_place(pending, key_id)
         try:
-            with transaction.atomic():
-                indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing,
-                                 placed=placed)
+            if alone:
+                indexed = [_index_alone(tenant, new[0], context)]
+            else:
+                with transaction.atomic():
+                    indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing,
+                                     placed=placed)
             written = closing is not None  # in the transaction just committed (or the caller's)
         except IntegrityError:
             # Another request stored one of these a moment ago: commit them one by one.
@@ -300,6 +305,39 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     for accepted, result in indexed:
         results[accepted.position] = result
     return written
+
+
+def _fits_one_statement(batch: list[_Accepted], context: IngestContext) -> bool:
+    """Whether the batch is one instance that `one_statement` can index: see there."""
+    if len(batch) != 1 or not one_statement.supported() or durability() == PRIMARY_REGION:
+        return False
+    parsed = batch[0].parsed
+    study, series = context.studies.get(parsed.study_uid), context.series.get(parsed.series_uid)
+    return (study is not None and series is not None and series.study_id == study.pk
+            and (parsed.series["modality"] or "").upper() != "MG")
+
+
+def _index_alone(tenant, accepted: _Accepted, context: IngestContext) -> tuple[_Accepted, "IngestResult"]:
+    parsed = accepted.parsed
+    instance = _instance_row(tenant, accepted, context)
+    if not one_statement.instance_indexed(instance, outbox_kind=ARCHIVE):
+        # Sent before (a modality sending a study again), or by another sender a moment ago.
+        existing = existing_instances(tenant, [parsed.sop_uid]).get(parsed.sop_uid)
+        if existing is None:  # deleted again since: the racing path starts over
+            raise IntegrityError(f"instance {parsed.sop_uid} came and went")
+        tier1_delete(accepted.key)
+        return accepted, _duplicate(existing, parsed, accepted.spooled.sha256)
+    return accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
+                                  instance=instance)
+
+
+def _instance_row(tenant, accepted: _Accepted, context: IngestContext) -> Instance:
+    parsed = accepted.parsed
+    return Instance(
+        tenant=tenant, study=context.studies[parsed.study_uid], series=context.series[parsed.series_uid],
+        sop_instance_uid=parsed.sop_uid, sop_class_uid=parsed.sop_class_uid,
+        transfer_syntax_uid=parsed.transfer_syntax_uid, size_bytes=accepted.spooled.size,
+        sha256=accepted.spooled.sha256, storage_key=accepted.key, metadata=parsed.metadata, **parsed.instance)
 
 
 def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: IngestContext, restoring: bool,
@@ -455,12 +493,7 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
     instances, results, announced = [], [], set()
     for accepted in new:
         parsed = accepted.parsed
-        study, series = context.studies[parsed.study_uid], context.series[parsed.series_uid]
-        instance = Instance(
-            tenant=tenant, study=study, series=series, sop_instance_uid=parsed.sop_uid,
-            sop_class_uid=parsed.sop_class_uid, transfer_syntax_uid=parsed.transfer_syntax_uid,
-            size_bytes=accepted.spooled.size, sha256=accepted.spooled.sha256, storage_key=accepted.key,
-            metadata=parsed.metadata, **parsed.instance)
+        instance = _instance_row(tenant, accepted, context)
         instances.append(instance)
         new_study = parsed.study_uid in rows.made_studies and parsed.study_uid not in announced
         announced.add(parsed.study_uid)

@@ -43,10 +43,35 @@ def outbox_add_many(*, tenant, work: list[tuple[str, list[int]]], payload: dict 
     rows = _insert(
         [Outbox(tenant=tenant, kind=kind, subject_id=subject, payload=payload or {})
          for kind, subjects in work for subject in subjects])
-    ids = [row.pk for row in rows]
+    outbox_published([row.pk for row in rows])
+    return rows
+
+
+def outbox_insert_from(connection, *, tenant, kind: str, source: str) -> tuple[str, list]:
+    """An INSERT ... SELECT of one `kind` row per row of `source` (a CTE of the caller's
+    statement with an `id` column: the subjects), returning the new ids, and its parameters.
+    For a caller that writes its change and the work in one statement; it passes the ids
+    the statement returns to `outbox_published`."""
+    handler_for(kind)
+    row = Outbox(tenant=tenant, kind=kind, payload={})
+    fields = [f for f in Outbox._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    values, params = [], []
+    for f in fields:
+        if f.attname == "subject_id":
+            values.append(f"{quote(source)}.{quote('id')}")
+        else:
+            values.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(row, True), connection))
+    sql = (f"INSERT INTO {quote(Outbox._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"SELECT {', '.join(values)} FROM {quote(source)} RETURNING {quote(Outbox._meta.pk.column)}")
+    return sql, params
+
+
+def outbox_published(ids: list[int]) -> None:
+    """Rows written by `outbox_insert_from`'s statement: published once it has committed."""
     if ids:
         transaction.on_commit(lambda: _publisher.add(ids))
-    return rows
 
 
 def outbox_publish(ids: list[int]) -> None:
