@@ -25,7 +25,7 @@ def supported() -> bool:
     """PostgreSQL (SQLite has no data-modifying CTEs: the embedded default takes the general
     path), outside a transaction: the statement then commits, its deferred foreign keys
     checked, before it answers, and a failure leaves no caller's transaction broken."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    return connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
 
 
 def instance_indexed(instance: Instance, *, outbox_kind: str) -> bool:
@@ -45,11 +45,14 @@ def instance_indexed(instance: Instance, *, outbox_kind: str) -> bool:
         f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT ({tenant_column}, {uid_column}) DO NOTHING RETURNING {quote('id')}), "
         f"work AS ({outbox_sql}), "
-        # Counted only when the instance went in (a CTE's writes all happen, referenced or not).
+        # Counted only when the instance went in (a CTE's writes all happen, referenced or
+        # not). The study's update reads the series' so that it runs after it: PostgreSQL
+        # runs unreferenced CTEs last first, and the general path locks the series row
+        # before the study's; the other order deadlocks with it.
         f"in_series AS (UPDATE {quote(Series._meta.db_table)} SET num_instances = num_instances + 1 "
-        f"WHERE id = %s AND EXISTS (SELECT FROM new_instance)), "
+        f"WHERE id = %s AND EXISTS (SELECT FROM new_instance) RETURNING 1), "
         f"in_study AS (UPDATE {quote(Study._meta.db_table)} SET num_instances = num_instances + 1, "
-        f"size_bytes = size_bytes + %s, updated_at = %s WHERE id = %s AND EXISTS (SELECT FROM new_instance)) "
+        f"size_bytes = size_bytes + %s, updated_at = %s WHERE id = %s AND EXISTS (SELECT FROM in_series)) "
         f"SELECT new_instance.id, work.id FROM new_instance, work")
     params += outbox_params + [instance.series_id, instance.size_bytes, timezone.now(), instance.study_id]
     with connection.cursor() as cursor:

@@ -313,8 +313,9 @@ def _fits_one_statement(batch: list[_Accepted], context: IngestContext) -> bool:
         return False
     parsed = batch[0].parsed
     study, series = context.studies.get(parsed.study_uid), context.series.get(parsed.series_uid)
+    # Retention reads the series row's modality, and this header's may differ from it.
     return (study is not None and series is not None and series.study_id == study.pk
-            and (parsed.series["modality"] or "").upper() != "MG")
+            and "MG" not in ((parsed.series["modality"] or "").upper(), (series.modality or "").upper()))
 
 
 def _index_alone(tenant, accepted: _Accepted, context: IngestContext) -> tuple[_Accepted, "IngestResult"]:
@@ -324,7 +325,7 @@ def _index_alone(tenant, accepted: _Accepted, context: IngestContext) -> tuple[_
         # Sent before (a modality sending a study again), or by another sender a moment ago.
         existing = existing_instances(tenant, [parsed.sop_uid]).get(parsed.sop_uid)
         if existing is None:  # deleted again since: the racing path starts over
-            raise IntegrityError(f"instance {parsed.sop_uid} came and went")
+            raise IntegrityError("the instance was stored and deleted again meanwhile")  # no UID: logs
         tier1_delete(accepted.key)
         return accepted, _duplicate(existing, parsed, accepted.spooled.sha256)
     return accepted, IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,

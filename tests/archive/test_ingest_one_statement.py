@@ -116,3 +116,63 @@ def test_inside_a_callers_transaction_the_general_path_runs(tenant, outside_tran
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert ingest(tenant, blobs[1], context).outcome == Outcome.STORED
     assert len(queries) > 1
+
+
+def test_it_locks_the_series_before_the_study_as_the_general_path_does(tenant, outside_transaction):
+    """Another request holds the series row (the general path updates a series' counts,
+    then its study's): the statement waits for the series without holding the study, so
+    the other request's study update goes through, and both end; in the other order one
+    of them would be stopped as a deadlock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    import threading
+    import time
+
+    import psycopg
+
+    blobs = [to_bytes(ds) for ds in make_ct_series(2)]
+    context = IngestContext()
+    ingest(tenant, blobs[0], context)
+    series, study = Series.objects.for_tenant(tenant).get(), Study.objects.for_tenant(tenant).get()
+    dsn = connection.settings_dict
+    other = psycopg.connect(dbname=dsn["NAME"], user=dsn["USER"], host=dsn["HOST"], port=dsn["PORT"] or 5432,
+                            password=dsn["PASSWORD"] or None)
+    outcome = []
+
+    def sender():
+        try:
+            outcome.append(ingest(tenant, blobs[1], context).outcome)
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    try:
+        other.execute("UPDATE archive_series SET num_instances = num_instances WHERE id = %s", [series.pk])
+        thread = threading.Thread(target=sender)
+        thread.start()
+        deadline = time.monotonic() + 30
+        # The sender's statement waiting on the series row (polled: it gets there when it gets there).
+        while not other.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+            assert thread.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.01)
+        other.execute("UPDATE archive_study SET num_instances = num_instances WHERE id = %s", [study.pk])
+        other.commit()
+        thread.join(timeout=30)
+    finally:
+        other.close()
+    assert outcome == [Outcome.STORED]
+    study.refresh_from_db()
+    assert study.num_instances == 2 and Series.objects.for_tenant(tenant).get().num_instances == 2
+
+
+def test_the_archive_work_is_handed_to_the_workers(tenant, outside_transaction, monkeypatch):
+    from archive.outbox import services as outbox
+
+    blobs = [to_bytes(ds) for ds in make_ct_series(2)]
+    context = IngestContext()
+    ingest(tenant, blobs[0], context)
+    published = []
+    monkeypatch.setattr(outbox._publisher, "add", published.append)
+    result = ingest(tenant, blobs[1], context)
+    assert published == [[Outbox.objects.for_tenant(tenant).get(subject_id=result.instance.pk).pk]]

@@ -78,6 +78,20 @@ def test_acknowledged_means_verified_in_the_primary(client, tenant, make_token, 
     assert storage_status(tenant=tenant)["secondary_verified"] == 3
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_senders_next_images_get_their_copy_before_the_answer_too(tenant, primary_mode):
+    """A C-STORE association's second image on, indexed outside a transaction: in this
+    mode it takes the general path, and its confirmed copy's row commits with it."""
+    from archive.ingest.service import IngestContext, instance_ingest
+    from archive.ingest.spool import spool_chunks
+
+    datasets, context = make_ct_series(3, 64, 64), IngestContext()
+    for ds in datasets:
+        assert instance_ingest(tenant=tenant, spooled=spool_chunks([to_bytes(ds)]), actor=Actor.system("test"),
+                               context=context).ok
+    assert _copies(tenant) == {ds.SOPInstanceUID: {"primary:verified"} for ds in datasets}
+
+
 def test_primary_down_the_secondary_takes_the_acknowledged_copy(client, tenant, make_token, primary_mode,
                                                                 settings, seaweed):
     _region_down(settings, "primary")
