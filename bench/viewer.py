@@ -73,7 +73,12 @@ class OrthancViewerProxy:
         return web.FileResponse(install.viewer_dir() / request.match_info["tail"])
 
     async def _dicomweb(self, request):
-        url = f"{self.orthanc_root}/{request.match_info['tail']}"
+        tail = request.match_info["tail"]
+        if tail.endswith("/thumbnail"):
+            # Orthanc's DICOMweb plugin (1.7) has no thumbnail resource; its rendered one is
+            # the same server-made JPEG that OHIF's thumbnailDirect asks CloudPACS for.
+            tail = tail.removesuffix("/thumbnail") + "/rendered"
+        url = f"{self.orthanc_root}/{tail}"
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("accept", "accept-encoding")}
         async with self.client.get(url, params=request.query, headers=headers, auto_decompress=False) as upstream:
             response = web.StreamResponse(status=upstream.status, headers={

@@ -70,7 +70,10 @@ def ohif_config(*, router_basename: str, dicomweb_root: str, name: str, show_stu
                 "qidoSupportsIncludeField": True,
                 "supportsReject": False,
                 "imageRendering": "wadors",
-                "thumbnailRendering": "wadors",
+                # The series panel's thumbnails are the server's JPEGs (<img>, the session
+                # cookie): with "wadors" the browser fetched, decoded and drew a frame per
+                # series in WebGL, beside the first image it is trying to show.
+                "thumbnailRendering": "thumbnailDirect",
                 "enableStudyLazyLoad": True,
                 "supportsFuzzyMatching": True,
                 "supportsWildcard": True,

@@ -96,6 +96,10 @@ def test_radiologist_opens_a_study_from_the_worklist(live_server, desktop, tenan
     assert not [u for u in requests if "token" in u.lower()]
     frames = [u for u in requests if f"/t/{tenant.slug}/dicomweb/studies/" in u and "/frames/" in u]
     assert len(frames) >= 1
+    # The series' thumbnail is the server's JPEG (thumbnailDirect), not a frame the browser
+    # decodes and draws beside the first image.
+    thumbnails = [u for u in requests if f"/t/{tenant.slug}/dicomweb/studies/" in u and "/thumbnail" in u]
+    assert thumbnails and all(answered.get(u) == 200 for u in thumbnails)
     # Every request completed: with frames sent `no-store`, Chromium reported a share of
     # them ERR_ABORTED and those slices never arrived (bench/viewer.py: 17 of 60).
     assert {u: s for u, s in answered.items() if s >= 400} == {}
