@@ -69,7 +69,8 @@ def outbox_insert_from(connection, *, tenant, kind: str, source: str) -> tuple[s
 
 
 def outbox_published(ids: list[int]) -> None:
-    """Rows written by `outbox_insert_from`'s statement: published once it has committed."""
+    """Rows just written (here, or by a caller's statement made with `outbox_insert_from`):
+    published to the workers once the transaction they are in has committed."""
     if ids:
         transaction.on_commit(lambda: _publisher.add(ids))
 
