@@ -87,11 +87,11 @@ def result_json(row, *, level: str, tags: Iterable[str], include_all: bool,
     return dict(sorted(out.items()))
 
 
-# A BulkDataURI key in stored JSON text, and one whose marker is a path
-# (archive.ingest.parse.PATH_MARK). A quote inside a JSON string is always escaped, so
-# these find element keys only, never a value's text.
-_BULK_MARKER = re.compile(r'"BulkDataURI":\s*"')
+# A BulkDataURI key in stored JSON text whose marker is a path
+# (archive.ingest.parse.PATH_MARK), and one whose marker is not. A quote inside a JSON
+# string is always escaped, so these find element keys only, never a value's text.
 _PATH_MARKER = re.compile(r'"BulkDataURI":\s*"@')
+_BARE_MARKER = re.compile(r'"BulkDataURI":\s*"(?!@)')
 
 
 def metadata_text(header_json: str, bulk_base: str) -> str:
@@ -101,8 +101,7 @@ def metadata_text(header_json: str, bulk_base: str) -> str:
     metadata request. A header stored with pydicom's bare-tag markers (before, or by an
     older process during an upgrade) is decoded and its URLs made from where each value
     is, as always."""
-    markers = len(_BULK_MARKER.findall(header_json))
-    if markers and len(_PATH_MARKER.findall(header_json)) != markers:
+    if _BARE_MARKER.search(header_json):
         made = metadata_json(json.loads(header_json), lambda path: bulk_base + path)
         return json.dumps(made, ensure_ascii=False, separators=(",", ":"))
     prefix = '"BulkDataURI":' + json.dumps(bulk_base)[:-1]
