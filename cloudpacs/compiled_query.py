@@ -193,19 +193,36 @@ class CompiledInsert:
                 self._insert_batch(connection, objs[start:start + size])
         return objs
 
-    def _insert_batch(self, connection, batch: list[models.Model]) -> None:
+    def statement(self, objs: list[models.Model]) -> tuple[str, list]:
+        """The one INSERT of `objs` (SQL and parameters), for a caller that sends it along
+        with other statements in one round trip; `set_keys(objs, rows)` then gives the
+        objects the keys its RETURNING answered."""
+        connection = connections[self._using]
+        if any(obj.pk is not None for obj in objs):
+            raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
+        if self._ignore or len(objs) > self.rows_per_statement(connection, objs):
+            raise ValueError("one statement, returning a key for every row")
+        return self._sql(connection, len(objs)), self._params(connection, objs)
+
+    def set_keys(self, objs: list[models.Model], rows) -> None:
+        alias = connections[self._using].alias
+        for obj, (pk,) in zip(objs, rows, strict=True):
+            obj.pk = pk
+            obj._state.adding, obj._state.db = False, alias
+
+    def _params(self, connection, batch: list[models.Model]) -> list:
         params = []
         for obj in batch:
             obj._prepare_related_fields_for_save(operation_name="bulk_create")
             params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
+        return params
+
+    def _insert_batch(self, connection, batch: list[models.Model]) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(self._sql(connection, len(batch)), params)
+            cursor.execute(self._sql(connection, len(batch)), self._params(connection, batch))
             if self._ignore:  # a row left out has no key to give back
                 return
-            pks = cursor.fetchall()
-        for obj, (pk,) in zip(batch, pks, strict=True):
-            obj.pk = pk
-            obj._state.adding, obj._state.db = False, connection.alias
+            self.set_keys(batch, cursor.fetchall())
 
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:

@@ -11,9 +11,11 @@ Events written before hashes were keyed keep their plain SHA-256 (`hash_version`
 many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 """
 
+import contextlib
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from psycopg.pq import TransactionStatus
 
 from cloudpacs.compiled_query import CompiledInsert
 from tenants.audit_keys import AuditKeyError, chain_key, key_check_mac, legacy_mac, same
@@ -58,54 +60,94 @@ def audit_record_many(*, tenant, actor: Actor, events: list[dict]) -> list[Audit
     a hundred studies writes a hundred events)."""
     if not events:
         return []
+    if _commits_alone() and len(events) <= ALONE_MAX:
+        return _append_alone(tenant, actor, events)
     # No savepoint inside a caller's transaction (ingest): if this fails, so does the caller.
     with transaction.atomic(savepoint=False):
-        last = _locked_chain_end(tenant.pk)
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        key = chain_key()
-        if seq == 1:
-            AuditKeyCheck.build(tenant_id=tenant.pk, legacy_events=0, key=key).save()
-        else:
-            _key_checked(tenant.pk, key)
-        made = []
-        for item in events:
-            event = AuditEvent(
-                tenant=tenant, seq=seq, actor_type=actor.type, actor_id=str(actor.id or "")[:64],
-                actor_label=(actor.label or "")[:254], action=item["action"],
-                object_type=item.get("obj_type") or "", object_id=str(item.get("obj_id") or "")[:128],
-                ip=actor.ip or None, user_agent=(actor.user_agent or "")[:300],
-                detail=item.get("detail") or {}, prev_hash=prev_hash,
-            )
-            event.hash = event.compute_hash(key)
-            made.append(event)
-            seq, prev_hash = seq + 1, event.hash
-        _insert(made)
+        made = _chained(tenant, actor, events, _locked_chain_end(tenant.pk))
+        return _insert(made)
+
+
+ALONE_MAX = 100  # events in one INSERT sent with its COMMIT (a read writes one)
+
+
+def _commits_alone() -> bool:
+    """On PostgreSQL outside any transaction (a read's event), with Django's client-side
+    binding, which lets one call send several statements."""
+    return (connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
+            and not connection.settings_dict["OPTIONS"].get("server_side_binding"))
+
+
+def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
+    """Two round trips, where a transaction of its own through the ORM takes five: the
+    BEGIN goes with the lock of the clinic's row and the read of its chain's end, the
+    INSERT with the COMMIT. The events are committed, in the chain, when this returns."""
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(f"BEGIN; {_LOCK}; {_READ}", [tenant.pk, tenant.pk])
+            cursor.nextset()  # past the BEGIN's answer
+            cursor.nextset()  # and the lock's
+            made = _chained(tenant, actor, events, cursor.fetchone())
+            sql, params = _insert_statement(made)
+            cursor.execute(f"{sql}; COMMIT", params)
+            _insert_keys(made, cursor.fetchall())
+        except BaseException:
+            # A failed statement skips the COMMIT sent after it: leave the connection as found.
+            if connection.connection.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(DatabaseError):
+                    cursor.execute("ROLLBACK")
+            raise
+    return made
+
+
+def _chained(tenant, actor: Actor, events: list[dict], last: tuple[int, str] | None) -> list[AuditEvent]:
+    """The events, linked from the chain's `last` (seq, hash), read under its lock."""
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    key = chain_key()
+    if seq == 1:
+        AuditKeyCheck.build(tenant_id=tenant.pk, legacy_events=0, key=key).save()
+    else:
+        _key_checked(tenant.pk, key)
+    made = []
+    for item in events:
+        event = AuditEvent(
+            tenant=tenant, seq=seq, actor_type=actor.type, actor_id=str(actor.id or "")[:64],
+            actor_label=(actor.label or "")[:254], action=item["action"],
+            object_type=item.get("obj_type") or "", object_id=str(item.get("obj_id") or "")[:128],
+            ip=actor.ip or None, user_agent=(actor.user_agent or "")[:300],
+            detail=item.get("detail") or {}, prev_hash=prev_hash,
+        )
+        event.hash = event.compute_hash(key)
+        made.append(event)
+        seq, prev_hash = seq + 1, event.hash
     return made
 
 
 # Most requests write one event, and compiling bulk_create's statement cost more than the
 # chain's lock and read: the INSERT is made once per batch size (cloudpacs/compiled_query.py).
-_insert = CompiledInsert(AuditEvent).insert
+_compiled_insert = CompiledInsert(AuditEvent)
+_insert, _insert_statement, _insert_keys = _compiled_insert.insert, _compiled_insert.statement, _compiled_insert.set_keys
+
+# Lock the clinic's row, so that two writers cannot take the same place in its chain, then
+# read the chain's last (seq, hash). Two statements: the read must see what the writer
+# before ours committed, and a statement sees what was committed when it began.
+_LOCK = f"SELECT 1 FROM {Tenant._meta.db_table} WHERE id = %s FOR UPDATE"
+_READ = f"SELECT seq, hash FROM {AuditEvent._meta.db_table} WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
 
 
 def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
-    """Lock the clinic's row, so that two writers cannot take the same place in its chain,
-    then read the chain's last (seq, hash). Two statements: the read must see what the
-    writer before ours committed, and a statement sees what was committed when it began.
+    """The chain's end, read under the lock (_LOCK, _READ), inside the caller's transaction.
     On PostgreSQL both go in one round trip (a pipeline: the server still runs them one
     after the other), with the transaction's BEGIN when it is the first."""
-    tenants, events = Tenant._meta.db_table, AuditEvent._meta.db_table
-    lock = f"SELECT 1 FROM {tenants} WHERE id = %s FOR UPDATE"
-    read = f"SELECT seq, hash FROM {events} WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             # SQLite's transactions here begin IMMEDIATE: one writer at a time, no row locks.
-            cursor.execute(read, [tenant_id])
+            cursor.execute(_READ, [tenant_id])
             return cursor.fetchone()
         # Errors surface when the pipeline ends: as Django's, like every other statement's.
         with connection.wrap_database_errors, connection.connection.pipeline(), connection.cursor() as reading:
-            cursor.execute(lock, [tenant_id])
-            reading.execute(read, [tenant_id])
+            cursor.execute(_LOCK, [tenant_id])
+            reading.execute(_READ, [tenant_id])
             return reading.fetchone()
 
 

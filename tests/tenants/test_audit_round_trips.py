@@ -1,0 +1,46 @@
+"""A read's audit event, written outside any transaction, costs PostgreSQL two round
+trips: the chain's lock and end, then the INSERT sent with its COMMIT. It is still
+committed, linked and verifiable when audit_record returns, and a failed insert still
+leaves nothing behind."""
+
+import pytest
+from django.db import DataError, connection, connections
+
+from tenants.audit import Actor, AuditEvent, audit_record, audit_verify
+from tests.round_trips import counting_round_trips
+
+pytestmark = [
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="pipelines are PostgreSQL's"),
+    pytest.mark.django_db(transaction=True),  # autocommit, as a request runs
+]
+
+READER = Actor(type="user", id="7", label="reader@clinic.test", ip="10.0.0.9")
+
+
+def test_a_read_event_costs_two_round_trips_and_is_committed_when_it_returns(tenant):
+    audit_record(tenant=tenant, actor=READER, action="dicomweb.search")  # the key check is made once a process
+    with counting_round_trips(connection) as trips:
+        event = audit_record(tenant=tenant, actor=READER, action="dicomweb.search", obj_type="dicomweb",
+                             detail={"level": "study", "results": 3})
+    assert trips.count == 2, "\n".join(trips.messages)
+    assert event.pk is not None and not event._state.adding
+    # Committed: another connection sees it, with what the chain needs.
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT seq, hash, action FROM tenants_auditevent WHERE id = %s", [event.pk])
+            assert cursor.fetchone() == (event.seq, event.hash, "dicomweb.search")
+    finally:
+        other.close()
+    assert audit_verify(tenant=tenant) == []
+
+
+def test_an_insert_that_fails_raises_and_leaves_no_event_and_a_usable_connection(tenant):
+    before = AuditEvent.objects.for_tenant(tenant).count()
+    with pytest.raises(DataError):
+        audit_record(tenant=tenant, actor=READER, action="x" * 65)  # longer than the column
+    assert AuditEvent.objects.for_tenant(tenant).count() == before
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    after = audit_record(tenant=tenant, actor=READER, action="dicomweb.search")
+    assert after.seq == before + 1
+    assert audit_verify(tenant=tenant) == []
