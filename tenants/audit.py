@@ -137,18 +137,18 @@ _READ = f"SELECT seq, hash FROM {AuditEvent._meta.db_table} WHERE tenant_id = %s
 
 def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
     """The chain's end, read under the lock (_LOCK, _READ), inside the caller's transaction.
-    On PostgreSQL both go in one round trip (a pipeline: the server still runs them one
-    after the other), with the transaction's BEGIN when it is the first."""
+    On PostgreSQL both statements go in one round trip (the server still runs them one
+    after the other)."""
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
             # SQLite's transactions here begin IMMEDIATE: one writer at a time, no row locks.
+            if connection.vendor == "postgresql":
+                cursor.execute(_LOCK, [tenant_id])
             cursor.execute(_READ, [tenant_id])
             return cursor.fetchone()
-        # Errors surface when the pipeline ends: as Django's, like every other statement's.
-        with connection.wrap_database_errors, connection.connection.pipeline(), connection.cursor() as reading:
-            cursor.execute(_LOCK, [tenant_id])
-            reading.execute(_READ, [tenant_id])
-            return reading.fetchone()
+        cursor.execute(f"{_LOCK}; {_READ}", [tenant_id, tenant_id])
+        cursor.nextset()  # past the lock's answer
+        return cursor.fetchone()
 
 
 _checked: set[tuple[int, bytes]] = set()

@@ -1,12 +1,14 @@
 """A read's audit event, written outside any transaction, costs PostgreSQL two round
 trips: the chain's lock and end, then the INSERT sent with its COMMIT. It is still
 committed, linked and verifiable when audit_record returns, and a failed insert still
-leaves nothing behind."""
+leaves nothing behind. Inside a caller's transaction (an upload's events), the lock and
+the chain's end cost one round trip, the INSERT another."""
 
 import pytest
-from django.db import DataError, connection, connections
+from django.db import DataError, connection, connections, transaction
 
 from tenants.audit import Actor, AuditEvent, audit_record, audit_verify
+from tenants.models import Tenant
 from tests.round_trips import counting_round_trips
 
 pytestmark = [
@@ -43,4 +45,16 @@ def test_an_insert_that_fails_raises_and_leaves_no_event_and_a_usable_connection
     assert not connection.in_atomic_block and connection.get_autocommit()
     after = audit_record(tenant=tenant, actor=READER, action="dicomweb.search")
     assert after.seq == before + 1
+    assert audit_verify(tenant=tenant) == []
+
+
+def test_inside_a_callers_transaction_the_lock_and_the_chain_end_cost_one_round_trip(tenant):
+    """As an upload writes its events, inside the transaction that indexes it."""
+    audit_record(tenant=tenant, actor=READER, action="dicomweb.stow")  # the key check is made once a process
+    with transaction.atomic():
+        assert Tenant.objects.filter(pk=tenant.pk).exists()  # the transaction has begun
+        with counting_round_trips(connection) as trips:
+            event = audit_record(tenant=tenant, actor=READER, action="dicomweb.stow", detail={"stored": 1})
+    assert trips.count == 2, "\n".join(trips.messages)  # the lock and the end; the INSERT
+    assert AuditEvent.objects.for_tenant(tenant).filter(pk=event.pk).exists()
     assert audit_verify(tenant=tenant) == []
