@@ -244,8 +244,12 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     if not batch:
         return False
     alone = closing is None and not restoring and _fits_one_statement(batch, context)
-    # One statement finds a duplicate too (and the racing path below answers it): no look-up first.
-    existing = {} if alone else existing_instances(tenant, [a.parsed.sop_uid for a in batch])
+    # No look-up first where none can find anything, or one is made anyway: one statement
+    # finds a duplicate too; and an instance of a series the index does not hold (a new
+    # study or series) is stored only if a sender reused its UID in another series. Its
+    # INSERT then fails the unique constraint, and the racing path below answers it.
+    unseen = not restoring and all(a.parsed.series_uid in context.series_absent for a in batch)
+    existing = {} if alone or unseen else existing_instances(tenant, [a.parsed.sop_uid for a in batch])
     for accepted in batch:
         if accepted.parsed.sop_uid in existing:
             results[accepted.position] = _duplicate(existing[accepted.parsed.sop_uid], accepted.parsed,

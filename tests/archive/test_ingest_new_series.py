@@ -1,0 +1,61 @@
+"""The instances of a series the index does not hold yet (a new study, a new series) are
+indexed without looking each one up first: nothing can be stored under a series that is
+not. A sender that reused a stored instance's UID in a new series is still answered as
+before (the first copy kept), with nothing of the second left behind."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from archive.ingest.service import Outcome, instances_ingest
+from archive.ingest.spool import spool_chunks
+from archive.models import Instance, Series, Study
+from archive.storage.reader import open_instance
+from archive.storage.tier1 import tier1_path
+from tenants.audit import Actor
+from tests.dicom_factory import make_ct_series, to_bytes
+
+ACTOR = Actor.system("test")
+
+
+def ingest(tenant, blobs: list[bytes]):
+    return instances_ingest(tenant=tenant, spooled=[spool_chunks([b]) for b in blobs], actor=ACTOR)
+
+
+def tier1_files(tenant) -> set:
+    folder = tier1_path(f"{tenant.pk}/x").parent
+    return set(folder.iterdir()) if folder.exists() else set()
+
+
+def instance_lookups(queries) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT")
+            and 'FROM "archive_instance"' in q["sql"]]
+
+
+def test_a_new_study_is_indexed_without_looking_its_instances_up(tenant):
+    blobs = [to_bytes(ds) for ds in make_ct_series(3)]
+    with CaptureQueriesContext(connection) as queries:
+        results = ingest(tenant, blobs)
+    assert [r.outcome for r in results] == [Outcome.STORED] * 3
+    assert instance_lookups(queries) == []
+    assert Study.objects.for_tenant(tenant).get().num_instances == 3
+
+
+@pytest.mark.parametrize("new_study", [True, False], ids=["new study", "new series of the same study"])
+def test_a_uid_reused_in_a_new_series_keeps_the_first_copy_and_leaves_nothing(tenant, new_study,
+                                                                             transactional_db):
+    """Outside a transaction, as a request or an association runs."""
+    first = make_ct_series(2)
+    assert [r.outcome for r in ingest(tenant, [to_bytes(ds) for ds in first])] == [Outcome.STORED] * 2
+    files = tier1_files(tenant)
+    other = make_ct_series(2, study_uid=None if new_study else first[0].StudyInstanceUID)
+    other[1].SOPInstanceUID = first[1].SOPInstanceUID  # the sender's UID generator repeated itself
+    results = ingest(tenant, [to_bytes(ds) for ds in other])
+    assert [r.outcome for r in results] == [Outcome.STORED, Outcome.CONFLICT]
+    assert "first copy was kept" in results[1].reason
+    kept = Instance.objects.for_tenant(tenant).get(sop_instance_uid=first[1].SOPInstanceUID)
+    assert kept.series.series_instance_uid == first[1].SeriesInstanceUID
+    assert open_instance(kept).read() == to_bytes(first[1])
+    assert tier1_files(tenant) == files | {tier1_path(results[0].instance.storage_key)}
+    new_series = Series.objects.for_tenant(tenant).get(series_instance_uid=other[0].SeriesInstanceUID)
+    assert new_series.num_instances == 1 and new_series.study.num_instances == (1 if new_study else 3)
