@@ -14,6 +14,7 @@ many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 import contextlib
 from dataclasses import dataclass
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from psycopg.pq import TransactionStatus
 
@@ -72,10 +73,15 @@ ALONE_MAX = 100  # events in one INSERT sent with its COMMIT (a read writes one)
 
 
 def _commits_alone() -> bool:
-    """On PostgreSQL outside any transaction (a read's event), with Django's client-side
-    binding, which lets one call send several statements."""
+    """On PostgreSQL outside any transaction (a read's event)."""
     return (connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
-            and not connection.settings_dict["OPTIONS"].get("server_side_binding"))
+            and _several_statements_a_call())
+
+
+def _several_statements_a_call() -> bool:
+    """Whether the open connection's cursors bind on the client (Django's default), which
+    lets one call send several statements; server-side binding does not."""
+    return issubclass(connection.connection.cursor_factory, psycopg.ClientCursor)
 
 
 def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
@@ -84,7 +90,9 @@ def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
     INSERT with the COMMIT. The events are committed, in the chain, when this returns."""
     with connection.cursor() as cursor:
         try:
-            cursor.execute(f"BEGIN; {_LOCK}; {_READ}", [tenant.pk, tenant.pk])
+            # Read committed, whatever the server's default: the read must see the event the
+            # writer before ours committed while we waited for the lock.
+            cursor.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {_LOCK}; {_READ}", [tenant.pk, tenant.pk])
             cursor.nextset()  # past the BEGIN's answer
             cursor.nextset()  # and the lock's
             made = _chained(tenant, actor, events, cursor.fetchone())
@@ -140,7 +148,7 @@ def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
     On PostgreSQL both statements go in one round trip (the server still runs them one
     after the other)."""
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        if connection.vendor != "postgresql" or not _several_statements_a_call():
             # SQLite's transactions here begin IMMEDIATE: one writer at a time, no row locks.
             if connection.vendor == "postgresql":
                 cursor.execute(_LOCK, [tenant_id])

@@ -4,10 +4,13 @@ committed, linked and verifiable when audit_record returns, and a failed insert 
 leaves nothing behind. Inside a caller's transaction (an upload's events), the lock and
 the chain's end cost one round trip, the INSERT another."""
 
+import psycopg
 import pytest
-from django.db import DataError, connection, connections, transaction
+from django.db import DataError, OperationalError, connection, connections, transaction
+from psycopg.pq import TransactionStatus
 
-from tenants.audit import Actor, AuditEvent, audit_record, audit_verify
+from tenants import audit
+from tenants.audit import Actor, AuditEvent, AuditKeyError, audit_record, audit_verify
 from tenants.models import Tenant
 from tests.round_trips import counting_round_trips
 
@@ -26,6 +29,7 @@ def test_a_read_event_costs_two_round_trips_and_is_committed_when_it_returns(ten
                              detail={"level": "study", "results": 3})
     assert trips.count == 2, "\n".join(trips.messages)
     assert event.pk is not None and not event._state.adding
+    assert connection.connection.info.transaction_status == TransactionStatus.IDLE
     # Committed: another connection sees it, with what the chain needs.
     other = connections.create_connection("default")
     try:
@@ -57,4 +61,56 @@ def test_inside_a_callers_transaction_the_lock_and_the_chain_end_cost_one_round_
             event = audit_record(tenant=tenant, actor=READER, action="dicomweb.stow", detail={"stored": 1})
     assert trips.count == 2, "\n".join(trips.messages)  # the lock and the end; the INSERT
     assert AuditEvent.objects.for_tenant(tenant).filter(pk=event.pk).exists()
+    assert audit_verify(tenant=tenant) == []
+
+
+def _another_connection_can_lock(tenant) -> bool:
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute("SELECT 1 FROM tenants_tenant WHERE id = %s FOR UPDATE NOWAIT", [tenant.pk])
+                return True
+            except OperationalError as error:
+                if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+                    return False
+                raise
+            finally:
+                cursor.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_the_clinics_chain_stays_locked_from_reading_its_end_to_the_commit(tenant, monkeypatch):
+    """Between the two round trips (the events are made from the end just read) no other
+    writer can take the chain: the lock is held in the transaction the first one began."""
+    assert _another_connection_can_lock(tenant)
+    seen = []
+    chained = audit._chained
+
+    def chained_while_checking(*args):
+        seen.append(_another_connection_can_lock(tenant))
+        return chained(*args)
+
+    monkeypatch.setattr(audit, "_chained", chained_while_checking)
+    audit_record(tenant=tenant, actor=READER, action="dicomweb.search")
+    assert seen == [False]
+    assert _another_connection_can_lock(tenant)  # let go at the COMMIT
+
+
+def test_a_failure_between_the_round_trips_rolls_back_and_lets_the_chain_go(tenant, monkeypatch):
+    before = AuditEvent.objects.for_tenant(tenant).count()
+
+    def refuse(*args):
+        raise AuditKeyError("the audit log's key is not the one the chain was written with")
+
+    monkeypatch.setattr(audit, "_key_checked", refuse)
+    with pytest.raises(AuditKeyError):
+        audit_record(tenant=tenant, actor=READER, action="dicomweb.search")
+    assert connection.connection.info.transaction_status == TransactionStatus.IDLE
+    assert _another_connection_can_lock(tenant)
+    monkeypatch.undo()
+    assert AuditEvent.objects.for_tenant(tenant).count() == before
+    assert audit_record(tenant=tenant, actor=READER, action="dicomweb.search").seq == before + 1
     assert audit_verify(tenant=tenant) == []
