@@ -12,7 +12,9 @@ from archive.ingest.spool import spool_chunks
 from archive.models import Instance, Series, Study
 from archive.storage.reader import open_instance
 from archive.storage.tier1 import tier1_path
-from tenants.audit import Actor
+from billing.models import Charge
+from tenants.audit import Actor, AuditEvent
+from tests.archive.stow_helpers import multipart
 from tests.dicom_factory import make_ct_series, to_bytes
 
 ACTOR = Actor.system("test")
@@ -59,3 +61,20 @@ def test_a_uid_reused_in_a_new_series_keeps_the_first_copy_and_leaves_nothing(te
     assert tier1_files(tenant) == files | {tier1_path(results[0].instance.storage_key)}
     new_series = Series.objects.for_tenant(tenant).get(series_instance_uid=other[0].SeriesInstanceUID)
     assert new_series.num_instances == 1 and new_series.study.num_instances == (1 if new_study else 3)
+    assert Charge.objects.for_tenant(tenant).count() == (2 if new_study else 1)  # one a study, once
+
+
+def test_a_stow_body_with_a_reused_uid_is_audited_once(client, tenant, make_token, transactional_db):
+    """The request's event goes with the indexing transaction, or after it when the racing
+    path indexed the body: once either way."""
+    token = make_token(tenant, scopes=("upload",))
+    first = make_ct_series(1)
+    ingest(tenant, [to_bytes(first[0])])
+    other = make_ct_series(3)
+    other[2].SOPInstanceUID = first[0].SOPInstanceUID
+    body, content_type = multipart([to_bytes(ds) for ds in other])
+    response = client.post(f"/t/{tenant.slug}/dicomweb/studies", data=body, content_type=content_type,
+                           HTTP_ACCEPT="application/dicom+json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 202  # two stored, one refused: PS3.18's partial success
+    events = AuditEvent.objects.for_tenant(tenant).filter(action="dicomweb.stow")
+    assert [(e.detail["stored"], e.detail["studies"]) for e in events] == [(2, [other[0].StudyInstanceUID])]

@@ -1,0 +1,47 @@
+"""Round trips to PostgreSQL of the requests a clinic makes most, counted from libpq's
+protocol trace (tests/round_trips.py): on two cores under load each one costs a context
+switch each way, and they were most of a study search's time. A change that adds one
+fails here and says what it sent; a change that removes one lowers the budget."""
+
+import pytest
+from django.db import connection  # noqa: F401 - the skip condition reads it
+
+from tests.archive.dicomweb_data import bearer, ingest_datasets, url
+from tests.archive.stow_helpers import multipart
+from tests.dicom_factory import make_ct_series, to_bytes
+from tests.round_trips import counting_round_trips
+
+pytestmark = [
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="round trips are PostgreSQL's"),
+    pytest.mark.django_db(transaction=True),  # autocommit, as deployed
+]
+
+
+@pytest.fixture
+def token(tenant, make_token):
+    return make_token(tenant, scopes=("upload", "read"))
+
+
+def test_a_study_search_costs_four_round_trips(client, tenant, token):
+    ingest_datasets(tenant, make_ct_series(1, 8, 8, patient_id="P1"))
+    client.get(url(tenant, "studies"), {"PatientID": "P1"}, **bearer(token))  # the audit key check, once a process
+    with counting_round_trips() as trips:
+        response = client.get(url(tenant, "studies"), {"PatientID": "P1"}, **bearer(token))
+    assert response.status_code == 200 and len(response.json()) == 1
+    # The token; the search; the audit chain's lock and end, with the BEGIN; the event, with the COMMIT.
+    assert trips.count == 4, "\n".join(trips.messages)
+
+
+def test_a_one_image_study_costs_at_most_sixteen_round_trips(client, tenant, token):
+    def post(ds):
+        body, content_type = multipart([to_bytes(ds)])
+        return client.post(url(tenant, "studies"), data=body, content_type=content_type,
+                           HTTP_ACCEPT="application/dicom+json", **bearer(token))
+
+    assert post(make_ct_series(1, 8, 8)[0]).status_code == 200  # the data key and the audit key check
+    with counting_round_trips() as trips:
+        response = post(make_ct_series(1, 8, 8)[0])
+    assert response.status_code == 200
+    # The token, its series, the data key; BEGIN, the study and patient look-ups, five rows,
+    # the retention policy and row, the audit chain's lock and end, the event, COMMIT.
+    assert trips.count <= 16, "\n".join(trips.messages)
