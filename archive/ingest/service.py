@@ -273,18 +273,36 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
         tier1_flush(list(pending.values()))
         if durability() == PRIMARY_REGION and not restoring:
             placed = sealed_place(pending, key_id)
+        def together(instances: list[_Accepted]) -> list[tuple[_Accepted, IngestResult]]:
+            with transaction.atomic():
+                return _index(tenant, instances, actor, context, restoring=restoring, closing=closing,
+                              placed=placed)
+
         try:
-            if alone:
-                indexed = [_index_alone(tenant, new[0], context)]
-            else:
-                with transaction.atomic():
-                    indexed = _index(tenant, new, actor, context, restoring=restoring, closing=closing,
-                                     placed=placed)
+            indexed = [_index_alone(tenant, new[0], context)] if alone else together(new)
             written = closing is not None  # in the transaction just committed (or the caller's)
         except IntegrityError:
-            # Another request stored one of these a moment ago: commit them one by one.
             context.forget()
             indexed = []
+            if unseen:
+                # Not looked up first: answer the UIDs a sender reused from one look-up now,
+                # and index the rest together again, not each in a transaction of its own.
+                reused = existing_instances(tenant, [a.parsed.sop_uid for a in new])
+                for accepted in [a for a in new if a.parsed.sop_uid in reused]:
+                    results[accepted.position] = _duplicate(reused[accepted.parsed.sop_uid], accepted.parsed,
+                                                            accepted.spooled.sha256)
+                    pending.pop(accepted.key, None)
+                    tier1_delete(accepted.key)
+                    placed_forget([placed.pop(accepted.key)] if accepted.key in placed else [])
+                new = [a for a in new if a.parsed.sop_uid not in reused]
+                if reused and new:
+                    try:
+                        indexed = together(new)
+                        written = closing is not None
+                        new = []
+                    except IntegrityError:
+                        context.forget()
+            # Another request stored one of these a moment ago: commit them one by one.
             for accepted in new:
                 indexed.append(_index_one_racing(tenant, accepted, actor, context, restoring, placed))
                 # Committed (or its file removed as a duplicate): a later failure must not

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from archive.ingest import service
 from archive.ingest.service import Outcome, instances_ingest
 from archive.ingest.spool import spool_chunks
 from archive.models import Instance, Series, Study
@@ -78,3 +79,24 @@ def test_a_stow_body_with_a_reused_uid_is_audited_once(client, tenant, make_toke
     assert response.status_code == 202  # two stored, one refused: PS3.18's partial success
     events = AuditEvent.objects.for_tenant(tenant).filter(action="dicomweb.stow")
     assert [(e.detail["stored"], e.detail["studies"]) for e in events] == [(2, [other[0].StudyInstanceUID])]
+
+
+@pytest.mark.parametrize("reused", [1, 4], ids=["one UID reused", "every UID reused"])
+def test_reused_uids_are_answered_from_one_look_up_not_one_transaction_each(tenant, reused, monkeypatch,
+                                                                               transactional_db):
+    """A batch of a new series whose UIDs a sender reused: the others are indexed together,
+    as any batch is, not each alone (which cost a transaction and a look-up per instance)."""
+    first = make_ct_series(4)
+    ingest(tenant, [to_bytes(ds) for ds in first])
+    other = make_ct_series(4)
+    for n in range(reused):
+        other[-1 - n].SOPInstanceUID = first[-1 - n].SOPInstanceUID
+    files = tier1_files(tenant)
+    alone = []
+    monkeypatch.setattr(service, "_index_one_racing", lambda *args: alone.append(args) or pytest.fail("alone"))
+    results = ingest(tenant, [to_bytes(ds) for ds in other])
+    assert [r.outcome for r in results] == [Outcome.STORED] * (4 - reused) + [Outcome.CONFLICT] * reused
+    assert alone == []
+    stored = {tier1_path(r.instance.storage_key) for r in results if r.outcome == Outcome.STORED}
+    assert tier1_files(tenant) == files | stored
+    assert Charge.objects.for_tenant(tenant).count() == (2 if reused < 4 else 1)
