@@ -193,6 +193,35 @@ class CompiledInsert:
                 self._insert_batch(connection, objs[start:start + size])
         return objs
 
+    def insert_new(self, objs: list[models.Model], by: tuple[str, ...]) -> list[models.Model]:
+        """With `ignore_conflicts`: insert `objs` and give back those the database made, their
+        keys set, told apart by the fields `by` (the unique constraint's that a row left out
+        conflicted on); the caller reads the others."""
+        if not self._ignore:
+            raise ValueError("insert_new: for an insert that ignores conflicts")
+        if any(obj.pk is not None for obj in objs):
+            raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
+        connection = connections[self._using]
+        meta, ops = self.model._meta, connection.ops
+        attnames = [meta.get_field(name).attname for name in by]
+        size = self.rows_per_statement(connection, objs)
+        made: dict[tuple, int] = {}
+        # As bulk_create: the statements (more than one for many rows) all go in, or none.
+        with transaction.atomic(using=self._using, savepoint=False):
+            for start in range(0, len(objs), size):
+                batch = objs[start:start + size]
+                key = (connection.vendor, len(batch), tuple(by))
+                if (sql := self._statements.get(key)) is None:
+                    returning = ", ".join(ops.quote_name(column) for column in
+                                          [meta.pk.column, *(meta.get_field(name).column for name in by)])
+                    sql = self._statements[key] = f"{self._make_sql(connection, len(batch))} RETURNING {returning}"
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, self._params(connection, batch))
+                    made.update({tuple(row[1:]): row[0] for row in cursor.fetchall()})
+        inserted = [obj for obj in objs if tuple(getattr(obj, a) for a in attnames) in made]
+        self.set_keys(inserted, [(made[tuple(getattr(obj, a) for a in attnames)],) for obj in inserted])
+        return inserted
+
     def statement(self, objs: list[models.Model]) -> tuple[str, list]:
         """The one INSERT of `objs` (SQL and parameters), for a caller that sends it along
         with other statements in one round trip; `set_keys(objs, rows)` then gives the

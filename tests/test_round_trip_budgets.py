@@ -45,3 +45,18 @@ def test_a_one_image_study_costs_at_most_sixteen_round_trips(client, tenant, tok
     # The token, its series, the data key; BEGIN, the study and patient look-ups, five rows,
     # the retention policy and row, the audit chain's lock and end, the event, COMMIT.
     assert trips.count <= 16, "\n".join(trips.messages)
+
+
+def test_a_new_patients_one_image_study_costs_at_most_seventeen(client, tenant, token):
+    """The patient's row comes back from its INSERT, not read again after it."""
+    def post(ds):
+        body, content_type = multipart([to_bytes(ds)])
+        return client.post(url(tenant, "studies"), data=body, content_type=content_type,
+                           HTTP_ACCEPT="application/dicom+json", **bearer(token))
+
+    assert post(make_ct_series(1, 8, 8, patient_id="FIRST")[0]).status_code == 200
+    with counting_round_trips() as trips:
+        response = post(make_ct_series(1, 8, 8, patient_id="NEW-PATIENT")[0])
+    assert response.status_code == 200
+    # As above, with the patient's INSERT after its look-up found none.
+    assert trips.count <= 17, "\n".join(trips.messages)

@@ -23,7 +23,7 @@ instances_insert = CompiledInsert(Instance).insert
 studies_insert = CompiledInsert(Study).insert
 # A patient shared by studies arriving at once from several senders: a row another request
 # made meanwhile is taken as it is (see service.patients_for).
-patients_insert_ignoring = CompiledInsert(Patient, ignore_conflicts=True).insert
+patients_insert_new = CompiledInsert(Patient, ignore_conflicts=True).insert_new
 series_insert = CompiledInsert(Series).insert
 series_grown = CompiledUpdate(lambda: (
     Series.unscoped.filter(pk=Slot("pk", IntegerField())),

@@ -20,7 +20,7 @@ from archive.ingest.rows import (
     existing_instances,
     instances_insert,
     patients_by_id,
-    patients_insert_ignoring,
+    patients_insert_new,
     series_grown,
     series_insert,
     series_with_study,
@@ -440,9 +440,12 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
         # other transaction adding a study of that patient then waits at its commit (its
         # foreign-key check) while holding the retention policy's lock, which this one
         # wants next: a deadlock, seen with four modalities sending one patient's studies.
-        patients_insert_ignoring(missing)
-        found.update({(p.patient_id, p.issuer_of_patient_id): p
-                      for p in patients_by_id(tenant, {p.patient_id for p in missing})})
+        # The rows this insert made come back from it; only those another request made are read.
+        made = patients_insert_new(missing, by=("patient_id", "issuer_of_patient_id"))
+        found.update({(p.patient_id, p.issuer_of_patient_id): p for p in made})
+        if len(made) < len(missing):
+            found.update({(p.patient_id, p.issuer_of_patient_id): p
+                          for p in patients_by_id(tenant, {p.patient_id for p in missing if p.pk is None})})
     return found
 
 

@@ -100,3 +100,22 @@ def test_reused_uids_are_answered_from_one_look_up_not_one_transaction_each(tena
     stored = {tier1_path(r.instance.storage_key) for r in results if r.outcome == Outcome.STORED}
     assert tier1_files(tenant) == files | stored
     assert Charge.objects.for_tenant(tenant).count() == (2 if reused < 4 else 1)
+
+
+def test_a_patient_another_request_made_meanwhile_is_read_and_shared(tenant, monkeypatch):
+    """The patient's look-up found none, then another request made the row before this
+    insert: the insert leaves it as it is (no key comes back), and it is read and used."""
+    first = make_ct_series(1, patient_id="SHARED")
+    ingest(tenant, [to_bytes(first[0])])
+    real = service.patients_by_id
+    calls = []
+
+    def not_yet_on_the_first_look(tenant_, ids):
+        calls.append(set(ids))
+        return [] if len(calls) == 1 else real(tenant_, ids)
+
+    monkeypatch.setattr(service, "patients_by_id", not_yet_on_the_first_look)
+    [result] = ingest(tenant, [to_bytes(make_ct_series(1, patient_id="SHARED")[0])])
+    assert result.outcome == Outcome.STORED and calls == [{"SHARED"}, {"SHARED"}]
+    studies = Study.objects.for_tenant(tenant)
+    assert studies.count() == 2 and len({s.patient_id for s in studies}) == 1
