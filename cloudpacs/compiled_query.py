@@ -159,15 +159,17 @@ class CompiledInsert:
     def fields(self) -> tuple:
         return tuple(f for f in self.model._meta.concrete_fields if not f.primary_key)
 
-    def _sql(self, connection, rows: int) -> str:
-        key = (connection.vendor, rows)
+    def _sql(self, connection, rows: int, returning: tuple[str, ...] = ()) -> str:
+        key = (connection.vendor, rows, returning)
         if (sql := self._statements.get(key)) is None:
             if len(self._statements) >= self.SIZES_KEPT:
                 self._statements.clear()
-            sql = self._statements[key] = self._make_sql(connection, rows)
+            sql = self._statements[key] = self._make_sql(connection, rows, returning)
         return sql
 
-    def _make_sql(self, connection, rows: int) -> str:
+    def _make_sql(self, connection, rows: int, returning: tuple[str, ...] = ()) -> str:
+        """`returning`: fields given back beside the key, by rows the insert made (with
+        ignore_conflicts, which otherwise gives back nothing)."""
         ops, meta = connection.ops, self.model._meta
         on_conflict = OnConflict.IGNORE if self._ignore else OnConflict.UPDATE if self._update else None
         unique, update = ([meta.get_field(name).column for name in names] for names in self._update or ([], []))
@@ -176,15 +178,21 @@ class CompiledInsert:
                f"({', '.join(ops.quote_name(f.column) for f in self.fields)}) VALUES {', '.join([row] * rows)}")
         if suffix := ops.on_conflict_suffix_sql(self.fields, on_conflict, update, unique):
             sql += f" {suffix}"
-        return sql if self._ignore else f"{sql} RETURNING {ops.quote_name(meta.pk.column)}"
+        if self._ignore and not returning:
+            return sql
+        columns = [meta.pk.column, *(meta.get_field(name).column for name in returning)]
+        return f"{sql} RETURNING {', '.join(ops.quote_name(column) for column in columns)}"
 
     def rows_per_statement(self, connection, objs: list) -> int:
         return max(1, min(connection.ops.bulk_batch_size(self.fields, objs) or len(objs),
                           self.MAX_PARAMETERS // len(self.fields)))
 
-    def insert(self, objs: list[models.Model]) -> list[models.Model]:
+    def _new_rows_only(self, objs: list[models.Model]) -> None:
         if any(obj.pk is not None for obj in objs):
             raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
+
+    def insert(self, objs: list[models.Model]) -> list[models.Model]:
+        self._new_rows_only(objs)
         connection = connections[self._using]
         size = self.rows_per_statement(connection, objs)
         # As bulk_create: the statements (more than one for many rows) all go in, or none.
@@ -199,27 +207,21 @@ class CompiledInsert:
         conflicted on); the caller reads the others."""
         if not self._ignore:
             raise ValueError("insert_new: for an insert that ignores conflicts")
-        if any(obj.pk is not None for obj in objs):
-            raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
+        self._new_rows_only(objs)
         connection = connections[self._using]
-        meta, ops = self.model._meta, connection.ops
-        attnames = [meta.get_field(name).attname for name in by]
         size = self.rows_per_statement(connection, objs)
         made: dict[tuple, int] = {}
         # As bulk_create: the statements (more than one for many rows) all go in, or none.
         with transaction.atomic(using=self._using, savepoint=False):
             for start in range(0, len(objs), size):
                 batch = objs[start:start + size]
-                key = (connection.vendor, len(batch), tuple(by))
-                if (sql := self._statements.get(key)) is None:
-                    returning = ", ".join(ops.quote_name(column) for column in
-                                          [meta.pk.column, *(meta.get_field(name).column for name in by)])
-                    sql = self._statements[key] = f"{self._make_sql(connection, len(batch))} RETURNING {returning}"
                 with connection.cursor() as cursor:
-                    cursor.execute(sql, self._params(connection, batch))
+                    cursor.execute(self._sql(connection, len(batch), by), self._params(connection, batch))
                     made.update({tuple(row[1:]): row[0] for row in cursor.fetchall()})
-        inserted = [obj for obj in objs if tuple(getattr(obj, a) for a in attnames) in made]
-        self.set_keys(inserted, [(made[tuple(getattr(obj, a) for a in attnames)],) for obj in inserted])
+        attnames = [self.model._meta.get_field(name).attname for name in by]
+        keyed = [(obj, made.get(tuple(getattr(obj, a) for a in attnames))) for obj in objs]
+        inserted = [obj for obj, pk in keyed if pk is not None]
+        self.set_keys(inserted, [(pk,) for _, pk in keyed if pk is not None])
         return inserted
 
     def statement(self, objs: list[models.Model]) -> tuple[str, list]:
@@ -227,8 +229,7 @@ class CompiledInsert:
         with other statements in one round trip; `set_keys(objs, rows)` then gives the
         objects the keys its RETURNING answered."""
         connection = connections[self._using]
-        if any(obj.pk is not None for obj in objs):
-            raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
+        self._new_rows_only(objs)
         if self._ignore or len(objs) > self.rows_per_statement(connection, objs):
             raise ValueError("one statement, returning a key for every row")
         return self._sql(connection, len(objs)), self._params(connection, objs)

@@ -273,6 +273,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
         tier1_flush(list(pending.values()))
         if durability() == PRIMARY_REGION and not restoring:
             placed = sealed_place(pending, key_id)
+
         def together(instances: list[_Accepted]) -> list[tuple[_Accepted, IngestResult]]:
             with transaction.atomic():
                 return _index(tenant, instances, actor, context, restoring=restoring, closing=closing,
