@@ -377,6 +377,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # step of the archive pipeline: 300 instances took five minutes to reach both regions).
         "polling_interval": 0.05,
     }
+# The worker's CPU priority (os.nice increment; 0 leaves it as started). Archiving is
+# background work: on a busy host the acknowledgements a sender waits for go first, and the
+# worker still has every idle cycle (cloudpacs/celery.py).
+WORKER_NICE = envint("WORKER_NICE", 10)
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "cloudpacs")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -71,6 +71,14 @@ def test_ingest_and_archive_services_share_tier_one(compose):
     assert "./tls:/tls:ro" in services["gateway"]["volumes"]
 
 
+def test_the_worker_yields_the_cpu_to_the_services_that_acknowledge(compose):
+    # Docker's default share is 1024; niceness inside a container does not rank it
+    # against the web and gateway containers, so the share does.
+    services = compose["services"]
+    assert services["worker"]["cpu_shares"] < 1024
+    assert all("cpu_shares" not in services[name] for name in ("web", "gateway"))
+
+
 def test_app_services_run_in_production_mode(compose):
     services = compose["services"]
     for name in APP_SERVICES:

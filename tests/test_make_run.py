@@ -1,6 +1,7 @@
 """`make run` (scripts/run_embedded.sh) as a user runs it in a terminal: it starts clean,
-with no warning about a static-files folder nobody asked for, and Ctrl-C (SIGINT to the
-whole foreground process group, as a terminal sends it) stops it without tracebacks."""
+with no warning about a static-files folder nobody asked for, its archive worker runs at a
+lower CPU priority than the servers that acknowledge, and Ctrl-C (SIGINT to the whole
+foreground process group, as a terminal sends it) stops it without tracebacks."""
 
 import os
 import signal
@@ -26,6 +27,10 @@ def test_make_run_starts_clean_and_stops_on_ctrl_c_without_tracebacks(tmp_path):
         wait_for(lambda: log_path.read_text().count("Application startup complete") >= 2
                  or process.poll() is not None, timeout=120, interval=0.5, what="make run to start")
         assert process.poll() is None, log_path.read_text()[-3000:]
+        wait_for(lambda: " ready." in log_path.read_text(), timeout=60, interval=0.5, what="the worker")
+        niceness = niceness_by_role(process.pid)
+        assert niceness["celery"] == {10}, niceness  # every thread, the pool's too
+        assert niceness["gunicorn"] == {0} and niceness["dicom_gateway"] == {0}, niceness
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=60)
     finally:
@@ -35,3 +40,23 @@ def test_make_run_starts_clean_and_stops_on_ctrl_c_without_tracebacks(tmp_path):
     assert "No directory at" not in output
     assert "Traceback" not in output, output[output.index("Traceback") - 200:][:3000]
     assert "CloudPACS is running at" in output
+
+
+def niceness_by_role(group: int) -> dict[str, set[int]]:
+    """The niceness of every thread of the process group's processes, by the word of their
+    command line that says which role they are."""
+    found: dict[str, set[int]] = {"celery": set(), "gunicorn": set(), "dicom_gateway": set()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != group:
+                continue
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            role = next((r for r in found if r in command), None)
+            if role is None:
+                continue
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                found[role].add(int(stat.rsplit(")", 1)[1].split()[16]))  # field 19: nice
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+    return found
