@@ -211,6 +211,9 @@ OTP_TOTP_ISSUER = "CloudPACS"
 # Django's database sessions and ModelBackend, with their look-ups on every signed-in request
 # compiled once (tenants/session_store.py, tenants/auth_backend.py).
 SESSION_ENGINE = "tenants.session_store"
+# Flash messages live in the session (the database), not in a cookie: one names the patient
+# a series was moved to, and a cookie is signed, not encrypted, and kept by the browser.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 AUTHENTICATION_BACKENDS = ["tenants.auth_backend.UserBackend"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
@@ -304,6 +307,10 @@ def _region_storage(region: str) -> dict:
 # Tier 1: local disk where instances land (fsynced) before their copies reach both regions.
 TIER1_PATH = envstr("TIER1_PATH", str(VAR_DIR / "tier1"))
 INGEST_TMP_DIR = envstr("INGEST_TMP_DIR", str(VAR_DIR / "tmp"))
+# A form upload larger than FILE_UPLOAD_MAX_MEMORY_SIZE (a report's PDF) is spooled here,
+# on the disk kept for uploads and swept of leftovers, not in the system's /tmp.
+FILE_UPLOAD_TEMP_DIR = INGEST_TMP_DIR
+Path(INGEST_TMP_DIR).mkdir(parents=True, exist_ok=True)
 INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
 # A deflated data set is inflated whole in memory (by pydicom, at ingest and on reads):
 # refuse one that inflates beyond this. Deflate is used for small objects such as reports.
@@ -407,6 +414,7 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_ANCHOR_INTERVAL_SECONDS = envint("AUDIT_ANCHOR_INTERVAL_SECONDS", 600)
 CELERY_BEAT_SCHEDULE["tenants-audit-anchor"] = {"task": "tenants.audit_anchor",
                                                 "schedule": float(AUDIT_ANCHOR_INTERVAL_SECONDS)}
+CELERY_BEAT_SCHEDULE["tenants-sessions-clear"] = {"task": "tenants.sessions_clear", "schedule": 24 * 3600.0}
 # A per-image door (frames, bulk data, renderings) read again by the same reader, for the
 # same study, within this many seconds is covered by the event of its first read: a viewer
 # asks for hundreds of frames per study. 0 writes an event for every request.

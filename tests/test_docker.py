@@ -71,6 +71,15 @@ def test_ingest_and_archive_services_share_tier_one(compose):
     assert "./tls:/tls:ro" in services["gateway"]["volumes"]
 
 
+def test_uploads_in_progress_are_on_the_volume_web_and_worker_share(compose):
+    """The web service receives resumable uploads; the worker expires abandoned ones (they
+    are plaintext until complete). In the container's own layer they were neither kept
+    across a restart nor seen by the worker, so never expired."""
+    env = compose["x-app-env"]
+    for name in ("UPLOAD_DIR", "INGEST_TMP_DIR", "TIER1_PATH"):
+        assert env[name].startswith("/data/"), name
+
+
 def test_the_worker_yields_the_cpu_to_the_services_that_acknowledge(compose):
     # Docker's default share is 1024; niceness inside a container does not rank it
     # against the web and gateway containers, so the share does.

@@ -96,6 +96,50 @@ def test_signed_pdf_is_an_encapsulated_pdf(tenant, make_member):
     assert ReportVersion.objects.for_tenant(tenant).count() == 1
 
 
+def test_a_large_pdf_is_spooled_on_the_upload_disk_not_in_the_system_tmp(tenant, make_member, login,
+                                                                         monkeypatch, settings, tmp_path):
+    """A report PDF over FILE_UPLOAD_MAX_MEMORY_SIZE goes to a temporary file while the
+    request runs: on the disk kept for uploads (INGEST_TMP_DIR, swept of leftovers), not in
+    /tmp, which nobody is told to encrypt."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.core.files import uploadedfile
+
+    # The setting follows INGEST_TMP_DIR, read fresh by a process of its own (this one's
+    # INGEST_TMP_DIR is a per-test folder set after the settings were loaded).
+    uploads = tmp_path / "uploads-disk"
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
+                               "print(s.FILE_UPLOAD_TEMP_DIR)"],
+        cwd=Path(settings.BASE_DIR), capture_output=True, text=True, timeout=120, check=True,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "cloudpacs.settings",
+             "CLOUDPACS_VAR_DIR": str(tmp_path / "var"), "INGEST_TMP_DIR": str(uploads)})
+    assert loaded.stdout.strip() == str(uploads) and uploads.is_dir()
+
+    made = []
+    original = uploadedfile.TemporaryUploadedFile.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(Path(self.temporary_file_path()))
+
+    monkeypatch.setattr(uploadedfile.TemporaryUploadedFile, "__init__", recording)
+    settings.FILE_UPLOAD_TEMP_DIR = str(uploads)
+    doctor = make_member(tenant, roles.RADIOLOGIST)
+    study = ingest_series(tenant, study_date=past(0), n=1)
+    client = login(doctor, the_client=Client())
+    large = PDF + b"%" * (settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(reverse("archive:report_pdf_attach", kwargs={"tenant_slug": tenant.slug, "pk": study.pk}),
+                           {"pdf": SimpleUploadedFile("r.pdf", large, "application/pdf")})
+    assert response.status_code in (200, 302)
+    assert made and {path.parent for path in made} == {uploads}
+    assert not any(path.exists() for path in made)  # removed once the request ended
+
+
 def test_report_reaches_qido_and_wado(tenant, make_member, login):
     doctor = make_member(tenant, roles.RADIOLOGIST)
     study = ingest_series(tenant, study_date=past(0), n=1)

@@ -167,6 +167,24 @@ def test_a_series_sent_under_the_wrong_patient_moves_to_the_right_study(tenant, 
     assert right.num_instances == 2
 
 
+def test_the_page_that_moves_a_series_names_the_patient_in_no_cookie(tenant, make_member, login):
+    """The confirmation names the patient the series went to. A flash message kept in a
+    cookie is signed, not encrypted, and the browser keeps it: it lives in the session."""
+    desk = make_member(tenant, roles.FRONT_DESK)
+    right, wrong = archived(
+        tenant, make_ct_series(1, 16, 16, patient_name="Cookie^Carla", patient_id="C1", accession="A-C", seed=3),
+        make_ct_series(1, 16, 16, patient_name="Other^Otto", patient_id="O1", accession="A-O", seed=4))
+    series = Series.objects.for_tenant(tenant).get(study=wrong)
+    client = login(desk, the_client=Client())
+    response = client.post(reverse("archive:series_move", kwargs={"tenant_slug": tenant.slug, "pk": wrong.pk}),
+                           {"series": series.pk, "target": "A-C"})
+    assert response.status_code == 302
+    set_cookies = " ".join(morsel.OutputString() for morsel in response.cookies.values())
+    assert "Carla" not in set_cookies and "messages" not in response.cookies
+    page = client.get(response["Location"])
+    assert b"Moving the series to the study of" in page.content and b"Carla" in page.content
+
+
 def test_merge_of_one_patients_studies_and_refusals(tenant, make_member, login):
     desk = make_member(tenant, roles.FRONT_DESK)
     first, second, stranger = archived(

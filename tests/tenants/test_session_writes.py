@@ -213,3 +213,25 @@ def test_a_forged_bearer_header_does_not_revive_an_idle_session(tenant, make_mem
     assert client.get(reverse("archive:worklist", kwargs={"tenant_slug": tenant.slug})).status_code == 302
     [event] = AuditEvent.objects.for_tenant(tenant).filter(action="auth.logout", actor_id=str(user.pk))
     assert event.detail == {"reason": "idle"}
+
+
+def test_expired_sessions_are_cleared_by_a_scheduled_task(db):
+    """A session keeps a reader's recent worklist searches (patient names among them);
+    Django leaves an expired one in the table until clearsessions runs."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from tenants.session_store import SessionStore
+    from tenants.tasks import sessions_clear
+
+    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "tenants.sessions_clear")
+    assert entry["schedule"] <= 24 * 3600
+    old, live = SessionStore(), SessionStore()
+    for store in (old, live):
+        store["recent"] = {"k": {"name": "Expired^Eve"}}
+        store.create()
+    Session.objects.filter(session_key=old.session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    sessions_clear()
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
