@@ -54,7 +54,9 @@ _now = time.monotonic
 
 def phi_read(request, *, action: str, obj_type: str, obj_id="", detail: dict,
              repeats: bool = False) -> AuditEvent | None:
-    """Record that this request reads PHI. `detail` must name no patient (counts, UIDs).
+    """Record that this request reads PHI. `detail` names no patient that was read (counts,
+    UIDs); a search records the criteria its reader typed, as IHE ATNA's query events do
+    (the README's "PHI at rest" says where that leaves PHI).
     With `repeats` (a per-image door), None when an event of this reader, door and object
     written within PHI_READ_REPEAT_SECONDS covers this read."""
     http = _http_request(request)
