@@ -16,16 +16,25 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+_lowered = False
+
+
 @worker_init.connect
 def _lower_priority(**_kwargs) -> None:
     """Give a worker's CPU to ingest when both want it (settings.WORKER_NICE).
 
     Linux keeps a niceness per thread, and a thread starts with its creator's: every thread
-    running now is lowered, so those it starts later (the pool's) are too."""
+    running now is set to the lowered value, so those it starts later (the pool's, prefork's
+    children, an embedded beat) are too. Once per process."""
+    global _lowered
     from django.conf import settings
 
-    if settings.WORKER_NICE <= 0:
+    if _lowered or settings.WORKER_NICE <= 0 or not hasattr(os, "setpriority"):
         return
+    _lowered = True
+    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + settings.WORKER_NICE)
     for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [0]:
-        tid = int(tid)
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + settings.WORKER_NICE)
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), target)
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue

@@ -310,7 +310,10 @@ INGEST_TMP_DIR = envstr("INGEST_TMP_DIR", str(VAR_DIR / "tmp"))
 # A form upload larger than FILE_UPLOAD_MAX_MEMORY_SIZE (a report's PDF) is spooled here,
 # on the disk kept for uploads and swept of leftovers, not in the system's /tmp.
 FILE_UPLOAD_TEMP_DIR = INGEST_TMP_DIR
-Path(INGEST_TMP_DIR).mkdir(parents=True, exist_ok=True)
+try:  # the web server makes it too; a process that cannot (a read-only build step) goes on
+    Path(INGEST_TMP_DIR).mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
 INGEST_MAX_INSTANCE_BYTES = envint("INGEST_MAX_INSTANCE_BYTES", 4 * 1024**3)
 # A deflated data set is inflated whole in memory (by pydicom, at ingest and on reads):
 # refuse one that inflates beyond this. Deflate is used for small objects such as reports.
