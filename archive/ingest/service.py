@@ -293,8 +293,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
                     results[accepted.position] = _duplicate(reused[accepted.parsed.sop_uid], accepted.parsed,
                                                             accepted.spooled.sha256)
                     pending.pop(accepted.key, None)
-                    tier1_delete(accepted.key)
-                    placed_forget([placed.pop(accepted.key)] if accepted.key in placed else [])
+                    _sealed_drop(accepted.key, placed)
                 new = [a for a in new if a.parsed.sop_uid not in reused]
                 if reused and new:
                     try:
@@ -371,12 +370,19 @@ def _index_one_racing(tenant, accepted: _Accepted, actor: Actor, context: Ingest
             return _index(tenant, [accepted], actor, context, racing=True, restoring=restoring, placed=placed)[0]
     except IntegrityError:
         context.forget()
-        tier1_delete(accepted.key)
-        placed_forget([placed[accepted.key]] if accepted.key in placed else [])
+        _sealed_drop(accepted.key, placed)
         raced = Instance.objects.for_tenant(tenant).filter(sop_instance_uid=accepted.parsed.sop_uid).first()
         if raced is None:
             raise
         return accepted, _duplicate(raced, accepted.parsed, accepted.spooled.sha256)
+
+
+def _sealed_drop(key: str, placed: dict[str, Placed]) -> None:
+    """A duplicate's sealed tier-1 file goes, and its region copy if one was made: the
+    instance the index holds keeps its own."""
+    tier1_delete(key)
+    if (copy := placed.pop(key, None)) is not None:
+        placed_forget([copy])
 
 
 @dataclass
