@@ -189,6 +189,7 @@ def handle_store(event) -> int | tuple:
     if tenant is None:  # cannot happen: associations are admitted per clinic
         return REFUSED_NOT_AUTHORIZED
     close_old_connections()
+    _received_file_close(event.request)
     counters = _state(event.assoc)
     refusal = upload_refusal(tenant)
     if refusal:  # billing's grace ended unpaid: nothing is stored
@@ -230,6 +231,16 @@ def handle_store(event) -> int | tuple:
         return _status(errors.DUPLICATE_SOP_INSTANCE, result.reason)
     counters["failed"] += 1
     return _status(result.failure_code or errors.CANNOT_UNDERSTAND, result.reason)
+
+
+def _received_file_close(request) -> None:
+    """Close pynetdicom's handle on the received data set's file (it closes it only after
+    this handler). Ingest removes the plaintext before it flushes tier 1, but a file still
+    open outlives its unlink: the flush (syncfs) then wrote its pages to disk too, and they
+    were half of what it wrote for a CT slice. `_dataset_file` is pynetdicom's (3.0)."""
+    received = getattr(request, "_dataset_file", None)
+    if received is not None:
+        received.close()
 
 
 def _status(code: int, comment: str):

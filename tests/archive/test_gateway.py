@@ -233,3 +233,33 @@ def test_a_refused_association_gives_its_database_connection_back(gateway, tenan
     assert assoc.is_rejected
     wait_for(lambda: any(name.startswith("AcceptorThread") for name in closed_by), timeout=10,
              what="the refused association's thread to close its connection")
+
+
+def test_a_received_data_set_is_gone_before_the_flush(gateway, tenant, monkeypatch):
+    """The plaintext pynetdicom received into its temporary file is removed before tier 1
+    is flushed. While any handle to it is open the file lives on after its unlink, so the
+    flush (syncfs) would write its pages too: plaintext on disk, and half of the flush's
+    time for a 512² CT slice."""
+    from archive.ingest import service
+    from archive.ingest.spool import spool_dir
+
+    open_at_flush = []
+    flush = service.tier1_flush
+
+    def flush_seeing(paths):
+        spool = f"{spool_dir()}/"
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                target = fd.readlink()
+            except OSError:  # closed meanwhile (the listing's own fd)
+                continue
+            if str(target).startswith(spool):
+                open_at_flush.append(str(target))
+        return flush(paths)
+
+    monkeypatch.setattr(service, "tier1_flush", flush_seeing)
+    assoc = associate(gateway, tenant.ae_title, contexts=[CTImageStorage])
+    statuses = [assoc.send_c_store(ds).Status for ds in make_ct_series(2)]
+    assoc.release()
+    assert statuses == [0, 0]
+    assert open_at_flush == []
