@@ -14,7 +14,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from cloudpacs.dimse import contexts
+from cloudpacs.dimse import contexts, uids
 from cloudpacs.dimse.pdu import MAX_PDU
 from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer
 from edge.spool import Spool
@@ -80,6 +80,7 @@ def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_t
     receive_to_spool(spool)
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     contexts.install()
+    uids.install()
     ae = AE(ae_title=ae_title)
     ae.require_called_aet = False
     if allowed:

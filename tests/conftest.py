@@ -27,6 +27,15 @@ from tenants import roles  # noqa: E402
 PASSWORD = "correct horse battery staple 42"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tmp_path_base_chosen_first(tmp_path_factory):
+    """A gateway started in this process points `tempfile` at its spool folder (pynetdicom
+    writes received data sets there: archive.gateway.server.build_ae), and pytest picks
+    tmp_path's base from `tempfile` when first asked: after a gateway test, tmp_path was
+    inside a swept spool folder, too long for a Unix socket's path. Chosen before any test."""
+    tmp_path_factory.getbasetemp()
+
+
 @pytest.fixture(autouse=True)
 def _billing_settles_at_once(settings):
     settings.BILLING_SETTLE_SECONDS = 0

@@ -16,7 +16,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from archive.gateway import find, handlers, retrieve
 from archive.gateway.acceptance import association_admit
-from cloudpacs.dimse import contexts
+from cloudpacs.dimse import contexts, uids
 from cloudpacs.dimse.pdu import MAX_PDU
 from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer
 
@@ -76,6 +76,7 @@ def build_ae() -> AE:
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.UNRESTRICTED_STORAGE_SERVICE = True  # accept any storage SOP class, incl. private ones
     contexts.install()  # ... and no other class it does not serve
+    uids.install()  # each negotiation UID checked once, not once per association
     from archive.ingest.spool import spool_dir
 
     tempfile.tempdir = str(spool_dir())
