@@ -327,12 +327,14 @@ class Migration:
         return self.progress
 
     def _finish_settled(self, waiting):
-        rejected = {note["file"] for note in self.spool.rejected_entries()}
-        still = []
+        still, settled = [], []
         for study, names in waiting:
-            if not self._settled(study, names):
-                still.append((study, names))
-                continue
+            (settled if self._settled(study, names) else still).append((study, names))
+        # The notes are read after the queue: a file that had left it then was sent, or
+        # noted as refused before it left (Spool.reject). Read before, a refusal between
+        # the two reads counted the study done.
+        rejected = {note["file"] for note in self.spool.rejected_entries()} if settled else set()
+        for study, names in settled:
             refused = [n for n in names if n in rejected]
             if refused:
                 why = f"the cloud refused {len(refused)} instances (kept in the spool's rejected folder)"
