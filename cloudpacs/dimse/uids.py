@@ -4,9 +4,9 @@ pynetdicom (3.0) checks each UID it meets while it decodes an A-ASSOCIATE-RQ and
 the A-ASSOCIATE-AC: every abstract and transfer syntax of every proposed context, through
 `set_uid` (a new UID object, a validator that imports its configuration, pydicom's regex)
 and, for each transfer syntax added to a context, pydicom's regex twice more. A modality
-such as dcmtk's storescu proposes 128 contexts of three transfer syntaxes: about 900 checks
-of the same few hundred standard UIDs, 14% of the gateway's CPU for an association that
-stores one image (many modalities open one per image).
+such as dcmtk's storescu proposes up to 128 contexts of three transfer syntaxes, each UID
+checked several times over, association after association: 14% of the gateway's CPU
+where each association stores one image (many modalities open one per image).
 
 The answers depend on the UID's text alone, so each is kept once checked (bounded:
 least-recently-used out). What pynetdicom did is unchanged: the same UID values, the same
@@ -33,12 +33,12 @@ def set_uid(value, name, allow_empty=True, allow_none=True, validate=True):
     return _set_uid(value, name, allow_empty, allow_none, validate)
 
 
+_regex_valid = UID.is_valid  # pydicom's own property
+
+
 @lru_cache(maxsize=KEPT)
 def _valid(text: str) -> bool:
     return _regex_valid.fget(UID(text))
-
-
-_regex_valid = UID.is_valid
 
 
 class _CheckedUID(UID):
