@@ -16,7 +16,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from cloudpacs.dimse import contexts, uids
 from cloudpacs.dimse.pdu import MAX_PDU
-from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer
+from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer, received_data_set_close
 from edge.spool import Spool
 from edge.state import EdgeState
 
@@ -47,6 +47,16 @@ def make_store_handler(spool: Spool, state: EdgeState, on_spooled, on_entry=None
     def handle_store(event):
         path = Path(event.dataset_path)
         try:
+            return store(event, path)
+        finally:
+            # The plaintext as received: sealed into the queue by now, or refused. pynetdicom
+            # removes it after a C-STORE it serves, but not after one that comes back on a
+            # C-GET the migration sent: each migrated instance stayed in incoming/.
+            received_data_set_close(event.request)
+            path.unlink(missing_ok=True)
+
+    def store(event, path: Path):
+        try:
             header = dcmread(path, stop_before_pixels=True, specific_tags=[
                 "SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"])
         except (InvalidDicomError, ValueError, OSError, EOFError) as exc:
@@ -73,6 +83,7 @@ def receive_to_spool(spool: Spool) -> None:
     file in the spool's incoming folder, never to memory."""
     _config.STORE_RECV_CHUNKED_DATASET = True
     tempfile.tempdir = str(spool.incoming)
+    uids.install()  # the migration's associations too, with or without a receiving port
 
 
 def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_title: str,
@@ -80,7 +91,6 @@ def start_receiver(spool: Spool, state: EdgeState, *, host: str, port: int, ae_t
     receive_to_spool(spool)
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     contexts.install()
-    uids.install()
     ae = AE(ae_title=ae_title)
     ae.require_called_aet = False
     if allowed:

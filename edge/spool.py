@@ -177,8 +177,13 @@ class Spool:
         # The note first: a file gone from the queue is either sent or noted as refused
         # (the migration reads it so), never both unknown.
         note = {"reason": reason, "code": code, "rejected_at": time.time()}
-        target.with_name(target.name + ".json").write_text(json.dumps(note))
-        os.replace(entry.path, target)
+        note_path = target.with_name(target.name + ".json")
+        note_path.write_text(json.dumps(note))
+        try:
+            os.replace(entry.path, target)
+        except BaseException:
+            note_path.unlink(missing_ok=True)  # still queued: a note would make it refused
+            raise
 
     # -- how it stands -------------------------------------------------------------------------
     def rejected_entries(self) -> list[dict]:

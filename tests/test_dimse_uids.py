@@ -35,3 +35,13 @@ def test_the_arguments_are_part_of_the_answer():
 def test_validity_as_pydicom_says():
     for text in ("1.2.840.10008.1.2", "1.02.3", "1.2.", "1.2.a", "1." * 40):
         assert uids._CheckedUID(text).is_valid is UID(text).is_valid
+
+
+def test_nothing_longer_than_a_uid_is_kept():
+    """A peer not yet admitted sends UIDs padded at will (up to a PDU's size): padded
+    values are answered as pynetdicom answers them, and never kept."""
+    before = uids._set_uid.cache_info().currsize
+    padded = b"1.2.840.10008.1.1" + b" " * 60000
+    assert uids.set_uid(padded, "Abstract Syntax Name") == "1.2.840.10008.1.1"
+    assert uids._set_uid.cache_info().currsize == before
+

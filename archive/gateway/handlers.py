@@ -15,6 +15,7 @@ from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from archive.storage.durability import StorageUnavailable
+from cloudpacs.dimse.serving import received_data_set_close
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -185,21 +186,30 @@ def handle_n_action(event):
 
 
 def handle_store(event) -> int | tuple:
+    # Ingest removes the plaintext before it flushes tier 1: pynetdicom's handle on it must
+    # be closed first, or the flush writes it out (half of what it wrote for a CT slice).
+    received_data_set_close(event.request)
+    try:
+        return _store(event)
+    finally:
+        # Taken over by ingest (moved: nothing here), or refused; on an exception
+        # pynetdicom would leave it until the spool is swept.
+        Path(event.dataset_path).unlink(missing_ok=True)
+
+
+def _store(event) -> int | tuple:
     tenant = getattr(event.assoc, "cloudpacs_tenant", None)
     if tenant is None:  # cannot happen: associations are admitted per clinic
         return REFUSED_NOT_AUTHORIZED
     close_old_connections()
-    _received_file_close(event.request)
     counters = _state(event.assoc)
     refusal = upload_refusal(tenant)
     if refusal:  # billing's grace ended unpaid: nothing is stored
-        Path(event.dataset_path).unlink(missing_ok=True)
         counters["failed"] += 1
         return _status(REFUSED_NOT_AUTHORIZED, "uploads paused: payment overdue")
     try:
         spooled = SpooledFile.adopt(event.dataset_path)
     except TooLarge as exc:
-        event.dataset_path.unlink(missing_ok=True)
         counters["failed"] += 1
         return _status(OUT_OF_RESOURCES, f"instance is {exc}")
     except OSError:
@@ -231,16 +241,6 @@ def handle_store(event) -> int | tuple:
         return _status(errors.DUPLICATE_SOP_INSTANCE, result.reason)
     counters["failed"] += 1
     return _status(result.failure_code or errors.CANNOT_UNDERSTAND, result.reason)
-
-
-def _received_file_close(request) -> None:
-    """Close pynetdicom's handle on the received data set's file (it closes it only after
-    this handler). Ingest removes the plaintext before it flushes tier 1, but a file still
-    open outlives its unlink: the flush (syncfs) then wrote its pages to disk too, and they
-    were half of what it wrote for a CT slice. `_dataset_file` is pynetdicom's (3.0)."""
-    received = getattr(request, "_dataset_file", None)
-    if received is not None:
-        received.close()
 
 
 def _status(code: int, comment: str):

@@ -105,6 +105,16 @@ class GatewayRequestHandler(RequestHandler):
         return assoc
 
 
+def received_data_set_close(request) -> None:
+    """Close pynetdicom's handle on a C-STORE's received data set file, once the handler
+    has it (pynetdicom closes it only after the handler, when it does at all). A file still
+    open outlives its unlink: the archive's tier-1 flush (syncfs) wrote the removed
+    plaintext too. `_dataset_file` is pynetdicom's (3.0)."""
+    received = getattr(request, "_dataset_file", None)
+    if received is not None:
+        received.close()
+
+
 def partial_dataset_discard(assoc) -> None:
     """Remove the file of a data set the peer did not finish sending (an A-ABORT, a
     dropped connection or a timeout in the middle of a C-STORE). pynetdicom writes a

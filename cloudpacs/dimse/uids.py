@@ -13,7 +13,10 @@ least-recently-used out). What pynetdicom did is unchanged: the same UID values,
 ValueError for an invalid one (an exception is never kept, so it is raised every time); a
 warning about a non-conformant UID is logged the first time it is met, not every time.
 Only the negotiation's modules use the kept answers: the UIDs of DIMSE messages (SOP
-Instance UIDs among them) are checked as before and never kept."""
+Instance UIDs among them) are checked as before and never kept. pynetdicom's
+`_config.ENFORCE_UID_CONFORMANCE` and `_config.VALIDATORS` are read when a UID is first
+checked: neither gateway changes them, and one that did would have to clear the kept
+answers (`_set_uid.cache_clear()`)."""
 
 from functools import lru_cache
 
@@ -21,14 +24,17 @@ from pydicom.uid import UID
 from pynetdicom import pdu_items, pdu_primitives, presentation, utils
 
 KEPT = 4096  # a few hundred standard UIDs, and room for vendors' private ones
+LONGEST_KEPT = 65  # a UID is at most 64 characters, padded to an even length on the wire
 
 _set_uid = lru_cache(maxsize=KEPT)(utils.set_uid)
 
 
 def set_uid(value, name, allow_empty=True, allow_none=True, validate=True):
     """pynetdicom's `set_uid`, answered from what it said before for the same arguments."""
-    if value is None or not isinstance(value, str | bytes):
-        return utils.set_uid(value, name, allow_empty, allow_none, validate)  # its own errors
+    if value is None or not isinstance(value, str | bytes) or len(value) > LONGEST_KEPT:
+        # Its own errors; and nothing longer than a UID (with its padding byte) is kept: a
+        # peer that is not yet admitted could otherwise fill the cache with padded values.
+        return utils.set_uid(value, name, allow_empty, allow_none, validate)
     # A str and a UID of the same text are one key: both give that text as a UID.
     return _set_uid(value, name, allow_empty, allow_none, validate)
 
@@ -38,7 +44,7 @@ _regex_valid = UID.is_valid  # pydicom's own property
 
 @lru_cache(maxsize=KEPT)
 def _valid(text: str) -> bool:
-    return _regex_valid.fget(UID(text))
+    return bool(_regex_valid.fget(text))  # on the plain text: a new UID would warn again
 
 
 class _CheckedUID(UID):

@@ -258,11 +258,31 @@ def test_a_received_data_set_is_gone_before_the_flush(gateway, tenant, monkeypat
         return flush(paths)
 
     monkeypatch.setattr(service, "tier1_flush", flush_seeing)
+    flushes = []
+    monkeypatch.setattr(service, "tier1_flush", lambda paths: flushes.append(paths) or flush_seeing(paths))
     assoc = associate(gateway, tenant.ae_title, contexts=[CTImageStorage])
     statuses = [assoc.send_c_store(ds).Status for ds in make_ct_series(2)]
     assoc.release()
-    assert statuses == [0, 0]
+    assert statuses == [0, 0] and len(flushes) == 2
     assert open_at_flush == []
+
+
+def test_a_handler_failure_leaves_no_received_plaintext(gateway, tenant, monkeypatch):
+    """pynetdicom removes a received data set's file after the C-STORE handler, but not
+    when the handler raises: the plaintext stayed in the spool until it was swept."""
+    from archive.gateway import handlers
+    from archive.ingest.spool import spool_dir
+
+    def failing(tenant):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(handlers, "upload_refusal", failing)
+    assoc = associate(gateway, tenant.ae_title, contexts=[CTImageStorage])
+    status = assoc.send_c_store(make_ct_series(1)[0]).Status
+    assoc.release()
+    assert status & 0xF000 in (0xA000, 0xC000)
+    assert [p.name for p in spool_dir().iterdir() if p.suffix == ".dcm"] == []
+    assert not Instance.objects.for_tenant(tenant).exists()
 
 
 def test_a_second_association_checks_no_negotiation_uid_again(gateway, tenant, monkeypatch):
@@ -276,13 +296,17 @@ def test_a_second_association_checks_no_negotiation_uid_again(gateway, tenant, m
     checked = []
     regex_check = UID.is_valid.fget
     monkeypatch.setattr(UID, "is_valid", property(lambda uid: checked.append(str(uid)) or regex_check(uid)))
+    from cloudpacs.dimse import uids
+
     proposed = [cx.abstract_syntax for cx in StoragePresentationContexts[:40]]
     accepted = []
     for _ in range(2):
         checked.clear()
+        misses = (uids._set_uid.cache_info().misses, uids._valid.cache_info().misses)
         assoc = associate(gateway, tenant.ae_title, contexts=proposed)
         assert assoc.is_established
         accepted.append(sorted(cx.abstract_syntax for cx in assoc.accepted_contexts))
         assoc.release()
     assert accepted[0] == accepted[1] == sorted(proposed)
     assert checked == []
+    assert (uids._set_uid.cache_info().misses, uids._valid.cache_info().misses) == misses

@@ -159,3 +159,5 @@ def test_migrate_resumes_skips_what_the_cloud_holds_and_reports_failures(old_pac
         assert Instance.objects.for_tenant(tenant).filter(sop_instance_uid__in=uids).count() == len(uids)
     assert not Instance.objects.for_tenant(tenant).filter(sop_instance_uid=studies["old"][0].SOPInstanceUID).exists()
     assert "ETA" in output and "B/s" in output
+    # The plaintext each C-GET brought in was sealed into the queue and removed.
+    assert [p.name for p in (spool / "incoming").iterdir()] == []

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 from edge import spool as spool_module
 from edge.spool import Spool
 
@@ -46,3 +48,17 @@ def test_the_salt_is_made_once(tmp_path):
     second = Spool(tmp_path / "spool", "token")
     assert (tmp_path / "spool" / "salt").read_bytes() == salt and first.key == second.key
     assert [p.name for p in (tmp_path / "spool").iterdir() if p.name.startswith(".salt")] == []
+
+
+def test_a_refusal_that_cannot_move_its_file_leaves_no_note(tmp_path, monkeypatch):
+    """A note beside a file still queued would have the migration count it refused."""
+    spool = Spool(tmp_path / "spool", "token")
+    entry = _entry(spool, tmp_path)
+
+    def replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(spool_module.os, "replace", replace)
+    with pytest.raises(OSError):
+        spool.reject(entry, "refused by the cloud", 0x0111)
+    assert spool.rejected_entries() == [] and entry.path.exists()
