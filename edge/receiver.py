@@ -16,7 +16,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from cloudpacs.dimse import contexts, uids
 from cloudpacs.dimse.pdu import MAX_PDU
-from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer, received_data_set_close
+from cloudpacs.dimse.serving import GatewayRequestHandler, GatewayServer, received_data_set_owned
 from edge.spool import Spool
 from edge.state import EdgeState
 
@@ -44,18 +44,9 @@ def _status(code: int, comment: str):
 
 
 def make_store_handler(spool: Spool, state: EdgeState, on_spooled, on_entry=None):
+    @received_data_set_owned  # sealed into the queue or refused, the plaintext goes
     def handle_store(event):
         path = Path(event.dataset_path)
-        try:
-            return store(event, path)
-        finally:
-            # The plaintext as received: sealed into the queue by now, or refused. pynetdicom
-            # removes it after a C-STORE it serves, but not after one that comes back on a
-            # C-GET the migration sent: each migrated instance stayed in incoming/.
-            received_data_set_close(event.request)
-            path.unlink(missing_ok=True)
-
-    def store(event, path: Path):
         try:
             header = dcmread(path, stop_before_pixels=True, specific_tags=[
                 "SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"])

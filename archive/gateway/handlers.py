@@ -2,7 +2,6 @@
 same ingest service as STOW-RS."""
 
 import logging
-from pathlib import Path
 
 from django.db import close_old_connections, connection
 from pynetdicom.sop_class import StorageCommitmentPushModel
@@ -15,7 +14,7 @@ from archive.ingest.hooks import upload_refusal
 from archive.ingest.service import IngestContext, Outcome, instance_ingest
 from archive.ingest.spool import SpooledFile, TooLarge
 from archive.storage.durability import StorageUnavailable
-from cloudpacs.dimse.serving import received_data_set_close
+from cloudpacs.dimse.serving import received_data_set_owned
 from tenants.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
@@ -185,19 +184,8 @@ def handle_n_action(event):
     return SUCCESS, None
 
 
+@received_data_set_owned
 def handle_store(event) -> int | tuple:
-    # Ingest removes the plaintext before it flushes tier 1: pynetdicom's handle on it must
-    # be closed first, or the flush writes it out (half of what it wrote for a CT slice).
-    received_data_set_close(event.request)
-    try:
-        return _store(event)
-    finally:
-        # Taken over by ingest (moved: nothing here), or refused; on an exception
-        # pynetdicom would leave it until the spool is swept.
-        Path(event.dataset_path).unlink(missing_ok=True)
-
-
-def _store(event) -> int | tuple:
     tenant = getattr(event.assoc, "cloudpacs_tenant", None)
     if tenant is None:  # cannot happen: associations are admitted per clinic
         return REFUSED_NOT_AUTHORIZED

@@ -21,10 +21,12 @@ pynetdicom alone would let one peer hurt the others:
   handler, but leaves a half-received one behind, with the patient's data inside.
 """
 
+import functools
 import gc
 import logging
 import os
 import time
+from pathlib import Path
 
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
@@ -105,14 +107,30 @@ class GatewayRequestHandler(RequestHandler):
         return assoc
 
 
-def received_data_set_close(request) -> None:
-    """Close pynetdicom's handle on a C-STORE's received data set file, once the handler
-    has it (pynetdicom closes it only after the handler, when it does at all). A file still
-    open outlives its unlink: the archive's tier-1 flush (syncfs) wrote the removed
-    plaintext too. `_dataset_file` is pynetdicom's (3.0)."""
-    received = getattr(request, "_dataset_file", None)
-    if received is not None:
-        received.close()
+def received_data_set_owned(handler):
+    """A C-STORE handler (either gateway's) that takes over the received data set's file:
+    pynetdicom's handle on it is closed before the handler runs, and the plaintext is
+    removed after it, whatever it answered or raised.
+
+    - pynetdicom closes its handle only after the handler, and a file still open outlives
+      its unlink: the archive's tier-1 flush (syncfs), which comes after ingest removed the
+      plaintext, wrote it out too (half of what it wrote for a CT slice).
+    - pynetdicom removes the file after a C-STORE it serves, but not after one that comes
+      back on a C-GET it asked for (the edge's migration), nor when the handler raises.
+    A file the handler moved (ingest adopts it into the spool) is not there to remove.
+    `_dataset_file` is pynetdicom's (3.0)."""
+
+    @functools.wraps(handler)
+    def handle(event):
+        received = getattr(event.request, "_dataset_file", None)
+        if received is not None:
+            received.close()
+        try:
+            return handler(event)
+        finally:
+            Path(event.dataset_path).unlink(missing_ok=True)
+
+    return handle
 
 
 def partial_dataset_discard(assoc) -> None:
