@@ -163,6 +163,43 @@ def test_insert_writes_what_bulk_create_writes(tenant):
     assert Outbox.unscoped.get(pk=compiled[1].pk).payload == {"n": 1, "ü": [1, None]}
 
 
+def _tricky_outbox_rows(tenant, n, when):
+    from archive.outbox.models import Outbox
+
+    texts = ["50% off", "%s", "%(name)s", "it's", 'quote " and \\ back', "ü€😀", "", "a\nb", "%%"]
+    return [Outbox(tenant=tenant, kind=texts[i % len(texts)], subject_id=i if i % 3 else None,
+                   payload={"t": texts[i % len(texts)], "n": [i, None, 1.5]}, created_at=when, next_attempt_at=when)
+            for i in range(n)]
+
+
+def test_a_many_row_insert_is_not_split_again_by_psycopg(tenant, monkeypatch):
+    """psycopg splits a statement's text at its placeholders on every run, unless it has at
+    most 50 parameters; an insert of many rows (a body of one-image studies) had its text
+    split on every body. Written by the compiled insert, it is not, and it writes what
+    bulk_create writes: "%" and quotes inside values, nulls, JSON, unicode."""
+    if connection.vendor != "postgresql":
+        pytest.skip("psycopg's client-side binding: PostgreSQL")
+    from psycopg import _queries
+
+    from archive.outbox.models import Outbox
+
+    splits = []
+    real = _queries._split_query
+    monkeypatch.setattr(_queries, "_split_query", lambda *a, **k: splits.append(1) or real(*a, **k))
+    insert = CompiledInsert(Outbox)
+    assert len(insert.fields) * 40 > 50
+    when = timezone.now() - datetime.timedelta(days=3)
+    compiled = insert.insert(_tricky_outbox_rows(tenant, 40, when))
+    compiled += insert.insert(_tricky_outbox_rows(tenant, 40, when))
+    assert splits == []
+    _queries._query2pg_client_nocache(b"SELECT %s", "utf-8")
+    assert splits == [1]  # the spy sees psycopg's splits
+    by_orm = Outbox.unscoped.bulk_create(_tricky_outbox_rows(tenant, 40, when) + _tricky_outbox_rows(tenant, 40, when))
+    assert all(o.pk and not o._state.adding for o in compiled)
+    assert _outbox_rows([o.pk for o in compiled]) == _outbox_rows([o.pk for o in by_orm])
+    assert Outbox.unscoped.get(pk=compiled[1].pk).payload == {"t": "%s", "n": [1, None, 1.5]}
+
+
 def test_insert_splits_what_one_statement_cannot_take(tenant):
     """More rows than the backend takes parameters for in one statement go in several, and
     the statements kept per row count stay bounded."""
