@@ -14,11 +14,10 @@ many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 import contextlib
 from dataclasses import dataclass
 
-import psycopg
 from django.db import DatabaseError, connection, transaction
 from psycopg.pq import TransactionStatus
 
-from cloudpacs.compiled_query import CompiledInsert
+from cloudpacs.compiled_query import CompiledInsert, binds_on_client
 from tenants.audit_keys import AuditKeyError, chain_key, key_check_mac, legacy_mac, same
 
 # The log's rows live in tenants/models.py; they are named here too, where the log is used.
@@ -75,13 +74,7 @@ ALONE_MAX = 100  # events in one INSERT sent with its COMMIT (a read writes one)
 def _commits_alone() -> bool:
     """On PostgreSQL outside any transaction (a read's event)."""
     return (connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
-            and _several_statements_a_call())
-
-
-def _several_statements_a_call() -> bool:
-    """Whether the open connection's cursors bind on the client (Django's default), which
-    lets one call send several statements; server-side binding does not."""
-    return issubclass(connection.connection.cursor_factory, psycopg.ClientCursor)
+            and binds_on_client(connection))  # several statements in one call
 
 
 def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
@@ -148,7 +141,7 @@ def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
     On PostgreSQL both statements go in one round trip (the server still runs them one
     after the other)."""
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql" or not _several_statements_a_call():
+        if not binds_on_client(connection):  # one statement a call
             # SQLite's transactions here begin IMMEDIATE: one writer at a time, no row locks.
             if connection.vendor == "postgresql":
                 cursor.execute(_LOCK, [tenant_id])

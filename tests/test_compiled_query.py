@@ -200,6 +200,26 @@ def test_a_many_row_insert_is_not_split_again_by_psycopg(tenant, monkeypatch):
     assert Outbox.unscoped.get(pk=compiled[1].pk).payload == {"t": "%s", "n": [1, None, 1.5]}
 
 
+def test_server_side_binding_inserts_through_psycopg(tenant, monkeypatch):
+    """With server-side binding (a DATABASES option) psycopg sends the values apart from
+    the text: nothing is written into it here, and the insert writes the same rows."""
+    if connection.vendor != "postgresql":
+        pytest.skip("psycopg's binding: PostgreSQL")
+    import psycopg
+
+    from archive.outbox.models import Outbox
+    from cloudpacs.compiled_query import binds_on_client
+
+    connection.ensure_connection()
+    assert binds_on_client(connection)  # Django's default
+    monkeypatch.setattr(connection.connection, "cursor_factory", psycopg.Cursor)
+    assert not binds_on_client(connection)
+    when = timezone.now() - datetime.timedelta(days=3)
+    compiled = CompiledInsert(Outbox).insert(_tricky_outbox_rows(tenant, 40, when))
+    by_orm = Outbox.unscoped.bulk_create(_tricky_outbox_rows(tenant, 40, when))
+    assert _outbox_rows([o.pk for o in compiled]) == _outbox_rows([o.pk for o in by_orm])
+
+
 def test_insert_splits_what_one_statement_cannot_take(tenant):
     """More rows than the backend takes parameters for in one statement go in several, and
     the statements kept per row count stay bounded."""
