@@ -73,8 +73,8 @@ ALONE_MAX = 100  # events in one INSERT sent with its COMMIT (a read writes one)
 
 def _commits_alone() -> bool:
     """On PostgreSQL outside any transaction (a read's event)."""
-    return (connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
-            and binds_on_client(connection))  # several statements in one call
+    return (connection.get_autocommit() and not connection.in_atomic_block
+            and binds_on_client(connection))  # PostgreSQL, several statements in one call
 
 
 def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
