@@ -12,11 +12,12 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from archive.models import Study
+from archive.outbox.services import outbox_insert_from
 from billing import grace
 from billing.models import Charge
 from billing.prices import price_in_effect
@@ -31,19 +32,31 @@ def charges_record(tenant, studies: list[Study]) -> list[tuple[str, list[int]]]:
     """Inside the ingest transaction: one charge per new study, and the outbox work to
     price and send each (its subject is the charge)."""
     now = timezone.now()
-    charges = _charges_upsert(
-        # The study's modalities and size as first stored: what it is priced by if it is
-        # deleted before it settles.
-        [Charge(tenant=tenant, study=study, study_instance_uid=study.study_instance_uid, recorded_at=now,
-                modalities=study.modalities[:100], size_bytes=study.size_bytes) for study in studies])
+    charges = _charges.insert([_charge(tenant, study, now) for study in studies])
     return [(BILL, [charge.pk for charge in charges])]
+
+
+def charge_statement(tenant, study: Study) -> tuple[str, list]:
+    """charges_record's work for one new study as one statement (archive/ingest/hooks.py):
+    the charge's upsert and its BILL row, answering the row's id. The row's subject is the
+    key the upsert answers, which is an earlier charge's for a study sent again."""
+    charge_sql, charge_params = _charges.statement([_charge(tenant, study, timezone.now())])
+    work_sql, work_params = outbox_insert_from(connection, tenant=tenant, kind=BILL, source="charge")
+    return f"WITH charge AS ({charge_sql}) {work_sql}", charge_params + work_params
+
+
+def _charge(tenant, study: Study, now) -> Charge:
+    # The study's modalities and size as first stored: what it is priced by if it is
+    # deleted before it settles.
+    return Charge(tenant=tenant, study=study, study_instance_uid=study.study_instance_uid, recorded_at=now,
+                  modalities=study.modalities[:100], size_bytes=study.size_bytes)
 
 
 # Made with every new study: compiled once (cloudpacs/compiled_query.py). A
 # StudyInstanceUID charged before (the study was deleted and is sent again) keeps its one
 # charge, linked to the new study row; the database hands back its id, and the work finds
 # it done (or prices it, if it was not yet).
-_charges_upsert = CompiledInsert(Charge, update_conflicts=(["tenant", "study_instance_uid"], ["study"])).insert
+_charges = CompiledInsert(Charge, update_conflicts=(["tenant", "study_instance_uid"], ["study"]))
 
 
 def month_bounds(at):

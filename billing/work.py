@@ -6,13 +6,19 @@ from archive.outbox.registry import register
 from archive.outbox.services import outbox_add
 from archive.outbox.tasks import process
 from billing import grace, stripe_api
-from billing.charges import BILL, charge_price, charges_record, seconds_until_settled
+from billing.charges import (
+    BILL,
+    charge_price,
+    charge_statement,
+    charges_record,
+    seconds_until_settled,
+)
 from billing.credits import charge_credit
 from billing.models import Charge
 from billing.stripe_push import charge_push, credit_push
 from tenants.audit import audit_record
 
-on_new_studies(charges_record)
+on_new_studies(charges_record, statement=charge_statement)
 on_admission(grace.upload_refusal)
 
 

@@ -100,6 +100,26 @@ class CompiledQuery:
         with connection.cursor() as cursor, transaction.mark_for_rollback_on_error(self._using):
             cursor.execute(sql, _arguments(params, values, connection))
             rows = cursor.fetchall()
+        return self.converted(rows)
+
+    def statement(self, **values) -> tuple[str, list]:
+        """The query's SQL and parameters, for a caller that sends it with other statements
+        in one round trip (`send_together`) and gives its rows to `converted`. A lock it
+        takes is the caller's transaction's: the caller has begun one."""
+        connection = connections[self._using]
+
+        def compile_in_a_transaction():
+            # Django will not compile a lock outside one; nothing is sent to the database.
+            with transaction.atomic(using=self._using):
+                return self._compile(connection)
+
+        sql, params, _, _ = _compiled(self, connection, compile_in_a_transaction)
+        return sql, _arguments(params, values, connection)
+
+    def converted(self, rows: list) -> list[tuple]:
+        """Rows as fetched, converted as Django's compiler converts them."""
+        connection = connections[self._using]
+        _, _, columns, _ = _compiled(self, connection, lambda: self._compile(connection))
         converters = self._converters(connection, columns)
         if converters and rows:
             rows = [list(row) for row in rows]
@@ -178,14 +198,18 @@ class CompiledInsert:
     bulk_create's statement costs more than running it. No signals, as bulk_create.
 
     `ignore_conflicts` and `update_conflicts=(unique_fields, update_fields)` are
-    bulk_create's: with the first no primary keys are set (a row left out has none)."""
+    bulk_create's: with the first no primary keys are set (a row left out has none).
+    With `keyed` the caller gives each row its key, taken from the table's sequence first
+    (`keys_statement`), so that a row referring to it can be written in the same round trip
+    (archive/ingest/new_study.py); its statement returns nothing."""
 
     SIZES_KEPT = 64  # statements kept, one per row count (a STOW-RS body's size varies)
     MAX_PARAMETERS = 65535  # PostgreSQL's protocol limit for one statement (Django sets none)
 
     def __init__(self, model: type[models.Model], using: str = "default", *, ignore_conflicts: bool = False,
-                 update_conflicts: tuple[list[str], list[str]] | None = None):
+                 update_conflicts: tuple[list[str], list[str]] | None = None, keyed: bool = False):
         self.model = model
+        self._keyed = keyed
         self._using = using
         self._statements: dict[tuple, tuple[str, bytes]] = {}
         self._ignore = ignore_conflicts
@@ -193,7 +217,7 @@ class CompiledInsert:
 
     @cached_property
     def fields(self) -> tuple:
-        return tuple(f for f in self.model._meta.concrete_fields if not f.primary_key)
+        return tuple(f for f in self.model._meta.concrete_fields if self._keyed or not f.primary_key)
 
     def _sql(self, connection, rows: int, returning: tuple[str, ...] = ()) -> str:
         return self._statement(connection, rows, returning)[0]
@@ -219,7 +243,7 @@ class CompiledInsert:
                f"({', '.join(ops.quote_name(f.column) for f in self.fields)}) VALUES {', '.join([row] * rows)}")
         if suffix := ops.on_conflict_suffix_sql(self.fields, on_conflict, update, unique):
             sql += f" {suffix}"
-        if self._ignore and not returning:
+        if (self._ignore or self._keyed) and not returning:
             return sql
         columns = [meta.pk.column, *(meta.get_field(name).column for name in returning)]
         return f"{sql} RETURNING {', '.join(ops.quote_name(column) for column in columns)}"
@@ -229,10 +253,16 @@ class CompiledInsert:
                           self.MAX_PARAMETERS // len(self.fields)))
 
     def _new_rows_only(self, objs: list[models.Model]) -> None:
+        if self._keyed:
+            if any(obj.pk is None for obj in objs):
+                raise ValueError(f"a keyed insert writes {self.model.__name__} rows with the keys they were given")
+            return
         if any(obj.pk is not None for obj in objs):
             raise ValueError(f"a compiled insert makes new {self.model.__name__} rows: their keys are the database's")
 
     def insert(self, objs: list[models.Model]) -> list[models.Model]:
+        if self._keyed:
+            raise ValueError("a keyed insert is sent by its caller: statement()")
         self._new_rows_only(objs)
         connection = connections[self._using]
         size = self.rows_per_statement(connection, objs)
@@ -271,11 +301,14 @@ class CompiledInsert:
         objects the keys its RETURNING answered."""
         connection = connections[self._using]
         self._new_rows_only(objs)
-        if self._ignore or len(objs) > self.rows_per_statement(connection, objs):
+        if (self._ignore and not self._keyed) or len(objs) > self.rows_per_statement(connection, objs):
             raise ValueError("one statement, returning a key for every row")
         return self._sql(connection, len(objs)), self._params(connection, objs)
 
-    def set_keys(self, objs: list[models.Model], rows) -> None:
+    def set_keys(self, objs: list[models.Model], rows=None) -> None:
+        """The keys the statement's RETURNING answered (`rows`), or, keyed, those given."""
+        if rows is None and self._keyed:
+            rows = [(obj.pk,) for obj in objs]
         alias = connections[self._using].alias
         for obj, (pk,) in zip(objs, rows, strict=True):
             obj.pk = pk
@@ -294,6 +327,31 @@ class CompiledInsert:
             if self._ignore:  # a row left out has no key to give back
                 return
             self.set_keys(batch, cursor.fetchall())
+
+
+def keys_statement(*tables: type[models.Model]) -> tuple[str, list]:
+    """One new key from each model's table's sequence (PostgreSQL), as one row: the keys of
+    rows a `keyed` CompiledInsert writes. A key taken and not used is a gap, nothing else."""
+    nextval = ", ".join(["nextval(pg_get_serial_sequence(%s, %s))"] * len(tables))
+    return f"SELECT {nextval}", [v for model in tables for v in (model._meta.db_table, model._meta.pk.column)]
+
+
+def send_together(connection, statements: list[tuple[str, list]]) -> list[list | None]:
+    """Run `statements` (SQL and parameters each, one statement each) in one round trip
+    (`binds_on_client(connection)` must hold): the rows of each, or None for one that
+    answers none. The values are written into the text here, as psycopg writes them, and
+    the text sent as it is (psycopg would split a text of many values again at every run:
+    see `_execute`). A failing statement raises; the ones after it do not run."""
+    sql = "; ".join(statement for statement, _ in statements)
+    params = [value for _, values in statements for value in values]
+    with connection.cursor() as cursor:
+        literal = Transformer.from_context(cursor.cursor).as_literal
+        cursor.execute(_template(sql) % tuple(b"NULL" if p is None else literal(p) for p in params))
+        answers = []
+        while True:
+            answers.append(cursor.fetchall() if cursor.description is not None else None)
+            if not cursor.nextset():
+                return answers
 
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:

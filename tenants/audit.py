@@ -136,6 +136,25 @@ _LOCK = f"SELECT 1 FROM {Tenant._meta.db_table} WHERE id = %s FOR UPDATE"
 _READ = f"SELECT seq, hash FROM {AuditEvent._meta.db_table} WHERE tenant_id = %s ORDER BY seq DESC LIMIT 1"
 
 
+def chain_end_statements(*, tenant) -> list[tuple[str, list]]:
+    """The lock of the clinic's chain and the read of its end, as two statements for a
+    caller that sends them with others in its own transaction (READ COMMITTED); the
+    read's rows go to `chained_statement`."""
+    return [(_LOCK, [tenant.pk]), (_READ, [tenant.pk])]
+
+
+def chained_statement(*, tenant, actor: Actor, events: list[dict], end: list) -> tuple[str, list, list[AuditEvent]]:
+    """The INSERT of `events` linked from the chain's end (the rows of the read of
+    `chain_end_statements`), its parameters, and the events; once it has run, give them
+    their keys with `chained_keys(events, rows)`."""
+    made = _chained(tenant, actor, events, end[0] if end else None)
+    return *_insert_statement(made), made
+
+
+def chained_keys(events: list[AuditEvent], rows: list) -> None:
+    _insert_keys(events, rows)
+
+
 def _locked_chain_end(tenant_id: int) -> tuple[int, str] | None:
     """The chain's end, read under the lock (_LOCK, _READ), inside the caller's transaction.
     On PostgreSQL both statements go in one round trip (the server still runs them one

@@ -3,7 +3,9 @@
 - `on_new_studies`: called inside the ingest transaction with the study rows that
   transaction created (never for a study that was there already, never on a restore);
   answers outbox work to commit with them, as (kind, subject ids) pairs, which ingest
-  writes in the same statement as its own outbox rows.
+  writes in the same statement as its own outbox rows. A hook may give the same work for
+  one study as one SQL statement too (`statement`), answering the ids of the outbox rows
+  it writes: a new one-image study is then written in one round trip (new_study.py).
 - `on_admission`: asked before a door accepts an upload for a clinic; answers a reason to
   refuse (shown to the sender) or None.
 
@@ -12,15 +14,19 @@ Apps register in their AppConfig.ready."""
 from collections.abc import Callable
 
 NewStudiesHook = Callable[[object, list], list[tuple[str, list[int]]]]
+NewStudyStatement = Callable[[object, object], tuple[str, list]]
 AdmissionHook = Callable[[object], str | None]
 
 _new_studies: list[NewStudiesHook] = []
+_statements: dict[NewStudiesHook, NewStudyStatement] = {}
 _admission: list[AdmissionHook] = []
 
 
-def on_new_studies(hook: NewStudiesHook) -> NewStudiesHook:
+def on_new_studies(hook: NewStudiesHook, statement: NewStudyStatement | None = None) -> NewStudiesHook:
     if hook not in _new_studies:
         _new_studies.append(hook)
+    if statement is not None:
+        _statements[hook] = statement
     return hook
 
 
@@ -36,6 +42,14 @@ def new_studies_work(tenant, studies: list) -> list[tuple[str, list[int]]]:
     for hook in _new_studies:
         work.extend(hook(tenant, studies))
     return work
+
+
+def new_study_statements(tenant, study) -> list[tuple[str, list]] | None:
+    """Every hook's work for one new study (its row's key set, not yet written) as
+    statements, or None when a hook has no statement form."""
+    if any(hook not in _statements for hook in _new_studies):
+        return None
+    return [_statements[hook](tenant, study) for hook in _new_studies]
 
 
 def upload_refusal(tenant) -> str | None:

@@ -47,6 +47,26 @@ _series_with_study_by_uid = _one_by_uid(Series, "series_instance_uid", _SERIES_F
 _patients_by_id = _one_by_uid(Patient, "patient_id", _PATIENT_FIELDS)
 
 
+# A new one-image study's rows, written with the keys taken for them (new_study.py).
+patient_keyed, study_keyed, series_keyed, instance_keyed = (
+    CompiledInsert(model, keyed=True) for model in (Patient, Study, Series, Instance))
+
+
+def patients_by_id_statement(tenant, patient_id: str) -> tuple[str, list]:
+    """`patients_by_id` of one id as a statement sent with others; its rows go to
+    `patients_from_rows`."""
+    return _patients_by_id.statement(tenant=tenant.pk, uid=patient_id)
+
+
+def patients_from_rows(rows: list) -> list[Patient]:
+    return [row for (row,) in (models_from_row(r, (Patient, _PATIENT_FIELDS)) for r in _patients_by_id.converted(rows))]
+
+
+def study_by_uid_statement(tenant, uid: str) -> tuple[str, list]:
+    """`studies_by_uid` of one UID as a statement sent with others (a row: the clinic has it)."""
+    return _study_by_uid.statement(tenant=tenant.pk, uid=uid)
+
+
 def _found(tenant, uids, one: CompiledQuery, parts: tuple, many):
     """Rows of the clinic matching `uids`: one value by its compiled look-up (a C-STORE
     association's instances come one at a time), several by the ORM (`many(uids)`)."""

@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from archive.ingest import errors, one_statement
+from archive.ingest import errors, new_study, one_statement
 from archive.ingest.errors import InvalidInstance
 from archive.ingest.hooks import new_studies_work
 from archive.ingest.parse import ParsedInstance, parse_outcome
@@ -257,6 +257,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     new = [a for a in batch if a.parsed.sop_uid not in existing]
     if not new:
         return False
+    fresh = not restoring and _fits_new_study(new, context)
     written = False
     pending: dict[str, Path] = {}
     placed: dict[str, Placed] = {}
@@ -280,7 +281,11 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
                               placed=placed)
 
         try:
-            indexed = [_index_alone(tenant, new[0], context)] if alone else together(new)
+            if alone:
+                indexed = [_index_alone(tenant, new[0], context)]
+            else:
+                first = _index_new_study(tenant, new[0], actor, context, closing) if fresh else None
+                indexed = [first] if first else together(new)
             written = closing is not None  # in the transaction just committed (or the caller's)
         except IntegrityError:
             context.forget()
@@ -340,9 +345,48 @@ def _fits_one_statement(batch: list[_Accepted], context: IngestContext) -> bool:
             and "MG" not in ((parsed.series["modality"] or "").upper(), (series.modality or "").upper()))
 
 
+def _fits_new_study(batch: list[_Accepted], context: IngestContext) -> bool:
+    """Whether the batch is one instance of a study and series new to the sender's context
+    (the series looked up, and not found), which `new_study` can write: see there."""
+    if len(batch) != 1 or durability() == PRIMARY_REGION or not new_study.supported():
+        return False
+    parsed = batch[0].parsed
+    return parsed.series_uid in context.series_absent and parsed.study_uid not in context.studies
+
+
+def _index_new_study(tenant, accepted: _Accepted, actor: Actor, context: IngestContext,
+                     closing: Callable | None) -> tuple[_Accepted, "IngestResult"] | None:
+    """The rows, work and events `_index` would write for this instance, in three round
+    trips (new_study.py); None, with nothing written, when `_index` must take it."""
+    parsed = accepted.parsed
+    result = IngestResult(Outcome.STORED, parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid, new_study=True)
+
+    def rows(patient: Patient) -> tuple[Study, Series, Instance]:
+        tally = _Tally(parsed, instances=1, size=accepted.spooled.size,
+                       new_series_modalities=[parsed.series["modality"]])
+        study = Study(**_study_fields(tenant, parsed, patient, tally))
+        series = Series(tenant=tenant, series_instance_uid=parsed.series_uid, study=study, num_instances=1,
+                        **parsed.series)
+        return study, series, _instance_row(tenant, accepted, study, series)
+
+    def events(study: Study, instance: Instance) -> list[dict]:
+        result.instance = instance
+        return [_study_created(study.pk, parsed), *(closing([(accepted, result)]) if closing else [])]
+
+    written = new_study.study_written(
+        tenant, patient=_patient_row(tenant, parsed), study_uid=parsed.study_uid, outbox_kind=ARCHIVE, actor=actor,
+        rows=rows, events=events)
+    if written is None:
+        return None
+    context.studies[parsed.study_uid], context.series[parsed.series_uid] = written.study, written.series
+    context.series_absent.discard(parsed.series_uid)
+    result.instance = written.instance
+    return accepted, result
+
+
 def _index_alone(tenant, accepted: _Accepted, context: IngestContext) -> tuple[_Accepted, "IngestResult"]:
     parsed = accepted.parsed
-    instance = _instance_row(tenant, accepted, context)
+    instance = _instance_row(tenant, accepted, context.studies[parsed.study_uid], context.series[parsed.series_uid])
     if not one_statement.instance_indexed(instance, outbox_kind=ARCHIVE):
         # Sent before (a modality sending a study again), or by another sender a moment ago.
         existing = existing_instances(tenant, [parsed.sop_uid]).get(parsed.sop_uid)
@@ -354,10 +398,10 @@ def _index_alone(tenant, accepted: _Accepted, context: IngestContext) -> tuple[_
                                   instance=instance)
 
 
-def _instance_row(tenant, accepted: _Accepted, context: IngestContext) -> Instance:
+def _instance_row(tenant, accepted: _Accepted, study: Study, series: Series) -> Instance:
     parsed = accepted.parsed
     return Instance(
-        tenant=tenant, study=context.studies[parsed.study_uid], series=context.series[parsed.series_uid],
+        tenant=tenant, study=study, series=series,
         sop_instance_uid=parsed.sop_uid, sop_class_uid=parsed.sop_class_uid,
         transfer_syntax_uid=parsed.transfer_syntax_uid, size_bytes=accepted.spooled.size,
         sha256=accepted.spooled.sha256, storage_key=accepted.key, metadata=parsed.metadata, **parsed.instance)
@@ -436,9 +480,7 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
     if not keys:
         return {}
     found = {(p.patient_id, p.issuer_of_patient_id): p for p in patients_by_id(tenant, {key[0] for key in keys})}
-    missing = [Patient(tenant=tenant, patient_id=key[0], issuer_of_patient_id=key[1],
-                       **{k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
-               for key, parsed in keys.items() if key not in found]
+    missing = [_patient_row(tenant, parsed) for key, parsed in keys.items() if key not in found]
     if missing:
         # A patient is shared by studies that may arrive at once from several senders: a row
         # another request made meanwhile is taken as it is, not a reason to fall back. So
@@ -454,6 +496,17 @@ def patients_for(tenant, wanted: list[ParsedInstance]) -> dict[tuple[str, str], 
             found.update({(p.patient_id, p.issuer_of_patient_id): p
                           for p in patients_by_id(tenant, {p.patient_id for p in missing if p.pk is None})})
     return found
+
+
+def _patient_row(tenant, parsed: ParsedInstance) -> Patient:
+    patient_id, issuer = patient_key(parsed)
+    return Patient(tenant=tenant, patient_id=patient_id, issuer_of_patient_id=issuer,
+                   **{k: parsed.patient[k] for k in ("patient_name", "birth_date", "sex")})
+
+
+def _study_created(study_pk: int, parsed: ParsedInstance) -> dict:
+    return {"action": "study.created", "obj_type": "study", "obj_id": study_pk,
+            "detail": {"modality": parsed.series["modality"]}}
 
 
 @dataclass
@@ -526,7 +579,8 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
     instances, results, announced = [], [], set()
     for accepted in new:
         parsed = accepted.parsed
-        instance = _instance_row(tenant, accepted, context)
+        instance = _instance_row(tenant, accepted, context.studies[parsed.study_uid],
+                                 context.series[parsed.series_uid])
         instances.append(instance)
         new_study = parsed.study_uid in rows.made_studies and parsed.study_uid not in announced
         announced.add(parsed.study_uid)
@@ -566,7 +620,6 @@ def _index(tenant, new: list[_Accepted], actor: Actor, context: IngestContext, *
             modalities="\\".join(merged))
     retention_on_ingest_many(tenant=tenant, indexed=[(r.instance, r.new_study) for _, r in results])
     audit_record_many(tenant=tenant, actor=actor, events=[
-        {"action": "study.created", "obj_type": "study", "obj_id": r.instance.study_id,
-         "detail": {"modality": accepted.parsed.series["modality"]}}
-        for accepted, r in results if r.new_study] + (closing(results) if closing else []))
+        _study_created(r.instance.study_id, accepted.parsed) for accepted, r in results if r.new_study]
+        + (closing(results) if closing else []))
     return results

@@ -32,7 +32,16 @@ def outbox_add(*, tenant, kind: str, subjects: list[int], payload: dict | None =
 
 
 # Ingest writes rows with every instance: the INSERT is compiled once per row count.
-_insert = CompiledInsert(Outbox).insert
+_compiled = CompiledInsert(Outbox)
+_insert = _compiled.insert
+
+
+def outbox_statement(*, tenant, kind: str, subjects: list[int]) -> tuple[str, list]:
+    """outbox_add's rows as one statement answering their ids, for a caller that sends it
+    with others in its own transaction and passes the ids to `outbox_published`."""
+    handler_for(kind)
+    return _compiled.statement([Outbox(tenant=tenant, kind=kind, subject_id=subject, payload={})
+                                for subject in subjects])
 
 
 def outbox_add_many(*, tenant, work: list[tuple[str, list[int]]], payload: dict | None = None) -> list[Outbox]:

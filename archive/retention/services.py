@@ -57,8 +57,9 @@ def _row(tenant_id: int, values: dict, periods: Periods, now, extra_modality: st
 
 
 # Written with every new study: compiled once (cloudpacs/compiled_query.py).
-_upsert = CompiledInsert(StudyRetention, update_conflicts=(
-    ["study"], ["retain_until", "rule", "mammography", "computed_at"])).insert
+_retention = CompiledInsert(StudyRetention, update_conflicts=(
+    ["study"], ["retain_until", "rule", "mammography", "computed_at"]))
+_upsert = _retention.insert
 
 
 def _batches(values: Iterable[dict]) -> Iterator[list[dict]]:
@@ -121,6 +122,26 @@ def retention_on_ingest_many(*, tenant, indexed: list[tuple[Instance, bool]]) ->
     rows += [_row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, periods, now,
                   extra_modality="MG") for study in mammography.values()]
     _upsert(rows)
+
+
+def policy_locked_statement(*, tenant) -> tuple[str, list]:
+    """The clinic's policy read under its lock (retention_on_ingest_many's first step), as a
+    statement for a caller that sends it with others in its own transaction; its rows go
+    to `policy_from_rows`."""
+    return _policy_locked.statement(tenant=tenant.pk)
+
+
+def policy_from_rows(rows: list) -> RetentionPolicy | None:
+    """The policy `policy_locked_statement` read, or None if the clinic has none yet."""
+    found = _policy_locked.converted(rows)
+    return models_from_row(found[0], (RetentionPolicy, _POLICY_FIELDS))[0] if found else None
+
+
+def retention_new_study_statement(*, tenant, study: Study, policy: RetentionPolicy) -> tuple[str, list]:
+    """retention_on_ingest_many's write for one new study (its row written, or written
+    before this statement runs), as one statement, under `policy` read locked."""
+    row = _row(tenant.pk, {name: getattr(study, name) for name in _STUDY_VALUES}, policy.periods, timezone.now())
+    return _retention.statement([row])
 
 
 def policy_update(*, tenant, actor: Actor, **periods: int) -> tuple[dict, int]:
