@@ -24,6 +24,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 from psycopg.adapt import Transformer
+from psycopg.pq import ExecStatus
 
 
 class Slot(Expression):
@@ -347,10 +348,12 @@ def send_together(connection, statements: list[tuple[str, list]]) -> list[list |
     with connection.cursor() as cursor:
         literal = Transformer.from_context(cursor.cursor).as_literal
         cursor.execute(_template(sql) % tuple(b"NULL" if p is None else literal(p) for p in params))
-        answers = []
+        # Each answer read from psycopg's cursor itself: its `description` makes a column
+        # object per column, which Django's wrapper asked for every answer.
+        answers, raw = [], cursor.cursor
         while True:
-            answers.append(cursor.fetchall() if cursor.description is not None else None)
-            if not cursor.nextset():
+            answers.append(raw.fetchall() if raw.pgresult.status == ExecStatus.TUPLES_OK else None)
+            if not raw.nextset():
                 return answers
 
 
