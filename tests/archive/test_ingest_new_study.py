@@ -182,3 +182,69 @@ def test_a_failure_half_way_leaves_nothing(tenant, monkeypatch):
     assert connection.connection.info.transaction_status == TransactionStatus.IDLE
     assert (Patient.unscoped.count(), Study.unscoped.count(), Instance.unscoped.count(), Outbox.unscoped.count(),
             Charge.unscoped.count(), AuditEvent.unscoped.count()) == before
+
+
+def test_two_senders_of_one_new_study_at_once_make_it_once(tenant):
+    """Two requests each bring an image of the same new study and series. The first holds
+    its rows (between its second and third trips) while the second's study insert waits
+    for them; once the first commits, the second's fails, rolls back, and the general path
+    adds its image to the study the first made."""
+    postgresql_only()
+    import threading
+    import time
+
+    import psycopg
+
+    ingest(tenant, make_ct_series(1, 8, 8, patient_id="FIRST")[0])
+    first, second = make_ct_series(2, 8, 8)
+    first_written, release = threading.Event(), threading.Event()
+    real = new_study.retention_new_study_statement
+
+    def held(**kwargs):
+        if threading.current_thread().name == "first":
+            first_written.set()
+            assert release.wait(30)
+        return real(**kwargs)
+
+    outcomes = {}
+
+    def sender(ds):
+        try:
+            outcomes[threading.current_thread().name] = ingest(tenant, ds)
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            outcomes[threading.current_thread().name] = exc
+        finally:
+            connection.close()
+
+    dsn = connection.settings_dict
+    watcher = psycopg.connect(dbname=dsn["NAME"], user=dsn["USER"], host=dsn["HOST"], port=dsn["PORT"] or 5432,
+                              password=dsn["PASSWORD"] or None, autocommit=True)
+    new_study.retention_new_study_statement = held
+    try:
+        threads = [threading.Thread(target=sender, args=(ds,), name=name) for name, ds in
+                   (("first", first), ("second", second))]
+        threads[0].start()
+        assert first_written.wait(30)
+        threads[1].start()
+        deadline = time.monotonic() + 30
+        # The second's insert waiting on the first's study row (polled: it gets there when it does).
+        while not watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+            assert threads[1].is_alive() and time.monotonic() < deadline, outcomes
+            time.sleep(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        release.set()
+        new_study.retention_new_study_statement = real
+        watcher.close()
+    assert outcomes["first"].outcome == Outcome.STORED and outcomes["first"].new_study
+    assert outcomes["second"].outcome == Outcome.STORED and not outcomes["second"].new_study
+    study = Study.objects.for_tenant(tenant).get(study_instance_uid=first.StudyInstanceUID)
+    assert (study.num_instances, study.num_series, study.size_bytes) == (
+        2, 1, outcomes["first"].instance.size_bytes + outcomes["second"].instance.size_bytes)
+    assert Series.objects.for_tenant(tenant).get(study=study).num_instances == 2
+    assert Charge.objects.for_tenant(tenant).filter(study=study).count() == 1
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="study.created", object_id=str(study.pk)).count() == 1
+    assert StudyRetention.unscoped.filter(study=study).count() == 1
+    assert audit_verify(tenant=tenant) == []
