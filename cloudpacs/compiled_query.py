@@ -180,8 +180,10 @@ def _execute(connection, cursor, sql: str, template: bytes, params: list) -> Non
         cursor.execute(sql, params)
         return
     literal = Transformer.from_context(cursor.cursor).as_literal
+    with connection.wrap_database_errors:  # a value psycopg refuses (a NUL) fails as Django's errors do
+        text = template % tuple(b"NULL" if p is None else literal(p) for p in params)
     # Without parameters psycopg sends the text as it is: a "%" inside a value stays.
-    cursor.execute(template % tuple(b"NULL" if p is None else literal(p) for p in params))
+    cursor.execute(text)
 
 
 def _template(sql: str) -> bytes:
@@ -202,7 +204,8 @@ class CompiledInsert:
     bulk_create's: with the first no primary keys are set (a row left out has none).
     With `keyed` the caller gives each row its key, taken from the table's sequence first
     (`keys_statement`), so that a row referring to it can be written in the same round trip
-    (archive/ingest/new_study.py); its statement returns nothing."""
+    (archive/ingest/new_study.py); its statement returns nothing, or, if it also ignores
+    conflicts, the key of a row that went in (none for one left out)."""
 
     SIZES_KEPT = 64  # statements kept, one per row count (a STOW-RS body's size varies)
     MAX_PARAMETERS = 65535  # PostgreSQL's protocol limit for one statement (Django sets none)
@@ -244,7 +247,7 @@ class CompiledInsert:
                f"({', '.join(ops.quote_name(f.column) for f in self.fields)}) VALUES {', '.join([row] * rows)}")
         if suffix := ops.on_conflict_suffix_sql(self.fields, on_conflict, update, unique):
             sql += f" {suffix}"
-        if (self._ignore or self._keyed) and not returning:
+        if (self._ignore or self._keyed) and not (self._ignore and self._keyed) and not returning:
             return sql
         columns = [meta.pk.column, *(meta.get_field(name).column for name in returning)]
         return f"{sql} RETURNING {', '.join(ops.quote_name(column) for column in columns)}"
@@ -347,7 +350,9 @@ def send_together(connection, statements: list[tuple[str, list]]) -> list[list |
     params = [value for _, values in statements for value in values]
     with connection.cursor() as cursor:
         literal = Transformer.from_context(cursor.cursor).as_literal
-        cursor.execute(_template(sql) % tuple(b"NULL" if p is None else literal(p) for p in params))
+        with connection.wrap_database_errors:  # a value psycopg refuses (a NUL) fails as Django's errors do
+            text = _template(sql) % tuple(b"NULL" if p is None else literal(p) for p in params)
+        cursor.execute(text)
         # Each answer read from psycopg's cursor itself: its `description` makes a column
         # object per column, which Django's wrapper asked for every answer.
         answers, raw = [], cursor.cursor

@@ -15,10 +15,12 @@ their tables' sequences first, so that no row waits for another's:
 3. the study's retention row, the audit events, COMMIT.
 
 The locks are taken in the general path's order (the rows, the policy, the chain), so the
-two paths cannot deadlock each other. All or nothing: a constraint that fails (another
-sender made the patient, study or series a moment ago; the clinic holds the SOP Instance
-UID already) rolls the whole back, and the general path, which answers each of those,
-takes the instance. The promise is the general path's: on return the rows and their work
+two paths cannot deadlock each other. All or nothing: a row left out by a conflict
+(another sender made the patient, study or series a moment ago; the clinic holds the SOP
+Instance UID already) rolls the whole back, and the general path, which answers each of
+those, takes the instance. The rows go in with ON CONFLICT DO NOTHING and answer their
+keys, so such a race ends in a ROLLBACK, not an error: PostgreSQL logs a failed statement
+whole, and these carry the patient's name and header. The promise is the general path's: on return the rows and their work
 are committed, or nothing was written.
 
 Only on PostgreSQL with client-side binding (several statements in one call), outside a
@@ -39,6 +41,7 @@ from archive.ingest.rows import (
     patients_by_id_statement,
     patients_from_rows,
     series_keyed,
+    studies_from_rows,
     study_by_uid_statement,
     study_keyed,
 )
@@ -67,18 +70,26 @@ class Written:
     instance: Instance
 
 
+@dataclass
+class NotWritten:
+    """Nothing written: the general path takes the instance. `held`: the clinic's row of
+    the study, when that is why; `raced`: another sender made one of the rows meanwhile."""
+
+    held: Study | None = None
+    raced: bool = False
+
+
 def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str, actor: Actor,
                   rows: Callable[[Patient], tuple[Study, Series, Instance]],
-                  events: Callable[[Study, Instance], list[dict]]) -> Written | None:
+                  events: Callable[[Study, Instance], list[dict]]) -> Written | NotWritten:
     """Write a new study of one image: `rows(patient)` makes its study, series and instance
     rows (not saved) for its patient row (the clinic's, or `patient`, not saved, if it has
-    none); `events(study, instance)` the audit events that commit with them. None, with
-    nothing written, when the general path must take it."""
+    none); `events(study, instance)` the audit events that commit with them."""
     found, study_found, keys = send_together(connection, [
         patients_by_id_statement(tenant, patient.patient_id), study_by_uid_statement(tenant, study_uid),
         keys_statement(Patient, Study, Series, Instance)])
     if study_found:  # the clinic's already: the general path adds a series to it
-        return None
+        return NotWritten(held=studies_from_rows(study_found)[0])
     patient_key, study_key, series_key, instance_key = keys[0]
     known = next((p for p in patients_from_rows(found) if p.issuer_of_patient_id == patient.issuer_of_patient_id), None)
     if known is None:
@@ -88,7 +99,7 @@ def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str,
     series.study, instance.study, instance.series = study, study, series
     hooks = new_study_statements(tenant, study)
     if hooks is None:
-        return None
+        return NotWritten()
     try:
         written = [patient_keyed.statement([patient])] if known is None else []
         written += [study_keyed.statement([study]), series_keyed.statement([series]),
@@ -98,19 +109,22 @@ def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str,
         # Read committed, whatever the server's default: the chain's end must be read as the
         # writer before this one committed it (tenants/audit.py).
         answers = send_together(connection, [("BEGIN ISOLATION LEVEL READ COMMITTED", []), *written, *locks])
+        if not all(answers[1:len(written) - len(hooks)]):  # a row left out: made meanwhile
+            _rolled_back()
+            return NotWritten(raced=True)
         work = [row[0] for answer in answers[len(written) - len(hooks):len(written) + 1] for row in answer]
         policy_rows, _, chain_end = answers[len(written) + 1:]
         policy = policy_from_rows(policy_rows)
         if policy is None:  # the clinic's first study: the general path makes its policy
             _rolled_back()
-            return None
+            return NotWritten()
         retention = retention_new_study_statement(tenant=tenant, study=study, policy=policy)
         audit_sql, audit_params, audited = chained_statement(tenant=tenant, actor=actor, events=events(study, instance),
                                                              end=chain_end)
         answers = send_together(connection, [retention, (audit_sql, audit_params), ("COMMIT", [])])
-    except IntegrityError:
+    except IntegrityError:  # at the COMMIT: a row referred to was deleted meanwhile
         _rolled_back()
-        return None
+        return NotWritten(raced=True)
     except BaseException:
         _rolled_back()
         raise

@@ -47,9 +47,11 @@ _series_with_study_by_uid = _one_by_uid(Series, "series_instance_uid", _SERIES_F
 _patients_by_id = _one_by_uid(Patient, "patient_id", _PATIENT_FIELDS)
 
 
-# A new one-image study's rows, written with the keys taken for them (new_study.py).
+# A new one-image study's rows, written with the keys taken for them (new_study.py). A row
+# left out by a conflict (another sender made it meanwhile) answers no key: the writer
+# then rolls back without an error, so PostgreSQL's log gets no statement full of PHI.
 patient_keyed, study_keyed, series_keyed, instance_keyed = (
-    CompiledInsert(model, keyed=True) for model in (Patient, Study, Series, Instance))
+    CompiledInsert(model, keyed=True, ignore_conflicts=True) for model in (Patient, Study, Series, Instance))
 
 
 def patients_by_id_statement(tenant, patient_id: str) -> tuple[str, list]:
@@ -63,8 +65,13 @@ def patients_from_rows(rows: list) -> list[Patient]:
 
 
 def study_by_uid_statement(tenant, uid: str) -> tuple[str, list]:
-    """`studies_by_uid` of one UID as a statement sent with others (a row: the clinic has it)."""
+    """`studies_by_uid` of one UID as a statement sent with others; its rows go to
+    `studies_from_rows`."""
     return _study_by_uid.statement(tenant=tenant.pk, uid=uid)
+
+
+def studies_from_rows(rows: list) -> list[Study]:
+    return [row for (row,) in (models_from_row(r, (Study, _STUDY_FIELDS)) for r in _study_by_uid.converted(rows))]
 
 
 def _found(tenant, uids, one: CompiledQuery, parts: tuple, many):

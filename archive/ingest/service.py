@@ -376,7 +376,11 @@ def _index_new_study(tenant, accepted: _Accepted, actor: Actor, context: IngestC
     written = new_study.study_written(
         tenant, patient=_patient_row(tenant, parsed), study_uid=parsed.study_uid, outbox_kind=ARCHIVE, actor=actor,
         rows=rows, events=events)
-    if written is None:
+    if isinstance(written, new_study.NotWritten):
+        if written.held is not None:  # not looked up again
+            context.studies[parsed.study_uid] = written.held
+        if written.raced:  # its series may exist now: looked up, not inserted blindly
+            context.series_absent.discard(parsed.series_uid)
         return None
     context.studies[parsed.study_uid], context.series[parsed.series_uid] = written.study, written.series
     context.series_absent.discard(parsed.series_uid)
