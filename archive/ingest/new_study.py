@@ -28,6 +28,7 @@ transaction, and when every new-study hook has a statement form; the caller chec
 rest (one instance of a study and series the clinic does not hold, not a restore, not
 INGEST_DURABILITY=primary)."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,8 @@ from archive.retention.services import (
 )
 from cloudpacs.compiled_query import binds_on_client, keys_statement, send_together
 from tenants.audit import Actor, chain_end_statements, chained_keys, chained_statement
+
+log = logging.getLogger(__name__)
 
 
 def supported() -> bool:
@@ -131,7 +134,12 @@ def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str,
     chained_keys(audited, answers[1])
     for row in (patient, study, series, instance):
         row._state.adding, row._state.db = False, connection.alias
-    outbox_published(work)
+    try:
+        outbox_published(work)
+    except Exception:  # noqa: BLE001 - committed: the rows are the index's, whatever fails now
+        # Raised on, ingest would take the image's file away from its committed row.
+        log.warning("could not hand outbox rows %s to the workers; the sweeper will re-drive them", work,
+                    exc_info=True)
     return Written(study, series, instance)
 
 

@@ -270,3 +270,22 @@ def test_two_senders_of_one_new_study_at_once_make_it_once(tenant):
     assert AuditEvent.objects.for_tenant(tenant).filter(action="study.created", object_id=str(study.pk)).count() == 1
     assert StudyRetention.unscoped.filter(study=study).count() == 1
     assert audit_verify(tenant=tenant) == []
+
+
+def test_a_failure_after_the_commit_keeps_the_stored_image(tenant, monkeypatch):
+    """Once COMMIT has gone through, the rows are the index's: a failure handing their work
+    to the workers (the sweeper re-drives committed rows) must not make ingest take the
+    image's file away from them, or answer that it failed."""
+    postgresql_only()
+    ingest(tenant, make_ct_series(1, 8, 8, patient_id="FIRST")[0])
+
+    def broken(ids):
+        raise RuntimeError("the publisher failed")
+
+    monkeypatch.setattr(new_study, "outbox_published", broken)
+    ds = make_ct_series(1, 8, 8, patient_id="NEW")[0]
+    result = ingest(tenant, ds)
+    assert result.outcome == Outcome.STORED
+    instance = Instance.objects.for_tenant(tenant).get(sop_instance_uid=ds.SOPInstanceUID)
+    assert tier1_path(instance.storage_key).exists()
+    assert Outbox.objects.for_tenant(tenant).filter(kind="archive", subject_id=instance.pk, done_at=None).exists()
