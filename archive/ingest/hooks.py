@@ -5,7 +5,7 @@
   answers outbox work to commit with them, as (kind, subject ids) pairs, which ingest
   writes in the same statement as its own outbox rows. A hook may give the same work for
   one study as one SQL statement too (`statement`), answering the ids of the outbox rows
-  it writes: a new one-image study is then written in one round trip (new_study.py).
+  it writes, sent with a new one-image study's rows in their round trip (new_study.py).
 - `on_admission`: asked before a door accepts an upload for a clinic; answers a reason to
   refuse (shown to the sender) or None.
 

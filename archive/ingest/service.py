@@ -257,7 +257,7 @@ def _store(tenant, batch: list[_Accepted], actor: Actor, context: IngestContext,
     new = [a for a in batch if a.parsed.sop_uid not in existing]
     if not new:
         return False
-    fresh = not restoring and _fits_new_study(new, context)
+    fresh = not alone and not restoring and _fits_new_study(new, context)
     written = False
     pending: dict[str, Path] = {}
     placed: dict[str, Placed] = {}
@@ -348,10 +348,11 @@ def _fits_one_statement(batch: list[_Accepted], context: IngestContext) -> bool:
 def _fits_new_study(batch: list[_Accepted], context: IngestContext) -> bool:
     """Whether the batch is one instance of a study and series new to the sender's context
     (the series looked up, and not found), which `new_study` can write: see there."""
-    if len(batch) != 1 or durability() == PRIMARY_REGION or not new_study.supported():
+    if len(batch) != 1:
         return False
     parsed = batch[0].parsed
-    return parsed.series_uid in context.series_absent and parsed.study_uid not in context.studies
+    return (parsed.series_uid in context.series_absent and parsed.study_uid not in context.studies
+            and durability() != PRIMARY_REGION and new_study.supported())
 
 
 def _index_new_study(tenant, accepted: _Accepted, actor: Actor, context: IngestContext,
