@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 
 import psycopg
-from django.db import connections, models, transaction
+from django.db import DatabaseError, connections, models, transaction
 from django.db.models import Expression
 from django.db.models.constants import OnConflict
 from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 from psycopg.adapt import Transformer
-from psycopg.pq import ExecStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 
 class Slot(Expression):
@@ -179,11 +179,16 @@ def _execute(connection, cursor, sql: str, template: bytes, params: list) -> Non
     if len(params) <= _PSYCOPG_SPLITS_KEPT_UP_TO or not binds_on_client(connection):
         cursor.execute(sql, params)
         return
+    cursor.execute(_with_values(connection, cursor, template, params))
+
+
+def _with_values(connection, cursor, template: bytes, params: list) -> bytes:
+    """`template` with `params` written in as psycopg writes them (the connection's
+    adapters). Sent without parameters, psycopg sends it as it is: a "%" inside a value
+    stays. A value psycopg refuses (a NUL) fails as Django's errors do."""
     literal = Transformer.from_context(cursor.cursor).as_literal
-    with connection.wrap_database_errors:  # a value psycopg refuses (a NUL) fails as Django's errors do
-        text = template % tuple(b"NULL" if p is None else literal(p) for p in params)
-    # Without parameters psycopg sends the text as it is: a "%" inside a value stays.
-    cursor.execute(text)
+    with connection.wrap_database_errors:
+        return template % tuple(b"NULL" if p is None else literal(p) for p in params)
 
 
 def _template(sql: str) -> bytes:
@@ -349,10 +354,7 @@ def send_together(connection, statements: list[tuple[str, list]]) -> list[list |
     sql = "; ".join(statement for statement, _ in statements)
     params = [value for _, values in statements for value in values]
     with connection.cursor() as cursor:
-        literal = Transformer.from_context(cursor.cursor).as_literal
-        with connection.wrap_database_errors:  # a value psycopg refuses (a NUL) fails as Django's errors do
-            text = _template(sql) % tuple(b"NULL" if p is None else literal(p) for p in params)
-        cursor.execute(text)
+        cursor.execute(_with_values(connection, cursor, _template(sql), params))
         # Each answer read from psycopg's cursor itself: its `description` makes a column
         # object per column, which Django's wrapper asked for every answer.
         answers, raw = [], cursor.cursor
@@ -360,6 +362,19 @@ def send_together(connection, statements: list[tuple[str, list]]) -> list[list |
             answers.append(raw.fetchall() if raw.pgresult.status == ExecStatus.TUPLES_OK else None)
             if not raw.nextset():
                 return answers
+
+
+def rolled_back(connection) -> None:
+    """After statements sent with their own BEGIN and COMMIT failed: a failed statement
+    skips those after it, the COMMIT too, so the transaction, if one is open, is rolled
+    back and the connection left as found. Quietly: the caller has its error to raise."""
+    if connection.connection is None or connection.connection.info.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except DatabaseError:
+        pass
 
 
 def fields_in_order(model: type[models.Model], names: Iterable[str] | None = None) -> list[str]:

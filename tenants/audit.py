@@ -11,13 +11,11 @@ Events written before hashes were keyed keep their plain SHA-256 (`hash_version`
 many there are per clinic is fixed, under the key, in its `AuditKeyCheck` row.
 """
 
-import contextlib
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connection, transaction
-from psycopg.pq import TransactionStatus
+from django.db import connection, transaction
 
-from cloudpacs.compiled_query import CompiledInsert, binds_on_client
+from cloudpacs.compiled_query import CompiledInsert, binds_on_client, rolled_back
 from tenants.audit_keys import AuditKeyError, chain_key, key_check_mac, legacy_mac, same
 
 # The log's rows live in tenants/models.py; they are named here too, where the log is used.
@@ -93,10 +91,7 @@ def _append_alone(tenant, actor: Actor, events: list[dict]) -> list[AuditEvent]:
             cursor.execute(f"{sql}; COMMIT", params)
             _insert_keys(made, cursor.fetchall())
         except BaseException:
-            # A failed statement skips the COMMIT sent after it: leave the connection as found.
-            if connection.connection.info.transaction_status != TransactionStatus.IDLE:
-                with contextlib.suppress(DatabaseError):
-                    cursor.execute("ROLLBACK")
+            rolled_back(connection)  # a failed statement skips the COMMIT sent after it
             raise
     return made
 

@@ -32,8 +32,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import DatabaseError, IntegrityError, connection
-from psycopg.pq import TransactionStatus
+from django.db import IntegrityError, connection
 
 from archive.ingest.hooks import new_study_statements
 from archive.ingest.rows import (
@@ -53,7 +52,7 @@ from archive.retention.services import (
     policy_locked_statement,
     retention_new_study_statement,
 )
-from cloudpacs.compiled_query import binds_on_client, keys_statement, send_together
+from cloudpacs.compiled_query import binds_on_client, keys_statement, rolled_back, send_together
 from tenants.audit import Actor, chain_end_statements, chained_keys, chained_statement
 
 log = logging.getLogger(__name__)
@@ -113,23 +112,23 @@ def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str,
         # writer before this one committed it (tenants/audit.py).
         answers = send_together(connection, [("BEGIN ISOLATION LEVEL READ COMMITTED", []), *written, *locks])
         if not all(answers[1:len(written) - len(hooks)]):  # a row left out: made meanwhile
-            _rolled_back()
+            rolled_back(connection)
             return NotWritten(raced=True)
         work = [row[0] for answer in answers[len(written) - len(hooks):len(written) + 1] for row in answer]
         policy_rows, _, chain_end = answers[len(written) + 1:]
         policy = policy_from_rows(policy_rows)
         if policy is None:  # the clinic's first study: the general path makes its policy
-            _rolled_back()
+            rolled_back(connection)
             return NotWritten()
         retention = retention_new_study_statement(tenant=tenant, study=study, policy=policy)
         audit_sql, audit_params, audited = chained_statement(tenant=tenant, actor=actor, events=events(study, instance),
                                                              end=chain_end)
         answers = send_together(connection, [retention, (audit_sql, audit_params), ("COMMIT", [])])
     except IntegrityError:  # at the COMMIT: a row referred to was deleted meanwhile
-        _rolled_back()
+        rolled_back(connection)
         return NotWritten(raced=True)
     except BaseException:
-        _rolled_back()
+        rolled_back(connection)
         raise
     chained_keys(audited, answers[1])
     for row in (patient, study, series, instance):
@@ -142,13 +141,3 @@ def study_written(tenant, *, patient: Patient, study_uid: str, outbox_kind: str,
                     exc_info=True)
     return Written(study, series, instance)
 
-
-def _rolled_back() -> None:
-    """A failed statement skips those sent after it, the COMMIT too: the connection is
-    left as found (the transaction, if one began, rolled back)."""
-    if connection.connection is not None and connection.connection.info.transaction_status != TransactionStatus.IDLE:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("ROLLBACK")
-        except DatabaseError:
-            pass

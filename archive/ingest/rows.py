@@ -61,7 +61,7 @@ def patients_by_id_statement(tenant, patient_id: str) -> tuple[str, list]:
 
 
 def patients_from_rows(rows: list) -> list[Patient]:
-    return [row for (row,) in (models_from_row(r, (Patient, _PATIENT_FIELDS)) for r in _patients_by_id.converted(rows))]
+    return [models_from_row(row, (Patient, _PATIENT_FIELDS))[0] for row in _patients_by_id.converted(rows)]
 
 
 def study_by_uid_statement(tenant, uid: str) -> tuple[str, list]:
@@ -71,7 +71,7 @@ def study_by_uid_statement(tenant, uid: str) -> tuple[str, list]:
 
 
 def studies_from_rows(rows: list) -> list[Study]:
-    return [row for (row,) in (models_from_row(r, (Study, _STUDY_FIELDS)) for r in _study_by_uid.converted(rows))]
+    return [models_from_row(row, (Study, _STUDY_FIELDS))[0] for row in _study_by_uid.converted(rows)]
 
 
 def _found(tenant, uids, one: CompiledQuery, parts: tuple, many):
